@@ -1,0 +1,85 @@
+"""Shared fixtures: isolated settings, and databases on both SQLite and PostgreSQL.
+
+PostgreSQL tests use a fresh database per test on WESCTL_TEST_POSTGRES_URL (default: the local
+server on 127.0.0.1:5432, database `test`). When WESCTL_REQUIRE_POSTGRES=1 (CI), an unreachable
+server fails those tests instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from wesctl.config import FIELDS
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "WESCTL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+REQUIRE_POSTGRES = os.environ.get("WESCTL_REQUIRE_POSTGRES") == "1"
+
+
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Run every test in its own directory with none of wesctl's settings inherited."""
+    for field in FIELDS:
+        monkeypatch.delenv(field.env, raising=False)
+    for name in ("CREDENTIALS_DIRECTORY", "JOURNAL_STREAM", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.chdir(tmp_path)
+
+
+def _postgres_available() -> str | None:
+    try:
+        engine = create_engine(POSTGRES_ADMIN_URL, connect_args={"connect_timeout": 3})
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        engine.dispose()
+    except Exception as exc:
+        return str(exc).splitlines()[0]
+    return None
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> str:
+    problem = _postgres_available()
+    if problem is not None:
+        message = f"PostgreSQL at {POSTGRES_ADMIN_URL} is not available: {problem}"
+        if REQUIRE_POSTGRES:
+            pytest.fail(message)
+        pytest.skip(message)
+    return POSTGRES_ADMIN_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_admin: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test."""
+    name = f"wesctl_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_admin, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(postgres_admin).set(database=name)
+    yield url.render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'wes-test.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """An empty database, once on SQLite and once on PostgreSQL."""
+    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
+    url: str = request.getfixturevalue(fixture)
+    return url

@@ -1,0 +1,3 @@
+from wesctl.cli import main
+
+main()

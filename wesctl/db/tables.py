@@ -1,0 +1,105 @@
+"""SQLAlchemy models of the shared WES database.
+
+`workflow_runs` and `task_logs` belong to the WES API (its Alembic revision 65510080a98b); their
+columns keep the API's names, types and meaning. wesctl adds columns to `workflow_runs` (all
+nullable or with a server default, so the API's inserts keep working) and its own
+`run_state_history` table. Times are naive UTC, as the API writes them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+RUN_ID_LENGTH = 36
+STATE_LENGTH = 20
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+# Columns the WES API creates; `wesctl db upgrade` refuses a workflow_runs table lacking any.
+API_RUN_COLUMNS = (
+    "run_id",
+    "state",
+    "workflow_params",
+    "workflow_type",
+    "workflow_type_version",
+    "workflow_engine",
+    "workflow_engine_version",
+    "workflow_url",
+    "tags",
+    "start_time",
+    "end_time",
+)
+
+
+class WorkflowRun(Base):
+    __tablename__ = "workflow_runs"
+
+    # --- the WES API's columns ---
+    run_id: Mapped[str] = mapped_column(String(RUN_ID_LENGTH), primary_key=True)
+    state: Mapped[str] = mapped_column(String(STATE_LENGTH))
+    workflow_params: Mapped[Any] = mapped_column(JSON, nullable=True)
+    workflow_type: Mapped[str] = mapped_column(String(50))
+    workflow_type_version: Mapped[str] = mapped_column(String(20))
+    workflow_engine: Mapped[str | None] = mapped_column(String(50))
+    workflow_engine_version: Mapped[str | None] = mapped_column(String(20))
+    workflow_url: Mapped[str] = mapped_column(String(500))
+    tags: Mapped[Any] = mapped_column(JSON, nullable=True)
+    start_time: Mapped[datetime | None] = mapped_column(DateTime)
+    end_time: Mapped[datetime | None] = mapped_column(DateTime)
+
+    # --- added by wesctl (design section 4.5 and bookkeeping) ---
+    provider_type: Mapped[str | None] = mapped_column(String(50))
+    provider_id: Mapped[str | None] = mapped_column(String(100))
+    provider_status: Mapped[str | None] = mapped_column(String(50))
+    provider_metadata: Mapped[Any] = mapped_column(JSON, nullable=True)
+    outputs: Mapped[Any] = mapped_column(JSON, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    # Idempotency token sent to the provider; stored before the provider is called.
+    submission_key: Mapped[str | None] = mapped_column(String(128))
+    submit_attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"), default=0)
+    # Lease: the process that claimed the run for submission and until when the claim holds.
+    claimed_by: Mapped[str | None] = mapped_column(String(100))
+    claim_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime)
+    status_checked_at: Mapped[datetime | None] = mapped_column(DateTime)
+    provider_changed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    not_found_count: Mapped[int] = mapped_column(Integer, server_default=text("0"), default=0)
+    cancel_sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+
+    __table_args__ = (Index("ix_workflow_runs_wesctl_state", "state"),)
+
+
+class TaskLogRow(Base):
+    __tablename__ = "task_logs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(RUN_ID_LENGTH), ForeignKey("workflow_runs.run_id"))
+    name: Mapped[str] = mapped_column(String(200))
+    cmd: Mapped[Any] = mapped_column(JSON, nullable=True)
+    start_time: Mapped[datetime | None] = mapped_column(DateTime)
+    end_time: Mapped[datetime | None] = mapped_column(DateTime)
+    stdout: Mapped[str | None] = mapped_column(String(500))
+    stderr: Mapped[str | None] = mapped_column(String(500))
+    exit_code: Mapped[int | None] = mapped_column(Integer)
+    system_logs: Mapped[Any] = mapped_column(JSON, nullable=True)
+
+
+class StateTransition(Base):
+    """Append-only history of every state change wesctl makes or observes."""
+
+    __tablename__ = "run_state_history"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(String(RUN_ID_LENGTH), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime)
+    from_state: Mapped[str | None] = mapped_column(String(STATE_LENGTH))
+    to_state: Mapped[str] = mapped_column(String(STATE_LENGTH))
+    reason: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(100))

@@ -1,0 +1,266 @@
+"""Shared plumbing for the in-process provider fakes: an HTTP server on 127.0.0.1, a clock,
+latency and fault injection.
+
+The fakes speak the providers' wire protocols so the real client libraries (sevenbridges-python,
+boto3) can be pointed at them. They are simulations for tests, benchmarks and `wesctl demo`, and
+never listen on anything but loopback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import random
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+logger = logging.getLogger(__name__)
+
+# Fault kinds every fake understands.
+THROTTLE = "throttle"  # 429 with the provider's throttling error
+SERVER_ERROR = "server_error"  # 500 with the provider's internal error
+UNAVAILABLE = "unavailable"  # 503
+PERMANENT = "permanent"  # 400 validation error carrying `message`
+DROP_AFTER_ACCEPT = "drop_after_accept"  # the request is processed, then the connection is closed
+SLOW = "slow"  # the answer is delayed by `delay` seconds (real time)
+FAULT_KINDS = (THROTTLE, SERVER_ERROR, UNAVAILABLE, PERMANENT, DROP_AFTER_ACCEPT, SLOW)
+
+
+class FakeClock:
+    """A clock the fakes use for run progress; tests advance it instead of sleeping.
+
+    With `real=True` it follows time.monotonic (for the demo and benchmarks).
+    """
+
+    def __init__(self, real: bool = False, speed: float = 1.0) -> None:
+        self._real = real
+        self._speed = speed
+        self._start = time.monotonic()
+        self._offset = 0.0
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        with self._lock:
+            elapsed = (time.monotonic() - self._start) * self._speed if self._real else 0.0
+            return elapsed + self._offset
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._offset += seconds
+
+
+@dataclass
+class FaultRule:
+    kind: str
+    operation: str | None = None  # None: any operation
+    remaining: int | None = 1  # None: unlimited (use with `rate`)
+    rate: float = 1.0  # probability that a matching request is hit
+    message: str = "injected fault"
+    delay: float = 0.0
+
+
+@dataclass
+class FaultPlan:
+    """Thread-safe list of fault rules consulted once per request."""
+
+    seed: int = 0
+    rules: list[FaultRule] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._random = random.Random(self.seed)
+
+    def add(self, rule: FaultRule) -> None:
+        if rule.kind not in FAULT_KINDS:
+            raise ValueError(f"unknown fault kind {rule.kind!r}")
+        with self._lock:
+            self.rules.append(rule)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.rules.clear()
+
+    def take(self, operation: str) -> FaultRule | None:
+        with self._lock:
+            for rule in self.rules:
+                if rule.operation not in (None, operation):
+                    continue
+                if rule.remaining is not None and rule.remaining <= 0:
+                    continue
+                if rule.rate < 1.0 and self._random.random() >= rule.rate:
+                    continue
+                if rule.remaining is not None:
+                    rule.remaining -= 1
+                return rule
+        return None
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+    base_url: str
+
+    def json(self) -> Any:
+        if not self.body:
+            return None
+        return json.loads(self.body)
+
+    def arg(self, name: str) -> str | None:
+        values = self.query.get(name)
+        return values[0] if values else None
+
+
+@dataclass
+class Response:
+    status: int
+    body: Any = None  # JSON-serialisable, or bytes sent as-is
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FakeService:
+    """Base of a fake provider API. Subclasses implement `route` and `fault_response`."""
+
+    name = "fake"
+
+    def __init__(self, latency: float = 0.0, clock: FakeClock | None = None, seed: int = 0) -> None:
+        self.latency = latency
+        self.clock = clock or FakeClock()
+        self.faults = FaultPlan(seed=seed)
+        self.calls: Counter[str] = Counter()
+        self.lock = threading.RLock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.base_url = ""
+
+    # --- to implement -------------------------------------------------------------------
+    def route(self, request: Request) -> tuple[str, Any]:
+        """Return (operation name, handler(request) -> Response)."""
+        raise NotImplementedError
+
+    def fault_response(self, rule: FaultRule, operation: str) -> Response:
+        raise NotImplementedError
+
+    def not_found(self, request: Request) -> Response:
+        return Response(404, {"message": f"no route for {request.method} {request.path}"})
+
+    # --- fault helpers ------------------------------------------------------------------
+    def inject(
+        self,
+        kind: str,
+        operation: str | None = None,
+        *,
+        count: int | None = 1,
+        rate: float = 1.0,
+        message: str = "injected fault",
+        delay: float = 0.0,
+    ) -> None:
+        self.faults.add(FaultRule(kind, operation, count, rate, message, delay))
+
+    # --- server -------------------------------------------------------------------------
+    def start(self) -> str:
+        service = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                logger.debug("%s fake: %s", service.name, format % args)
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                parts = urlsplit(self.path)
+                host = self.headers.get("Host") or f"127.0.0.1:{service.port}"
+                request = Request(
+                    method=self.command,
+                    path=parts.path,
+                    query=parse_qs(parts.query, keep_blank_values=True),
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    body=body,
+                    base_url=f"http://{host}",
+                )
+                service._dispatch(self, request)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle  # noqa: N815
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._server.request_queue_size = 1024
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name=f"{self.name}-fake", daemon=True
+        )
+        self._thread.start()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        return self.base_url
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return int(self._server.server_address[1])
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeService:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _dispatch(self, handler: BaseHTTPRequestHandler, request: Request) -> None:
+        operation, func = self.route(request)
+        with self.lock:
+            self.calls[operation] += 1
+        if self.latency:
+            time.sleep(self.latency)
+        rule = self.faults.take(operation)
+        drop = False
+        if rule is not None and rule.kind == SLOW:
+            time.sleep(rule.delay)
+            rule = None
+        if rule is not None and rule.kind == DROP_AFTER_ACCEPT:
+            drop = True
+            rule = None
+        response = self.fault_response(rule, operation) if rule is not None else func(request)
+        if drop:
+            handler.close_connection = True
+            with contextlib.suppress(OSError):
+                handler.connection.shutdown(2)
+            return
+        self._write(handler, response)
+
+    @staticmethod
+    def _write(handler: BaseHTTPRequestHandler, response: Response) -> None:
+        if isinstance(response.body, bytes):
+            payload = response.body
+            content_type = response.headers.get("Content-Type", "application/octet-stream")
+        elif response.body is None:
+            payload = b""
+            content_type = "application/json"
+        else:
+            payload = json.dumps(response.body).encode()
+            content_type = "application/json"
+        handler.send_response(response.status)
+        for key, value in response.headers.items():
+            if key.lower() != "content-type":
+                handler.send_header(key, value)
+        if payload or response.status not in (202, 204):
+            handler.send_header("Content-Type", content_type)
+        handler.send_header("Content-Length", str(len(payload)))
+        handler.end_headers()
+        if payload:
+            handler.wfile.write(payload)

@@ -1,0 +1,90 @@
+"""The one small interface every execution provider implements, and its error family.
+
+Services talk to providers only through `Provider`; adapters translate SDK errors into
+`ProviderUnavailable` (transient: retry later) or `ProviderRejected` (permanent: the request or
+configuration is wrong) at their edge, carrying the provider's own message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+from wesctl.domain.types import ProviderStatus, RunDetails, RunSpec, Submission
+from wesctl.errors import WesctlError
+
+
+class ProviderError(WesctlError):
+    """A provider call failed; `provider` names the provider."""
+
+    def __init__(self, provider: str, message: str) -> None:
+        super().__init__(f"{provider}: {message}")
+        self.provider = provider
+        self.detail = message
+
+
+class ProviderUnavailable(ProviderError):
+    """Transient: throttling, 5xx, timeouts, connection errors. Safe to retry later."""
+
+    def __init__(self, provider: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(provider, message)
+        self.retry_after = retry_after
+
+
+class ProviderRejected(ProviderError):
+    """Permanent: validation, access denied, unknown app/workflow, bad run parameters."""
+
+
+class ProviderRunNotFound(ProviderRejected):
+    """The provider has no run/task with that id."""
+
+
+RecordProviderId = Callable[[str], None]
+
+
+class Provider(Protocol):
+    """An execution provider adapter.
+
+    `status_batch_size` is how many ids one `statuses` call may take (1 when the provider has no
+    batch status call).
+    """
+
+    name: str
+    status_batch_size: int
+
+    def validate(self, spec: RunSpec) -> None:
+        """Raise ProviderRejected if `spec` cannot be submitted; no I/O."""
+
+    def submit(
+        self,
+        spec: RunSpec,
+        *,
+        idempotency_key: str,
+        known_provider_id: str | None,
+        may_exist: bool,
+        record_provider_id: RecordProviderId,
+    ) -> Submission:
+        """Start `spec` at the provider exactly once and return the provider's run.
+
+        `idempotency_key` is stable for this submission and was stored before the call.
+        `known_provider_id` is an id recorded by an earlier, interrupted attempt: adopt it.
+        `may_exist` says an earlier attempt may have created a run whose id was never recorded;
+        the adapter must then look for it (by idempotency token or marker) before creating one.
+        `record_provider_id` is called as soon as the provider's id is known and before the run is
+        started where the provider allows that split; if it raises, the adapter stops and re-raises.
+        """
+        ...
+
+    def statuses(self, provider_ids: Sequence[str]) -> Mapping[str, ProviderStatus | None]:
+        """Return the status of each id (None where the provider has no such run)."""
+        ...
+
+    def details(self, provider_id: str) -> RunDetails:
+        """Return the run's outputs and task logs as the provider reports them now."""
+        ...
+
+    def cancel(self, provider_id: str) -> None:
+        """Ask the provider to stop the run; a no-op if it already finished."""
+
+    def close(self) -> None:
+        """Release connections and thread pools."""

@@ -1,0 +1,147 @@
+"""Rendering of command results on stdout: rich tables for people, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from wesctl.db.engine import utcnow
+
+_STATE_STYLE = {
+    "QUEUED": "cyan",
+    "INITIALIZING": "blue",
+    "RUNNING": "blue",
+    "CANCELING": "yellow",
+    "COMPLETE": "green",
+    "EXECUTOR_ERROR": "red",
+    "SYSTEM_ERROR": "bold red",
+    "CANCELED": "magenta",
+}
+
+
+def console() -> Console:
+    return Console(file=sys.stdout, highlight=False, soft_wrap=False)
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def state_text(state: str) -> str:
+    style = _STATE_STYLE.get(state)
+    return f"[{style}]{state}[/]" if style else state
+
+
+def age(since: datetime | None, now: datetime | None = None) -> str:
+    """'3m', '2h', '4d' since `since` (naive UTC)."""
+    if since is None:
+        return "-"
+    seconds = int(((now or utcnow()) - since).total_seconds())
+    if seconds < 0:
+        return "0s"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _shorten(text: str | None, width: int = 60) -> str:
+    if not text:
+        return ""
+    line = text.splitlines()[0]
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def runs_table(summaries: Sequence[Any]) -> None:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("RUN ID", "STATE", "PROVIDER", "PROVIDER ID", "AGE", "LAST ERROR"):
+        table.add_column(column, no_wrap=column in ("RUN ID", "STATE"), overflow="ellipsis")
+    for item in summaries:
+        table.add_row(
+            item.run_id,
+            state_text(item.state),
+            item.provider,
+            item.provider_id or "-",
+            age(item.queued_at),
+            _shorten(item.last_error),
+        )
+    out = console()
+    if not summaries:
+        out.print("no runs match")
+        return
+    out.print(table)
+
+
+def run_detail(view: Any) -> None:
+    data = view.to_json()
+    out = console()
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold")
+    head.add_column()
+    for key in (
+        "run_id",
+        "state",
+        "provider",
+        "provider_id",
+        "provider_status",
+        "queued_at",
+        "ended_at",
+        "submitted_at",
+        "submit_attempts",
+        "submission_key",
+        "last_error",
+    ):
+        value = data[key]
+        shown = (
+            state_text(value) if key == "state" else ("-" if value in (None, "") else str(value))
+        )
+        head.add_row(key.replace("_", " "), shown)
+    out.print(head)
+    out.print()
+    out.print("[bold]request[/]")
+    out.print_json(json.dumps(data["request"], default=str))
+    if data["outputs"]:
+        out.print("[bold]outputs[/]")
+        out.print_json(json.dumps(data["outputs"], default=str))
+    if data["task_logs"]:
+        logs = Table(title="task logs", box=box.SIMPLE_HEAD, title_justify="left")
+        for column in ("NAME", "START", "END", "EXIT", "STDOUT"):
+            logs.add_column(column)
+        for log in data["task_logs"]:
+            logs.add_row(
+                log["name"],
+                log["start_time"] or "-",
+                log["end_time"] or "-",
+                "-" if log["exit_code"] is None else str(log["exit_code"]),
+                log["stdout"] or "-",
+            )
+        out.print(logs)
+    if data["history"]:
+        history = Table(title="state history", box=box.SIMPLE_HEAD, title_justify="left")
+        for column in ("AT", "FROM", "TO", "REASON", "BY"):
+            history.add_column(column)
+        for item in data["history"]:
+            history.add_row(
+                item["at"],
+                item["from"] or "-",
+                state_text(item["to"]),
+                _shorten(item["reason"], 70),
+                item["actor"],
+            )
+        out.print(history)
+
+
+def key_value_table(rows: Sequence[tuple[str, ...]], headers: Sequence[str]) -> None:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for header in headers:
+        table.add_column(header)
+    for row in rows:
+        table.add_row(*row)
+    console().print(table)

@@ -1,0 +1,67 @@
+"""What one wesctl command holds for its lifetime: settings, the database, provider adapters."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from wesctl.config import Settings, redact_database_uri
+from wesctl.db import schema
+from wesctl.db.engine import database_errors, make_engine, make_session_factory
+
+if TYPE_CHECKING:
+    from wesctl.providers.base import Provider
+
+logger = logging.getLogger(__name__)
+
+
+def default_actor(command: str) -> str:
+    """Who made a change, for the history table: command, host and pid."""
+    return f"{command}@{socket.gethostname()}:{os.getpid()}"[:100]
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    actor: str
+    _providers: dict[str, Provider] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def open(cls, settings: Settings, *, command: str, check_schema: bool = True) -> Runtime:
+        """Connect to the database (and check its schema unless told not to)."""
+        if settings.uses_embedded_database:
+            logger.info(
+                "no DATABASE_URI set; using the embedded SQLite database %s",
+                redact_database_uri(settings.database_uri).removeprefix("sqlite:///"),
+            )
+        engine = make_engine(settings.database_uri, pool_size=max(5, settings.submit_workers))
+        runtime = cls(settings, engine, make_session_factory(engine), default_actor(command))
+        if check_schema:
+            with database_errors():
+                schema.require_current(engine)
+        return runtime
+
+    def provider(self, name: str) -> Provider:
+        """Return the adapter for `name`, built once per process."""
+        from wesctl.providers.registry import build_provider
+
+        with self._lock:
+            if name not in self._providers:
+                self._providers[name] = build_provider(name, self.settings)
+            return self._providers[name]
+
+    def close(self) -> None:
+        for provider in self._providers.values():
+            provider.close()
+        self._providers.clear()
+        self.engine.dispose()
