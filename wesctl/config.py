@@ -411,6 +411,13 @@ FIELDS: tuple[Field, ...] = (
         "Most seconds spent retrying one provider call",
     ),
     Field(
+        "retry_initial_wait",
+        "WESCTL_RETRY_INITIAL_WAIT",
+        "0.5",
+        _positive_float,
+        "First backoff, in seconds, before retrying a transient provider error (then doubles)",
+    ),
+    Field(
         "not_found_confirmations",
         "WESCTL_NOT_FOUND_CONFIRMATIONS",
         "2",
@@ -465,6 +472,7 @@ class Settings:
     provider_timeout: int
     retry_attempts: int
     retry_max_wait: int
+    retry_initial_wait: float
     not_found_confirmations: int
     stuck_after: int
     metrics_dir: str | None

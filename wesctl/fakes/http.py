@@ -28,8 +28,9 @@ SERVER_ERROR = "server_error"  # 500 with the provider's internal error
 UNAVAILABLE = "unavailable"  # 503
 PERMANENT = "permanent"  # 400 validation error carrying `message`
 DROP_AFTER_ACCEPT = "drop_after_accept"  # the request is processed, then the connection is closed
-SLOW = "slow"  # the answer is delayed by `delay` seconds (real time)
-FAULT_KINDS = (THROTTLE, SERVER_ERROR, UNAVAILABLE, PERMANENT, DROP_AFTER_ACCEPT, SLOW)
+SLOW = "slow"  # the request waits `delay` seconds (real time) before it is processed
+SLOW_AFTER = "slow_after"  # the request is processed, then the answer waits `delay` seconds
+FAULT_KINDS = (THROTTLE, SERVER_ERROR, UNAVAILABLE, PERMANENT, DROP_AFTER_ACCEPT, SLOW, SLOW_AFTER)
 
 
 class FakeClock:
@@ -63,6 +64,7 @@ class FaultRule:
     rate: float = 1.0  # probability that a matching request is hit
     message: str = "injected fault"
     delay: float = 0.0
+    skip: int = 0  # let this many matching requests through first
 
 
 @dataclass
@@ -92,6 +94,9 @@ class FaultPlan:
                 if rule.operation not in (None, operation):
                     continue
                 if rule.remaining is not None and rule.remaining <= 0:
+                    continue
+                if rule.skip > 0:
+                    rule.skip -= 1
                     continue
                 if rule.rate < 1.0 and self._random.random() >= rule.rate:
                     continue
@@ -163,8 +168,9 @@ class FakeService:
         rate: float = 1.0,
         message: str = "injected fault",
         delay: float = 0.0,
+        skip: int = 0,
     ) -> None:
-        self.faults.add(FaultRule(kind, operation, count, rate, message, delay))
+        self.faults.add(FaultRule(kind, operation, count, rate, message, delay, skip))
 
     # --- server -------------------------------------------------------------------------
     def start(self) -> str:
@@ -172,6 +178,7 @@ class FakeService:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else each answer waits ~40 ms for a delayed ACK
 
             def log_message(self, format: str, *args: Any) -> None:
                 logger.debug("%s fake: %s", service.name, format % args)
@@ -229,13 +236,19 @@ class FakeService:
             time.sleep(self.latency)
         rule = self.faults.take(operation)
         drop = False
+        delay_answer = 0.0
         if rule is not None and rule.kind == SLOW:
             time.sleep(rule.delay)
             rule = None
-        if rule is not None and rule.kind == DROP_AFTER_ACCEPT:
+        elif rule is not None and rule.kind == SLOW_AFTER:
+            delay_answer = rule.delay
+            rule = None
+        elif rule is not None and rule.kind == DROP_AFTER_ACCEPT:
             drop = True
             rule = None
         response = self.fault_response(rule, operation) if rule is not None else func(request)
+        if delay_answer:
+            time.sleep(delay_answer)
         if drop:
             handler.close_connection = True
             with contextlib.suppress(OSError):

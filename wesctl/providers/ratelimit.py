@@ -41,7 +41,8 @@ class TokenBucket:
             with self._lock:
                 now = self._clock()
                 self._refill(now)
-                if self._tokens >= 1:
+                # float rounding may leave the bucket a hair below one token
+                if self._tokens >= 1 - 1e-9:
                     self._tokens -= 1
                     return
                 wait = (1 - self._tokens) / self.rate

@@ -13,7 +13,8 @@ from tenacity import (
     retry_if_exception_type,
     stop_after_attempt,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from wesctl.providers.base import ProviderUnavailable
@@ -59,7 +60,10 @@ def call_with_retry(
         sleep=sleep or time.sleep,
         retry=retry_if_exception_type(ProviderUnavailable),
         stop=stop_after_attempt(attempts) | stop_after_delay(max_wait),
-        wait=_wait(wait_exponential_jitter(initial=initial_wait, max=max(initial_wait, 20.0))),
+        wait=_wait(
+            wait_exponential(multiplier=initial_wait, max=max(initial_wait, 20.0))
+            + wait_random(0, initial_wait)
+        ),
         before_sleep=_log_retry,
         reraise=True,
     )

@@ -1,0 +1,708 @@
+"""Seven Bridges (Velsera) adapter: one WES run is one platform task, driven through
+sevenbridges-python.
+
+The platform has no idempotency token, so a task carries a marker instead: its name is
+`wes-<run_id>` and its description holds the line `wesctl-run-id=<run_id>` (plus the submission's
+idempotency key). Submission creates a DRAFT (which costs nothing), records its id, and only then
+runs it; an attempt that was interrupted is found again by a windowed task listing matched on the
+marker. A draft canceled before it ran cannot be aborted; it is marked with the line
+`wesctl-canceled=true` and from then on reported as CANCELED (raw status DRAFT) and never run.
+
+Every request passes the `limiter` once. Transient failures are retried by `call_with_retry`; the
+client's own 300-second maintenance sleeper and urllib3's `Retry-After` sleeps are switched off so
+a timer job cannot hang. Task JSON is read raw (`Resource.field`), never through the client's
+lazy attributes, which would send unmetered GETs.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import sevenbridges
+from sevenbridges.errors import SbgError
+from sevenbridges.http.error_handlers import maintenance_sleeper
+
+from wesctl.config import Settings
+from wesctl.domain.states import RunState
+from wesctl.domain.types import ProviderStatus, RunDetails, RunSpec, Submission, TaskLog
+from wesctl.errors import ConfigError
+from wesctl.providers.base import (
+    ProviderError,
+    ProviderRejected,
+    ProviderRunNotFound,
+    ProviderUnavailable,
+    RecordProviderId,
+)
+from wesctl.providers.ratelimit import TokenBucket
+from wesctl.providers.retry import call_with_retry
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+PROVIDER = "sevenbridges"
+STATUS_BATCH_SIZE = 100  # platform limit of POST /bulk/tasks/get
+MAX_TASK_NAME = 128  # conservative: `wes-` plus any sane run id fits
+LOOKUP_MARGIN = timedelta(hours=1)  # clock skew between the WES database and the platform
+PAGE_SIZE = 100  # the platform's maximum
+BACKOFF_FACTOR = 0.1  # urllib3's one transport retry; wesctl's retry policy does the rest
+
+STATUS_MAP: dict[str, RunState] = {
+    # Accepted but not yet running is INITIALIZING, never QUEUED: WES QUEUED means "not yet
+    # submitted" to wesctl, and mapping back to it made the original daemon resubmit forever.
+    "DRAFT": RunState.INITIALIZING,
+    "CREATING": RunState.INITIALIZING,
+    "QUEUED": RunState.INITIALIZING,
+    "RUNNING": RunState.RUNNING,
+    "ABORTING": RunState.CANCELING,
+    "ABORTED": RunState.CANCELED,
+    "COMPLETED": RunState.COMPLETE,
+    "FAILED": RunState.EXECUTOR_ERROR,
+}
+FINISHED = frozenset({"COMPLETED", "FAILED", "ABORTED"})
+CANCELED_MARKER = "wesctl-canceled=true"
+
+# Owner, project and app short names: letters, digits, '_', '-', '.'; the revision is a number.
+_NAME = r"[A-Za-z0-9_.-]+"
+APP_ID = re.compile(rf"{_NAME}/{_NAME}/{_NAME}(?:/\d+)?")
+PROJECT_ID = re.compile(rf"{_NAME}/{_NAME}")
+# Statuses after which the platform certainly did not store the request; only these make a
+# repeated create safe without first looking for the task.
+_REFUSED_STATUSES = frozenset({408, 429, 503})
+_UNAVAILABLE_STATUSES = frozenset({408, 429})
+
+
+def map_status(raw: str) -> RunState | None:
+    """Return the WES state of a raw task status, or None when wesctl does not know it."""
+    return STATUS_MAP.get(raw)
+
+
+def task_name(run_id: str) -> str:
+    return f"wes-{run_id}"
+
+
+def run_marker(run_id: str) -> str:
+    return f"wesctl-run-id={run_id}"
+
+
+def task_description(run_id: str, idempotency_key: str) -> str:
+    return (
+        f"Submitted by wesctl for WES run {run_id}.\n"
+        f"{run_marker(run_id)}\n"
+        f"wesctl-key={idempotency_key}"
+    )
+
+
+def carries_marker(name: Any, description: Any, run_id: str) -> bool:
+    """True if a task's name and description mark it as WES run `run_id`'s task."""
+    if name != task_name(run_id) or not isinstance(description, str):
+        return False
+    return run_marker(run_id) in description.splitlines()
+
+
+def is_canceled_draft(status: Any, description: Any) -> bool:
+    return (
+        status == "DRAFT"
+        and isinstance(description, str)
+        and CANCELED_MARKER in description.splitlines()
+    )
+
+
+def task_inputs(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Return workflow_params as the task's inputs: plain JSON, File/Directory dicts untouched."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return {str(key): plain(item) for key, item in value.items()}
+        if isinstance(value, Sequence) and not isinstance(value, str | bytes):
+            return [plain(item) for item in value]
+        return value
+
+    return {str(key): plain(value) for key, value in params.items()}
+
+
+def translate_outputs(outputs: Mapping[str, Any], endpoint: str) -> dict[str, Any]:
+    """Return task outputs with File/Directory values as WES-style objects with a location.
+
+    The location is the file's resource URL on the configured API (`<endpoint>/files/<id>`): stable,
+    unlike a signed download URL, and usable with a token.
+    """
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, list):
+            return [convert(item) for item in value]
+        if isinstance(value, Mapping):
+            kind = str(value.get("class", "")).lower()
+            if kind in ("file", "directory") and isinstance(value.get("path"), str):
+                converted: dict[str, Any] = {
+                    "class": "File" if kind == "file" else "Directory",
+                    "location": f"{endpoint}/files/{value['path']}",
+                }
+                name = value.get("name") or value.get("basename")
+                if name is not None:
+                    converted["name"] = name
+                if value.get("size") is not None:
+                    converted["size"] = value["size"]
+                if value.get("secondaryFiles"):
+                    converted["secondaryFiles"] = convert(value["secondaryFiles"])
+                return converted
+            return {key: convert(item) for key, item in value.items()}
+        return value
+
+    return {key: convert(value) for key, value in outputs.items()}
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Parse a platform timestamp ('...Z', fractions or an offset) into naive UTC."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        logger.debug("unparseable Seven Bridges timestamp %r", value)
+        return None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
+    return parsed
+
+
+def to_status(field: Callable[[str], Any]) -> ProviderStatus:
+    """Build a ProviderStatus from a task's raw JSON, read through `field` (dict.get or
+    Task.field)."""
+    task_id = str(field("id"))
+    raw = str(field("status") or "")
+    execution = field("execution_status")
+    message = execution.get("message") if isinstance(execution, Mapping) else None
+    if is_canceled_draft(raw, field("description")):
+        state: RunState | None = RunState.CANCELED
+        message = message or "canceled before it ran"
+    else:
+        state = map_status(raw)
+        if state is None:
+            logger.warning(
+                "unknown Seven Bridges task status task=%s status=%r; the run keeps its state",
+                task_id,
+                raw,
+            )
+    return ProviderStatus(
+        provider_id=task_id,
+        raw_status=raw,
+        state=state,
+        message=message or None,
+        started_at=parse_time(field("start_time")),
+        ended_at=parse_time(field("end_time")),
+    )
+
+
+def task_logs(jobs: Any) -> list[TaskLog]:
+    """Return one TaskLog per job of a task's execution details (raw JSON)."""
+    logs: list[TaskLog] = []
+    for job in jobs if isinstance(jobs, list) else []:
+        if not isinstance(job, Mapping):
+            continue
+        files = job.get("logs")
+        files = files if isinstance(files, Mapping) else {}
+        system_logs = [
+            f"{key}: {location}"
+            for key, location in files.items()
+            if key not in ("job.out.log", "job.err.log")
+        ]
+        instance = job.get("instance")
+        if isinstance(instance, Mapping) and instance:
+            system_logs.insert(
+                0,
+                "instance id={} type={} provider={}".format(
+                    instance.get("id"), instance.get("type"), instance.get("provider")
+                ),
+            )
+        command = job.get("command_line")
+        logs.append(
+            TaskLog(
+                name=str(job.get("name") or "job"),
+                status=job.get("status"),
+                cmd=[command] if command else None,
+                start_time=parse_time(job.get("start_time")),
+                end_time=parse_time(job.get("end_time")),
+                stdout=files.get("job.out.log"),
+                stderr=files.get("job.err.log"),
+                system_logs=tuple(system_logs),
+            )
+        )
+    return logs
+
+
+def translate_error(
+    exc: SbgError,
+    operation: str,
+    retry_after: float | None = None,
+    secret: str | None = None,
+) -> ProviderError:
+    """Classify a client error: throttling (429), 408, 5xx and transport failures (no status) are
+    transient; anything else the platform or the client refused is permanent, 404 as not found.
+
+    `retry_after` is kept for a 429; `secret` (the token) is blanked out of the message.
+    """
+    try:
+        status = int(exc.status) if exc.status is not None else None
+    except (TypeError, ValueError):
+        status = None
+    text = str(exc.message or type(exc).__name__)
+    if secret:
+        text = text.replace(secret, "********")
+    message = f"{operation} failed: {text}"
+    if status is not None and status > 0:  # the client's own validation errors have status -1
+        message += f" (HTTP {status})"
+    if status is None or status in _UNAVAILABLE_STATUSES or status >= 500:
+        return ProviderUnavailable(
+            PROVIDER, message, retry_after=retry_after if status == 429 else None
+        )
+    if status == 404:
+        return ProviderRunNotFound(PROVIDER, message)
+    return ProviderRejected(PROVIDER, message)
+
+
+@contextmanager
+def _not_a_missing_run() -> Iterator[None]:
+    """While creating or listing tasks a 404 names a missing project or app, not a missing run."""
+    try:
+        yield
+    except ProviderRunNotFound as exc:
+        raise ProviderRejected(PROVIDER, exc.detail) from exc.__cause__
+
+
+class _MaybeCreated(Exception):
+    """A create failed after the platform may have stored the task: never repeat it blindly."""
+
+    def __init__(self, error: ProviderUnavailable) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class SevenBridgesProvider:
+    """The Provider for Seven Bridges; build it with `build(settings)`."""
+
+    name = PROVIDER
+    status_batch_size = STATUS_BATCH_SIZE
+
+    def __init__(
+        self, api: Any, settings: Settings, *, sleep: Callable[[float], None] = time.sleep
+    ) -> None:
+        self._api = api
+        self._endpoint = settings.sevenbridges_api_endpoint
+        self._default_project = settings.sevenbridges_project
+        self._attempts = settings.retry_attempts
+        self._max_wait = settings.retry_max_wait
+        self._initial_wait = settings.retry_initial_wait
+        self._sleep = sleep
+        self.limiter = TokenBucket(settings.sevenbridges_rate)
+        self._quota_reset: float | None = None
+        api.session.hooks["response"].append(self._remember_quota_reset)
+
+    # --- Provider -----------------------------------------------------------------------
+    def validate(self, spec: RunSpec) -> None:
+        """Raise ProviderRejected naming the field when `spec` cannot become a task; no I/O."""
+        if not isinstance(spec.workflow_params, Mapping):
+            raise ProviderRejected(PROVIDER, "workflow_params must be a JSON object")
+        if not APP_ID.fullmatch(spec.workflow_url):
+            raise ProviderRejected(
+                PROVIDER,
+                f"workflow_url {spec.workflow_url!r} is not a Seven Bridges app id "
+                "(expected owner/project/app or owner/project/app/revision)",
+            )
+        self._project(spec)
+        name = task_name(spec.run_id)
+        if len(name) > MAX_TASK_NAME:
+            raise ProviderRejected(
+                PROVIDER,
+                f"run id is too long: task name {name[:40]!r}... has {len(name)} characters, "
+                f"the limit is {MAX_TASK_NAME}",
+            )
+
+    def submit(
+        self,
+        spec: RunSpec,
+        *,
+        idempotency_key: str,
+        known_provider_id: str | None,
+        may_exist: bool,
+        record_provider_id: RecordProviderId,
+    ) -> Submission:
+        """Start `spec` as exactly one task: adopt a known or marked task, else create a draft,
+        record its id, then run it. Raise what `record_provider_id` raises without running."""
+        self.validate(spec)
+        project = self._project(spec)
+        task: Any = None
+        if known_provider_id:
+            task = self._get_task(known_provider_id)
+        elif may_exist:
+            task = self._find_task(spec, project)
+            if task is not None:
+                record_provider_id(task.id)
+        adopted = task is not None
+        if task is None:
+            try:
+                task = self._create_draft(spec, project, idempotency_key)
+            except _MaybeCreated as exc:
+                raise exc.error from exc.error.__cause__
+            record_provider_id(task.id)
+        task = self._run_draft(task)
+        logger.info(
+            "submitted run=%s task=%s status=%s adopted=%s",
+            spec.run_id,
+            task.id,
+            task.field("status"),
+            adopted,
+        )
+        return Submission(
+            provider_id=task.id,
+            status=to_status(task.field),
+            adopted=adopted,
+            metadata={
+                "project": project,
+                "app": task.field("app") or spec.workflow_url,  # with the revision used
+                "task_name": task_name(spec.run_id),
+            },
+        )
+
+    def statuses(self, provider_ids: Sequence[str]) -> dict[str, ProviderStatus | None]:
+        """Return every id's status (None where the platform has no such task), 100 per call."""
+        result: dict[str, ProviderStatus | None] = {}
+        wanted: list[str] = []
+        for provider_id in dict.fromkeys(provider_ids):
+            if _is_uuid(provider_id):
+                wanted.append(provider_id)
+            else:  # task ids are UUIDs; anything else cannot exist, so need not poison a batch
+                result[provider_id] = None
+        for start in range(0, len(wanted), STATUS_BATCH_SIZE):
+            chunk = wanted[start : start + STATUS_BATCH_SIZE]
+            records = self._retry(
+                "get task statuses",
+                functools.partial(self._api.tasks.bulk_get, chunk, api=self._api),
+            )
+            if len(records) != len(chunk):
+                raise ProviderUnavailable(
+                    PROVIDER, f"bulk task get answered {len(records)} items for {len(chunk)} ids"
+                )
+            for provider_id, record in zip(chunk, records, strict=True):
+                error = record.field("error")
+                resource = record.field("resource")
+                if isinstance(resource, Mapping):
+                    result[provider_id] = to_status(resource.get)
+                    continue
+                error = error if isinstance(error, Mapping) else {}
+                if error.get("status") == 404:
+                    result[provider_id] = None
+                    continue
+                raise translate_error(
+                    SbgError(
+                        message=error.get("message"),
+                        code=error.get("code"),
+                        status=error.get("status"),
+                    ),
+                    f"get task {provider_id}",
+                )
+        return result
+
+    def details(self, provider_id: str) -> RunDetails:
+        """Return the task's outputs (File/Directory values with locations) and its jobs."""
+        task = self._get_task(provider_id)
+        outputs = task.field("outputs")
+        try:
+            execution = self._retry("get execution details", task.get_execution_details)
+            jobs = execution.field("jobs")
+        except ProviderRunNotFound:  # never ran, or details not kept: no logs, not an error
+            jobs = []
+        return RunDetails(
+            outputs=translate_outputs(outputs, self._endpoint)
+            if isinstance(outputs, Mapping)
+            else {},
+            task_logs=task_logs(jobs),
+        )
+
+    def cancel(self, provider_id: str) -> None:
+        """Abort a queued or running task; a finished task is left alone, and a draft is marked
+        canceled (drafts cannot be aborted, and a deleted task would read as vanished)."""
+        task = self._get_task(provider_id)
+        for last_pass in (False, True):
+            status = task.field("status")
+            if status in FINISHED or status == "ABORTING":
+                logger.info("cancel task=%s: already %s", provider_id, status)
+                return
+            if is_canceled_draft(status, task.field("description")):
+                return
+            try:
+                if status == "DRAFT":
+                    self._mark_canceled(task)
+                else:
+                    self._retry("abort task", task.abort)
+                logger.info("cancel task=%s: was %s", provider_id, status)
+                return
+            except ProviderRunNotFound:
+                raise
+            except ProviderRejected:
+                if last_pass:
+                    raise
+            # The task changed between our read and our request (it finished, or was run).
+            task = self._get_task(provider_id)
+
+    def close(self) -> None:
+        self._api.session.close()
+        self._api.download_pool.shutdown(wait=False)
+        self._api.upload_pool.shutdown(wait=False)
+
+    # --- submission steps ---------------------------------------------------------------
+    def _project(self, spec: RunSpec) -> str:
+        project = (
+            spec.option("project") or spec.option("sevenbridges_project") or self._default_project
+        )
+        if not project:
+            raise ProviderRejected(
+                PROVIDER,
+                "no project: give the run a 'project' tag or workflow engine parameter, "
+                "or set SEVENBRIDGES_PROJECT",
+            )
+        if not isinstance(project, str) or not PROJECT_ID.fullmatch(project):
+            raise ProviderRejected(
+                PROVIDER, f"project {project!r} is not a Seven Bridges project id (owner/project)"
+            )
+        return project
+
+    def _find_task(self, spec: RunSpec, project: str) -> Any | None:
+        """Find the task an earlier attempt created for this run; keep one, delete extra drafts.
+
+        A task that was run (or a canceled draft) wins over drafts; among equals the oldest.
+        """
+        with _not_a_missing_run():
+            matches = self._marked_tasks(spec, project)
+        if not matches:
+            return None
+        matches.sort(key=lambda task: parse_time(task.field("created_time")) or _EPOCH)
+        runnable = [
+            task
+            for task in matches
+            if task.field("status") == "DRAFT"
+            and not is_canceled_draft("DRAFT", task.field("description"))
+        ]
+        others = [task for task in matches if task not in runnable]
+        keep = others[0] if others else runnable[0]
+        if len(others) > 1:
+            logger.warning(
+                "run=%s has %d started tasks: %s; tracking %s",
+                spec.run_id,
+                len(others),
+                ",".join(task.id for task in others),
+                keep.id,
+            )
+        for extra in runnable:
+            if extra is not keep:
+                self._delete_duplicate(extra, spec.run_id)
+        logger.info("found task=%s for run=%s", keep.id, spec.run_id)
+        return keep
+
+    def _marked_tasks(self, spec: RunSpec, project: str) -> list[Any]:
+        """List the project's tasks created since the run was queued, less a margin (all of
+        them when the queue time is unknown), newest first and every page, and return those
+        carrying the run's marker; the API cannot filter by name or description."""
+        created_from = None
+        if spec.queued_at is not None:
+            since = spec.queued_at
+            if since.tzinfo is not None:
+                since = since.astimezone(UTC).replace(tzinfo=None)
+            created_from = (since - LOOKUP_MARGIN).strftime("%Y-%m-%dT%H:%M:%S")
+        page = self._retry(
+            "list tasks",
+            lambda: self._api.tasks.query(
+                project=project,
+                created_from=created_from,
+                order_by="created_time",
+                order="desc",
+                limit=PAGE_SIZE,
+                api=self._api,
+            ),
+        )
+        matches: list[Any] = []
+        while True:
+            matches.extend(
+                task
+                for task in page
+                if carries_marker(task.field("name"), task.field("description"), spec.run_id)
+            )
+            if not any(str(link.field("rel")).lower() == "next" for link in page.links):
+                break
+            page = self._retry("list tasks", page.next_page)
+        return matches
+
+    def _delete_duplicate(self, task: Any, run_id: str) -> None:
+        try:
+            self._retry("delete duplicate draft", task.delete)
+        except ProviderError as exc:  # an extra draft costs nothing; the next lookup retries
+            logger.warning(
+                "could not delete duplicate draft task=%s run=%s: %s", task.id, run_id, exc
+            )
+        else:
+            logger.info("deleted duplicate draft task=%s run=%s", task.id, run_id)
+
+    def _create_draft(self, spec: RunSpec, project: str, idempotency_key: str) -> Any:
+        """Create the run's task as a DRAFT.
+
+        A create is repeated only after an answer that proves the platform did not store it
+        (408, 429, 503). After a transport failure or another 5xx the task may exist, so the
+        error is raised (as ProviderUnavailable, wrapped in _MaybeCreated) and the caller's next
+        attempt, with may_exist=True, finds the task by its marker instead of creating a twin.
+        """
+
+        def create() -> Any:
+            try:
+                with _not_a_missing_run():
+                    return self._call(
+                        "create task",
+                        lambda: self._api.tasks.create(
+                            name=task_name(spec.run_id),
+                            project=project,
+                            app=spec.workflow_url,
+                            inputs=task_inputs(spec.workflow_params),
+                            description=task_description(spec.run_id, idempotency_key),
+                            run=False,
+                            api=self._api,
+                        ),
+                    )
+            except ProviderUnavailable as exc:
+                if getattr(exc.__cause__, "status", None) not in _REFUSED_STATUSES:
+                    raise _MaybeCreated(exc) from exc
+                raise
+
+        return self._retried(create)
+
+    def _run_draft(self, task: Any) -> Any:
+        """Run `task` if it is a runnable DRAFT; each retry re-reads it, so it runs once."""
+        attempt = 0
+
+        def run() -> Any:
+            nonlocal task, attempt
+            attempt += 1
+            if attempt > 1:
+                task = self._call("get task", lambda: self._api.tasks.get(task.id, api=self._api))
+            status = task.field("status")
+            if status != "DRAFT" or is_canceled_draft(status, task.field("description")):
+                return task
+            task = self._call("run task", task.run)
+            errors = task.field("errors")
+            if task.field("status") == "DRAFT" and errors:
+                raise ProviderRejected(
+                    PROVIDER, f"task {task.id} cannot run: {_describe_errors(errors)}"
+                )
+            return task
+
+        return self._retried(run)
+
+    def _mark_canceled(self, task: Any) -> None:
+        """Add the canceled marker to a draft's description (PATCH; drafts only)."""
+        marked = "\n".join(filter(None, [task.field("description"), CANCELED_MARKER]))
+
+        def save() -> Any:
+            task.description = marked
+            return task.save()
+
+        self._retry("cancel draft task", save)
+
+    def _get_task(self, provider_id: str) -> Any:
+        return self._retry("get task", lambda: self._api.tasks.get(provider_id, api=self._api))
+
+    # --- calls, retries and errors ------------------------------------------------------
+    def _call(self, operation: str, func: Callable[[], T]) -> T:
+        """Make one API request: wait for the limiter, translate errors."""
+        self.limiter.acquire()
+        with self._translated_errors(operation):
+            return func()
+
+    def _retried(self, func: Callable[[], T]) -> T:
+        return call_with_retry(
+            func,
+            attempts=self._attempts,
+            max_wait=self._max_wait,
+            initial_wait=self._initial_wait,
+            sleep=self._sleep,
+        )
+
+    def _retry(self, operation: str, func: Callable[[], T]) -> T:
+        return self._retried(lambda: self._call(operation, func))
+
+    @contextmanager
+    def _translated_errors(self, operation: str) -> Iterator[None]:
+        """Turn client errors into the ProviderError family; back off the limiter on 429."""
+        try:
+            yield
+        except SbgError as exc:
+            retry_after = None
+            if exc.status == 429:
+                retry_after = self._seconds_to_quota_reset()
+                self.limiter.penalize(retry_after if retry_after is not None else 1.0)
+            error = translate_error(exc, operation, retry_after, secret=self._api.token)
+            logger.debug("Seven Bridges %s: %s (code=%s)", operation, error, exc.code)
+            raise error from exc
+
+    def _remember_quota_reset(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        """requests response hook: note when a throttled quota refills (X-RateLimit-Reset)."""
+        if response.status_code == 429:
+            try:
+                self._quota_reset = float(response.headers["X-RateLimit-Reset"])
+            except (KeyError, TypeError, ValueError):
+                self._quota_reset = None
+
+    def _seconds_to_quota_reset(self) -> float | None:
+        if self._quota_reset is None:
+            return None
+        return min(max(0.0, self._quota_reset - time.time()), float(self._max_wait))
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _describe_errors(errors: Any) -> str:
+    if isinstance(errors, list):
+        parts = [
+            str(item.get("message") or item) if isinstance(item, Mapping) else str(item)
+            for item in errors
+        ]
+        return "; ".join(parts)
+    return str(errors)
+
+
+def build(
+    settings: Settings, *, sleep: Callable[[float], None] = time.sleep
+) -> SevenBridgesProvider:
+    """Build the adapter from `settings`; raise ConfigError if the API token is missing."""
+    token = settings.sevenbridges_api_token
+    if token is None:
+        raise ConfigError(settings.provider_problems((PROVIDER,)))
+    endpoint = settings.sevenbridges_api_endpoint
+    api = sevenbridges.Api(
+        url=endpoint,
+        token=token.get(),
+        timeout=settings.provider_timeout,
+        retry_count=1,
+        backoff_factor=BACKOFF_FACTOR,
+        # the client refuses plain http unless debug; config allows http only for loopback hosts
+        debug=urlsplit(endpoint).scheme == "http",
+    )
+    api.remove_error_handler(maintenance_sleeper)  # it sleeps 300 s per 503 with code 0
+    for adapter in api.session.adapters.values():
+        # urllib3 would honour a Retry-After of up to six hours on GETs
+        adapter.max_retries.respect_retry_after_header = False
+    return SevenBridgesProvider(api, settings, sleep=sleep)
