@@ -204,7 +204,10 @@ class FakeService:
         self._server.daemon_threads = True
         self._server.request_queue_size = 1024
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"{self.name}-fake", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # stop() returns quickly
+            name=f"{self.name}-fake",
+            daemon=True,
         )
         self._thread.start()
         self.base_url = f"http://127.0.0.1:{self.port}"

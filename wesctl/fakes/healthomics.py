@@ -1,0 +1,688 @@
+"""A fake of the AWS HealthOmics workflow-run REST API (rest-json) for boto3's `omics` client.
+
+It serves the calls wesctl makes (StartRun, GetRun, ListRuns, CancelRun, ListRunTasks, GetRunTask,
+ListWorkflows, GetWorkflow) with the service's HTTP bindings, status codes and error shapes (see
+shared/reference/healthomics-api.md). Point boto3 at it with `AWS_ENDPOINT_URL_OMICS=<base_url>`
+and `AWS_DISABLE_HOST_PREFIX_INJECTION=true`.
+
+Runs move PENDING -> STARTING -> RUNNING -> STOPPING -> COMPLETED/FAILED when a test calls
+`set_status` / `finish`, or by a clock-driven `script`. On completion the fake writes the output
+files and the output summary (`<runOutputUri>/logs/outputs.json`) through an optional boto3 S3
+client (moto in tests), so it also runs without S3.
+
+Logical operation names (for fault injection and `calls`): "submit" (StartRun), "status" (GetRun,
+ListRuns), "cancel" (CancelRun), "tasks" (ListRunTasks, GetRunTask), "workflow" (GetWorkflow,
+ListWorkflows). `api_calls` counts by API operation name.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import unicodedata
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from wesctl.fakes.http import (
+    SERVER_ERROR,
+    THROTTLE,
+    UNAVAILABLE,
+    FakeClock,
+    FakeService,
+    FaultRule,
+    Request,
+    Response,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+RUN_STATUSES = (
+    "PENDING",
+    "STARTING",
+    "RUNNING",
+    "STOPPING",
+    "COMPLETED",
+    "DELETED",
+    "CANCELLED",
+    "FAILED",
+)
+TASK_STATUSES = ("PENDING", "STARTING", "RUNNING", "STOPPING", "COMPLETED", "CANCELLED", "FAILED")
+TERMINAL = frozenset({"COMPLETED", "DELETED", "CANCELLED", "FAILED"})
+ACTIVE = frozenset({"STARTING", "RUNNING", "STOPPING"})
+LOG_GROUP = "/aws/omics/WorkflowLog"
+
+# HTTP status of each modelled error (botocore's retry decisions depend on them).
+ERROR_STATUS = {
+    "ValidationException": 400,
+    "ServiceQuotaExceededException": 402,
+    "AccessDeniedException": 403,
+    "ResourceNotFoundException": 404,
+    "RequestTimeoutException": 408,
+    "ConflictException": 409,
+    "ThrottlingException": 429,
+    "InternalServerException": 500,
+    "ServiceUnavailableException": 503,
+}
+
+_ID = re.compile(r"[0-9]{1,18}")
+_VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
+_S3_URI = re.compile(r"s3://([^/]+)/?(.*)")
+_ENUMS = {
+    "workflowType": ("PRIVATE", "READY2RUN"),
+    "storageType": ("STATIC", "DYNAMIC"),
+    "cacheBehavior": ("CACHE_ON_FAILURE", "CACHE_ALWAYS"),
+    "logLevel": ("OFF", "FATAL", "ERROR", "ALL"),
+    "retentionMode": ("RETAIN", "REMOVE"),
+}
+_OPERATIONS = {
+    "StartRun": "submit",
+    "GetRun": "status",
+    "ListRuns": "status",
+    "CancelRun": "cancel",
+    "ListRunTasks": "tasks",
+    "GetRunTask": "tasks",
+    "GetWorkflow": "workflow",
+    "ListWorkflows": "workflow",
+}
+
+Handler = Callable[[Request], Response]
+
+
+@dataclass(frozen=True)
+class FakeWorkflow:
+    id: str
+    name: str
+    engine: str = "WDL"  # WDL, CWL or NEXTFLOW: decides the output summary written
+    type: str = "PRIVATE"
+
+
+DEFAULT_WORKFLOWS = (
+    FakeWorkflow("1234567", "wes-demo-wdl"),
+    FakeWorkflow("2345678", "wes-demo-cwl", "CWL"),
+    FakeWorkflow("3456789", "wes-demo-nextflow", "NEXTFLOW"),
+    FakeWorkflow("9500764", "ready2run-demo", "WDL", "READY2RUN"),
+)
+TASK_NAMES = ("align", "call_variants")
+DEFAULT_FAILURE = ("RUN_TASK_FAILED", "Task call_variants failed with exit code 1")
+
+
+@dataclass
+class FakeTask:
+    id: str
+    name: str
+    status: str
+    created: float
+    uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
+    started: float | None = None
+    stopped: float | None = None
+    failure_reason: str | None = None
+    message: str | None = None
+
+
+@dataclass
+class FakeRun:
+    id: str
+    request: dict[str, Any]  # the StartRun body
+    workflow: FakeWorkflow
+    run_output_uri: str
+    created: float
+    uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
+    status: str = "PENDING"
+    started: float | None = None
+    stopped: float | None = None
+    failure_reason: str | None = None
+    message: str | None = None
+    tasks: list[FakeTask] = field(default_factory=list)
+    step: int = 0  # next entry of the fake's script
+
+
+@dataclass
+class _InjectedError:
+    operation: str
+    code: str
+    remaining: int
+    message: str
+
+
+def aws_error(code: str, message: str, status: int | None = None) -> Response:
+    """An error shaped as HealthOmics sends it: header and body both name the code."""
+    return Response(
+        status or ERROR_STATUS.get(code, 400),
+        {"__type": code, "message": message},
+        {"x-amzn-ErrorType": code, "x-amzn-RequestId": str(uuid.uuid4())},
+    )
+
+
+def _ok(status: int, body: Any = None) -> Response:
+    return Response(status, body, {"x-amzn-RequestId": str(uuid.uuid4())})
+
+
+def _invalid(member: str, value: Any, constraint: str) -> str:
+    shown = "null" if value is None else str(value)[:100]
+    return (
+        f"1 validation error detected: Value '{shown}' at '{member}' failed to satisfy "
+        f"constraint: {constraint}"
+    )
+
+
+def _printable(value: Any, longest: int) -> bool:
+    return (
+        isinstance(value, str)
+        and 1 <= len(value) <= longest
+        and all(unicodedata.category(char)[0] in "LMZSNP" for char in value)
+    )
+
+
+def start_run_problem(body: Any) -> str | None:
+    """Return why HealthOmics would refuse this StartRun body (ValidationException), or None."""
+    if not isinstance(body, dict):
+        return "Request body must be a JSON object"
+    for member in ("roleArn", "outputUri", "requestId"):
+        if body.get(member) is None:
+            return _invalid(member, None, "Member must not be null")
+    role = body["roleArn"]
+    if not isinstance(role, str) or not role.startswith("arn:") or not 5 <= len(role) <= 128:
+        return _invalid("roleArn", role, "Member must match pattern arn:.+ (1-128 characters)")
+    output = body["outputUri"]
+    if not _printable(output, 750) or not _S3_URI.fullmatch(output):
+        return _invalid("outputUri", output, "an s3:// URI of 1-750 printable characters")
+    if not _printable(body["requestId"], 128):
+        return _invalid("requestId", body["requestId"], "1-128 printable characters")
+    if "name" in body and not _printable(body["name"], 128):
+        return _invalid("name", body["name"], "1-128 printable characters")
+    workflow_id = body.get("workflowId")
+    if not isinstance(workflow_id, str) or not _ID.fullmatch(workflow_id):
+        return _invalid("workflowId", workflow_id, "Member must match pattern [0-9]+ (1-18)")
+    for member in ("cacheId", "runGroupId"):
+        value = body.get(member)
+        if value is not None and (not isinstance(value, str) or not _ID.fullmatch(value)):
+            return _invalid(member, value, "Member must match pattern [0-9]+ (1-18)")
+    for member, allowed in _ENUMS.items():
+        if member in body and body[member] not in allowed:
+            return _invalid(member, body[member], f"Member must satisfy enum value set {allowed}")
+    for member in ("storageCapacity", "priority"):
+        value = body.get(member)
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 100_000
+        ):
+            return _invalid(member, value, "Member must be an integer from 0 to 100000")
+    version = body.get("workflowVersionName")
+    if version is not None and not (isinstance(version, str) and _VERSION_NAME.fullmatch(version)):
+        return _invalid("workflowVersionName", version, "Member must match [A-Za-z0-9][-._\\w]*")
+    owner = body.get("workflowOwnerId")
+    if owner is not None and not (isinstance(owner, str) and _ACCOUNT_ID.fullmatch(owner)):
+        return _invalid("workflowOwnerId", owner, "Member must match pattern [0-9]{12}")
+    if "parameters" in body and not isinstance(body["parameters"], dict):
+        return "parameters must be a JSON object whose keys are the workflow's parameters"
+    tags = body.get("tags", {})
+    if not isinstance(tags, dict) or len(tags) > 50:
+        return _invalid("tags", "...", "Member must have at most 50 entries")
+    for key, value in tags.items():
+        if not 1 <= len(key) <= 128 or not isinstance(value, str) or len(value) > 256:
+            return _invalid(f"tags.{key[:40]}", value, "key 1-128 and value 0-256 characters")
+    return None
+
+
+class HealthOmicsFake(FakeService):
+    """The fake HealthOmics service; see the module docstring."""
+
+    name = "healthomics"
+
+    def __init__(
+        self,
+        *,
+        workflows: Sequence[FakeWorkflow] = DEFAULT_WORKFLOWS,
+        s3: S3Client | None = None,
+        script: Sequence[tuple[str, float]] | None = None,
+        region: str = "us-east-1",
+        account: str = "123456789012",
+        latency: float = 0.0,
+        clock: FakeClock | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(latency=latency, clock=clock, seed=seed)
+        self.workflows = {workflow.id: workflow for workflow in workflows}
+        self.s3 = s3
+        self.script = tuple(script or ())
+        self.region = region
+        self.account = account
+        self.api_calls: Counter[str] = Counter()
+        self._runs: dict[str, FakeRun] = {}  # insertion order = creation order
+        self._requests: dict[str, dict[str, Any]] = {}  # requestId -> first StartRun reply
+        self._errors: list[_InjectedError] = []
+        self._next_run = 2_000_001
+        self._next_task = 7_000_001
+        self._epoch = datetime.now(UTC)
+
+    # --- test helpers ---------------------------------------------------------------------
+    def set_status(self, run_id: str, status: str) -> None:
+        """Move a run to `status` (any string, so tests can send statuses wesctl doesn't know)."""
+        with self.lock:
+            self._move(self._runs[run_id], status)
+
+    def finish(
+        self,
+        run_id: str,
+        *,
+        succeed: bool = True,
+        failure_reason: str = DEFAULT_FAILURE[0],
+        message: str = DEFAULT_FAILURE[1],
+    ) -> None:
+        """Complete a run (outputs and tasks written) or fail it with `failure_reason`."""
+        with self.lock:
+            run = self._runs[run_id]
+            if succeed:
+                self._move(run, "COMPLETED")
+            else:
+                self._move(run, "FAILED", failure_reason=failure_reason, message=message)
+
+    def delete(self, run_id: str) -> None:
+        """Drop a run's metadata, as DeleteRun or REMOVE retention does: GetRun then says 404."""
+        with self.lock:
+            del self._runs[run_id]
+
+    def runs_for(self, wes_run_id: str) -> int:
+        """How many runs carry the tag wes_run_id=<wes_run_id>."""
+        with self.lock:
+            return sum(
+                1
+                for run in self._runs.values()
+                if run.request["tags"].get("wes_run_id") == wes_run_id
+            )
+
+    def run(self, run_id: str) -> dict[str, Any]:
+        """The run as GetRun shows it."""
+        with self.lock:
+            return self._run_body(self._runs[run_id])
+
+    def inject_error(
+        self, operation: str, code: str, *, count: int = 1, message: str = "injected error"
+    ) -> None:
+        """Answer the next `count` requests of `operation` (logical or API name) with the
+        modelled error `code`, e.g. ServiceQuotaExceededException or AccessDeniedException."""
+        with self.lock:
+            self._errors.append(_InjectedError(operation, code, count, message))
+
+    def clear_faults(self) -> None:
+        """Forget every injected fault and error that has not fired yet."""
+        self.faults.clear()
+        with self.lock:
+            self._errors.clear()
+
+    # --- FakeService ------------------------------------------------------------------------
+    def route(self, request: Request) -> tuple[str, Handler]:
+        parts = [unquote(part) for part in request.path.strip("/").split("/")]
+        match request.method, parts:
+            case "POST", ["run"]:
+                return self._operation("StartRun", self._start_run)
+            case "GET", ["run"]:
+                return self._operation("ListRuns", self._list_runs)
+            case "GET", ["run", run_id]:
+                return self._operation("GetRun", lambda r: self._get_run(run_id))
+            case "POST", ["run", run_id, "cancel"]:
+                return self._operation("CancelRun", lambda r: self._cancel_run(run_id))
+            case "GET", ["run", run_id, "task"]:
+                return self._operation("ListRunTasks", lambda r: self._list_tasks(r, run_id))
+            case "GET", ["run", run_id, "task", task_id]:
+                return self._operation("GetRunTask", lambda r: self._get_task(run_id, task_id))
+            case "GET", ["workflow"]:
+                return self._operation("ListWorkflows", self._list_workflows)
+            case "GET", ["workflow", workflow_id]:
+                return self._operation("GetWorkflow", lambda r: self._get_workflow(r, workflow_id))
+        return "unknown", self.not_found
+
+    def not_found(self, request: Request) -> Response:
+        return aws_error(
+            "UnknownOperationException", f"no route for {request.method} {request.path}", 404
+        )
+
+    def fault_response(self, rule: FaultRule, operation: str) -> Response:
+        if rule.kind == THROTTLE:
+            return aws_error("ThrottlingException", rule.message)
+        if rule.kind == SERVER_ERROR:
+            return aws_error("InternalServerException", rule.message)
+        if rule.kind == UNAVAILABLE:
+            return aws_error("ServiceUnavailableException", rule.message)
+        return aws_error("ValidationException", rule.message)
+
+    def _operation(self, api: str, handler: Handler) -> tuple[str, Handler]:
+        logical = _OPERATIONS[api]
+        with self.lock:
+            self.api_calls[api] += 1
+
+        def handle(request: Request) -> Response:
+            with self.lock:
+                for error in self._errors:
+                    if error.operation in (api, logical) and error.remaining > 0:
+                        error.remaining -= 1
+                        return aws_error(error.code, error.message)
+            return handler(request)
+
+        return logical, handle
+
+    # --- runs -------------------------------------------------------------------------------
+    def _start_run(self, request: Request) -> Response:
+        try:
+            body = request.json()
+        except ValueError:
+            return aws_error("ValidationException", "Request body is not valid JSON")
+        problem = start_run_problem(body)
+        if problem is not None:
+            return aws_error("ValidationException", problem)
+        with self.lock:
+            previous = self._requests.get(body["requestId"])
+            if previous is not None:  # idempotent: the first reply again, no new run
+                return _ok(201, previous)
+            workflow = self.workflows.get(body["workflowId"])
+            if workflow is None or workflow.type != body.get("workflowType", "PRIVATE"):
+                return aws_error(
+                    "ResourceNotFoundException", f"Workflow {body['workflowId']} was not found"
+                )
+            run_id = str(self._next_run)
+            self._next_run += 1
+            body.setdefault("tags", {})
+            run = FakeRun(
+                id=run_id,
+                request=body,
+                workflow=workflow,
+                run_output_uri=f"{body['outputUri'].rstrip('/')}/{run_id}",
+                created=self.clock.now(),
+            )
+            self._runs[run_id] = run
+            reply = {
+                "arn": self._arn(run),
+                "id": run_id,
+                "status": run.status,
+                "tags": body["tags"],
+                "uuid": run.uuid,
+                "runOutputUri": run.run_output_uri,
+            }
+            self._requests[body["requestId"]] = reply
+            return _ok(201, reply)
+
+    def _get_run(self, run_id: str) -> Response:
+        with self.lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                return aws_error("ResourceNotFoundException", f"Run {run_id} was not found")
+            self._advance(run)
+            return _ok(200, self._run_body(run))
+
+    def _list_runs(self, request: Request) -> Response:
+        status = request.arg("status")
+        if status is not None and status not in RUN_STATUSES:
+            return aws_error("ValidationException", _invalid("status", status, "enum RunStatus"))
+        name, group = request.arg("name"), request.arg("runGroupId")
+        with self.lock:
+            selected = []
+            for run in reversed(self._runs.values()):  # newest first (the order is undocumented)
+                self._advance(run)
+                if (
+                    (status is None or run.status == status)
+                    and (name is None or run.request.get("name") == name)
+                    and (group is None or run.request.get("runGroupId") == group)
+                ):
+                    selected.append(self._list_item(run))
+        return _page(request, "runs", selected)
+
+    def _cancel_run(self, run_id: str) -> Response:
+        with self.lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                return aws_error("ResourceNotFoundException", f"Run {run_id} was not found")
+            self._advance(run)
+            if run.status in TERMINAL:
+                return aws_error(
+                    "ConflictException", f"Run {run_id} is {run.status} and cannot be cancelled"
+                )
+            self._move(run, "CANCELLED")
+        return _ok(202)
+
+    def _list_tasks(self, request: Request, run_id: str) -> Response:
+        status = request.arg("status")
+        if status is not None and status not in TASK_STATUSES:
+            return aws_error("ValidationException", _invalid("status", status, "enum TaskStatus"))
+        with self.lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                return aws_error("ResourceNotFoundException", f"Run {run_id} was not found")
+            self._advance(run)
+            items = [
+                self._task_item(task)
+                for task in run.tasks
+                if status is None or task.status == status
+            ]
+        return _page(request, f"tasks-{run_id}", items)
+
+    def _get_task(self, run_id: str, task_id: str) -> Response:
+        with self.lock:
+            run = self._runs.get(run_id)
+            task = next((t for t in run.tasks if t.id == task_id), None) if run else None
+            if run is None or task is None:
+                return aws_error(
+                    "ResourceNotFoundException", f"Task {task_id} of run {run_id} was not found"
+                )
+            body = self._task_item(task)
+            body.update(
+                {
+                    "logStream": self._stream_arn(f"run/{run_id}/task/{task_id}"),
+                    "statusMessage": task.message,
+                    "failureReason": task.failure_reason,
+                    "imageDetails": {"image": f"public.ecr.aws/wesctl/{task.name}:1"},
+                }
+            )
+        return _ok(200, _compact(body))
+
+    def _list_workflows(self, request: Request) -> Response:
+        kind, name = request.arg("type"), request.arg("name")
+        items = [
+            self._workflow_body(workflow)
+            for workflow in self.workflows.values()
+            if (kind is None or workflow.type == kind) and (name is None or workflow.name == name)
+        ]
+        return _page(request, "workflows", items)
+
+    def _get_workflow(self, request: Request, workflow_id: str) -> Response:
+        workflow = self.workflows.get(workflow_id)
+        if workflow is None or workflow.type != (request.arg("type") or "PRIVATE"):
+            return aws_error("ResourceNotFoundException", f"Workflow {workflow_id} was not found")
+        return _ok(200, self._workflow_body(workflow))
+
+    # --- state machine ------------------------------------------------------------------------
+    def _advance(self, run: FakeRun) -> None:
+        """Apply the script's steps that are due by the fake clock."""
+        elapsed = self.clock.now() - run.created
+        while run.step < len(self.script) and self.script[run.step][1] <= elapsed:
+            status, offset = self.script[run.step]
+            run.step += 1
+            if run.status not in TERMINAL and status != run.status:
+                self._move(run, status, at=run.created + offset)
+
+    def _move(
+        self,
+        run: FakeRun,
+        status: str,
+        *,
+        at: float | None = None,
+        failure_reason: str | None = None,
+        message: str | None = None,
+    ) -> None:
+        now = self.clock.now() if at is None else at
+        if status == "FAILED" and failure_reason is None:
+            failure_reason, message = DEFAULT_FAILURE
+        run.status = status
+        if (status in ACTIVE or status in ("COMPLETED", "FAILED")) and run.started is None:
+            run.started = now
+        if (status in ACTIVE or status in ("COMPLETED", "FAILED")) and not run.tasks:
+            for name in TASK_NAMES:
+                task = FakeTask(str(self._next_task), name, "RUNNING", now, started=now)
+                self._next_task += 1
+                run.tasks.append(task)
+        if status not in TERMINAL:
+            return
+        run.stopped = now if run.stopped is None else run.stopped
+        run.failure_reason, run.message = failure_reason, message
+        for index, task in enumerate(run.tasks):
+            if task.status in TERMINAL:
+                continue
+            task.stopped = now
+            if status == "FAILED" and index == len(run.tasks) - 1:
+                task.status, task.failure_reason, task.message = "FAILED", failure_reason, message
+            elif status in ("COMPLETED", "FAILED"):
+                task.status = "COMPLETED"
+            else:
+                task.status = "CANCELLED"
+        if status == "COMPLETED":
+            self._write_outputs(run)
+
+    def _write_outputs(self, run: FakeRun) -> None:
+        """Write an output file and the summary HealthOmics writes for WDL and CWL runs."""
+        if self.s3 is None:
+            return
+        match = _S3_URI.fullmatch(run.run_output_uri)
+        assert match is not None  # runOutputUri is built from a validated s3:// outputUri
+        bucket, prefix = match.group(1), match.group(2).strip("/")
+        base = f"{prefix}/" if prefix else ""
+        key = f"{base}out/output_file/result.txt"
+        data = f"outputs of run {run.id}\n".encode()
+        self.s3.put_object(Bucket=bucket, Key=key, Body=data)
+        location = f"s3://{bucket}/{key}"
+        summary: dict[str, Any]
+        if run.workflow.engine == "WDL":
+            summary = {"main.output_file": location, "main.line_count": 1}
+        elif run.workflow.engine == "CWL":
+            file = {"class": "File", "location": location, "basename": "result.txt"}
+            summary = {"output_file": {**file, "size": len(data)}, "line_count": 1}
+        else:  # Nextflow: no summary file, only out/
+            return
+        body = json.dumps(summary).encode()
+        self.s3.put_object(Bucket=bucket, Key=f"{base}logs/outputs.json", Body=body)
+
+    # --- bodies -----------------------------------------------------------------------------
+    def _time(self, seconds: float | None) -> str | None:
+        if seconds is None:
+            return None
+        moment = self._epoch + timedelta(seconds=seconds)
+        return f"{moment:%Y-%m-%dT%H:%M:%S}.{moment.microsecond // 1000:03d}Z"
+
+    def _arn(self, run: FakeRun) -> str:
+        return f"arn:aws:omics:{self.region}:{self.account}:run/{run.id}"
+
+    def _stream_arn(self, stream: str) -> str:
+        return (
+            f"arn:aws:logs:{self.region}:{self.account}:log-group:{LOG_GROUP}:log-stream:{stream}"
+        )
+
+    def _list_item(self, run: FakeRun) -> dict[str, Any]:
+        request = run.request
+        return _compact(
+            {
+                "arn": self._arn(run),
+                "id": run.id,
+                "status": run.status,
+                "workflowId": run.workflow.id,
+                "workflowName": run.workflow.name,
+                "name": request.get("name"),
+                "priority": request.get("priority"),
+                "storageType": request.get("storageType", "STATIC"),
+                "storageCapacity": request.get("storageCapacity"),
+                "workflowVersionName": request.get("workflowVersionName"),
+                "creationTime": self._time(run.created),
+                "startTime": self._time(run.started),
+                "stopTime": self._time(run.stopped),
+            }
+        )
+
+    def _run_body(self, run: FakeRun) -> dict[str, Any]:
+        request = run.request
+        body = self._list_item(run)
+        body.update(
+            {
+                "uuid": run.uuid,
+                "statusMessage": run.message,
+                "failureReason": run.failure_reason,
+                "workflowType": run.workflow.type,
+                "workflowOwnerId": request.get("workflowOwnerId"),
+                "roleArn": request["roleArn"],
+                "outputUri": request["outputUri"],
+                "runOutputUri": run.run_output_uri,
+                "parameters": request.get("parameters"),
+                "tags": request["tags"],
+                "runGroupId": request.get("runGroupId"),
+                "cacheId": request.get("cacheId"),
+                "cacheBehavior": request.get("cacheBehavior"),
+                "logLevel": request.get("logLevel"),
+                "retentionMode": request.get("retentionMode", "RETAIN"),
+                "logLocation": {
+                    "runLogStream": self._stream_arn(f"run/{run.id}"),
+                    "engineLogStream": self._stream_arn(f"run/{run.id}/engine"),
+                },
+            }
+        )
+        return _compact(body)
+
+    def _task_item(self, task: FakeTask) -> dict[str, Any]:
+        return _compact(
+            {
+                "taskId": task.id,
+                "uuid": task.uuid,
+                "name": task.name,
+                "status": task.status,
+                "cpus": 2,
+                "memory": 4,
+                "instanceType": "omics.c.large",
+                "cacheHit": False,
+                "creationTime": self._time(task.created),
+                "startTime": self._time(task.started),
+                "stopTime": self._time(task.stopped),
+            }
+        )
+
+    def _workflow_body(self, workflow: FakeWorkflow) -> dict[str, Any]:
+        return {
+            "arn": f"arn:aws:omics:{self.region}:{self.account}:workflow/{workflow.id}",
+            "id": workflow.id,
+            "name": workflow.name,
+            "type": workflow.type,
+            "engine": workflow.engine,
+            "status": "ACTIVE",
+            "storageType": "DYNAMIC",
+            "creationTime": self._time(0.0),
+        }
+
+
+def _compact(body: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in body.items() if value is not None}
+
+
+def _page(request: Request, listing: str, items: list[dict[str, Any]]) -> Response:
+    """One page of `items` with HealthOmics paging: maxResults 1-100, an opaque nextToken."""
+    raw = request.arg("maxResults")
+    if raw is not None and not (raw.isdigit() and 1 <= int(raw) <= 100):
+        return aws_error(
+            "ValidationException", _invalid("maxResults", raw, "Member must be from 1 to 100")
+        )
+    size = int(raw) if raw is not None else 100
+    start = 0
+    token = request.arg("startingToken")
+    if token is not None:
+        try:
+            kind, _, offset = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+            start = int(offset)
+        except (ValueError, binascii.Error):
+            kind = ""
+        if kind != listing:
+            return aws_error("ValidationException", "The startingToken is not valid")
+    body: dict[str, Any] = {"items": items[start : start + size]}
+    if start + size < len(items):
+        body["nextToken"] = base64.urlsafe_b64encode(f"{listing}:{start + size}".encode()).decode()
+    return _ok(200, body)

@@ -1,0 +1,814 @@
+"""AWS HealthOmics adapter: WES runs as HealthOmics workflow runs, through boto3's `omics` client.
+
+Endpoint, TLS trust, host-prefix injection, botocore's own retries, profile and credentials all
+come from boto3's standard configuration (`AWS_ENDPOINT_URL_OMICS`, `AWS_CA_BUNDLE`,
+`AWS_DISABLE_HOST_PREFIX_INJECTION`, `AWS_MAX_ATTEMPTS`, `AWS_PROFILE`, ...). wesctl sets only
+timeouts and its user agent, so pointing it at a proxy, a VPC endpoint or a fake needs no wesctl
+setting. A Config object that leaves `inject_host_prefix` unset still lets the environment decide
+it (botocore keeps the option "UNSET" and reads its config store).
+
+A submission is idempotent through StartRun's `requestId` (the caller's stored idempotency key).
+Every run is also named `wes-<run_id>` and tagged with the WES run id and the key, so an
+interrupted submission is found again by name and tags even if HealthOmics has forgotten the token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+import time
+import unicodedata
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+)
+
+from wesctl.config import Settings
+from wesctl.domain.states import TERMINAL_STATES, RunState
+from wesctl.domain.types import ProviderStatus, RunDetails, RunSpec, Submission, TaskLog
+from wesctl.errors import ConfigError
+from wesctl.providers.base import (
+    ProviderError,
+    ProviderRejected,
+    ProviderRunNotFound,
+    ProviderUnavailable,
+    RecordProviderId,
+)
+from wesctl.providers.ratelimit import TokenBucket
+from wesctl.providers.retry import call_with_retry
+
+if TYPE_CHECKING:
+    from mypy_boto3_omics import OmicsClient
+    from mypy_boto3_s3 import S3Client
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+NAME = "healthomics"
+LOG_GROUP = "/aws/omics/WorkflowLog"
+TAG_RUN_ID = "wes_run_id"
+TAG_REQUEST_ID = "wes_request_id"
+MAX_TAGS = 50  # per run, from the API model's documentation
+PAGE_SIZE = 100  # the most ListRuns / ListRunTasks return per call
+# statuses() reads large batches from one ListRuns snapshot shared by every call within
+# LISTING_TTL (a sync pass), so chunk size hardly changes the number of calls; the bound keeps
+# the worst case (every id FAILED or unlisted: one GetRun each) to one call's worth of work.
+STATUS_BATCH_SIZE = 1000
+LISTING_TTL = 60.0  # seconds; a status read from the snapshot is at most this old
+CONNECT_TIMEOUT = 10  # seconds; a reachable endpoint accepts a connection well within this
+THROTTLE_RETRY_AFTER = 1.0  # seconds; botocore's own base delay for throttling errors
+QUOTA_RETRY_AFTER = 600.0  # seconds; a resource quota (stored runs) does not clear sooner
+# The API reference and the user guide disagree on the default, so wesctl always sends one.
+# DYNAMIC needs no capacity planning and is billed by use; STATIC is chosen with storage_type or
+# implied by storage_capacity.
+DEFAULT_STORAGE_TYPE = "DYNAMIC"
+DELETED_MESSAGE = (
+    "HealthOmics deleted this run's metadata; its outcome is unknown here, so the last recorded "
+    "state is kept"
+)
+
+# HealthOmics RunStatus -> WES state. PENDING is "accepted, waiting for capacity" and must never
+# map to QUEUED: wesctl treats QUEUED as "not yet submitted", and the original daemon resubmitted
+# such runs forever. DELETED (only runs that had finished can be deleted) keeps the last state;
+# a later GetRun answers ResourceNotFound, which the sync service handles as a vanished run.
+STATUS_MAP: dict[str, RunState | None] = {
+    "PENDING": RunState.INITIALIZING,
+    "STARTING": RunState.INITIALIZING,
+    "RUNNING": RunState.RUNNING,
+    "STOPPING": RunState.RUNNING,
+    "COMPLETED": RunState.COMPLETE,
+    "FAILED": RunState.EXECUTOR_ERROR,
+    "CANCELLED": RunState.CANCELED,
+    "DELETED": None,
+}
+# Failures the service itself causes; the documentation advises simply running again.
+SYSTEM_FAILURE_REASONS = frozenset({"SERVICE_ERROR", "INSTANCE_RESERVATION_FAILED"})
+# Listed statuses that need GetRun: FAILED for failureReason, DELETED to confirm the run is gone.
+_NEEDS_GET_RUN = frozenset({"FAILED", "DELETED"})
+
+WORKFLOW_TYPES = ("PRIVATE", "READY2RUN")
+STORAGE_TYPES = ("STATIC", "DYNAMIC")
+CACHE_BEHAVIORS = ("CACHE_ON_FAILURE", "CACHE_ALWAYS")
+LOG_LEVELS = ("OFF", "FATAL", "ERROR", "ALL")
+RETENTION_MODES = ("RETAIN", "REMOVE")
+
+_ID = re.compile(r"[0-9]{1,18}")
+_WORKFLOW_ARN = re.compile(r"arn:aws[a-z-]*:omics:([a-z0-9-]+):([0-9]{12})?:workflow/([0-9]{1,18})")
+_RUN_ARN = re.compile(r"arn:(aws[a-z-]*):omics:([a-z0-9-]+):([0-9]{12}):run/[0-9]+")
+_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+")
+_S3_URI = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/.*)?")
+_VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_ACCOUNT_ID = re.compile(r"[0-9]{12}")
+_DIGITS = re.compile(r"[0-9]+")
+
+# Operations whose ResourceNotFound means "no such run" rather than a missing workflow or bucket.
+RUN_OPERATIONS = frozenset({"GetRun", "CancelRun", "ListRunTasks"})
+S3_OPERATIONS = frozenset({"GetObject", "ListObjectsV2"})
+_THROTTLING_CODES = frozenset(
+    {"ThrottlingException", "Throttling", "TooManyRequestsException", "SlowDown"}
+)
+_TRANSIENT_CODES = frozenset(
+    {
+        "InternalServerException",
+        "RequestTimeoutException",
+        "ServiceUnavailableException",
+        "InternalError",
+        "RequestTimeout",
+    }
+)
+_NOT_FOUND_CODES = frozenset({"ResourceNotFoundException", "NoSuchKey", "NoSuchBucket"})
+_QUOTA_CODE = "ServiceQuotaExceededException"
+
+
+def map_status(raw: str, failure_reason: str | None = None) -> RunState | None:
+    """Return the WES state for a HealthOmics run status; None keeps the run's current state."""
+    if raw not in STATUS_MAP:
+        logger.warning("unknown HealthOmics run status %r; keeping the run's current state", raw)
+        return None
+    if raw == "FAILED" and failure_reason in SYSTEM_FAILURE_REASONS:
+        return RunState.SYSTEM_ERROR
+    return STATUS_MAP[raw]
+
+
+def status_message(raw: str, failure_reason: str | None, message: str | None) -> str | None:
+    """Return "failureReason: statusMessage" (either part alone when the other is missing)."""
+    if raw == "DELETED":
+        return DELETED_MESSAGE
+    parts = [part for part in (failure_reason, message) if part]
+    return ": ".join(parts) or None
+
+
+def error_code(exc: ClientError) -> tuple[str, int]:
+    """Return the error code and HTTP status botocore parsed from an error response."""
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return code, status
+
+
+def is_throttling(exc: Exception) -> bool:
+    if not isinstance(exc, ClientError):
+        return False
+    code, status = error_code(exc)
+    return code in _THROTTLING_CODES or status == 429
+
+
+def classify_error(exc: Exception, operation: str) -> ProviderError:
+    """Translate a botocore error into the provider error family (the one place that decides)."""
+    if isinstance(exc, ClientError):
+        code, status = error_code(exc)
+        message = str(exc.response.get("Error", {}).get("Message") or code or status)
+        detail = f"{operation} failed: {code or status}: {message}"
+        if is_throttling(exc):
+            return ProviderUnavailable(NAME, detail, retry_after=THROTTLE_RETRY_AFTER)
+        if code == _QUOTA_CODE:
+            return ProviderUnavailable(
+                NAME,
+                f"{operation} refused: service quota exceeded ({message}); the run stays "
+                "queued until runs are deleted or the quota is raised",
+                retry_after=QUOTA_RETRY_AFTER,
+            )
+        if code in _TRANSIENT_CODES or status == 408 or status >= 500:
+            return ProviderUnavailable(NAME, detail)
+        if (code in _NOT_FOUND_CODES or status == 404) and operation in RUN_OPERATIONS:
+            return ProviderRunNotFound(NAME, detail)
+        return ProviderRejected(NAME, detail)
+    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
+        return ProviderRejected(
+            NAME,
+            f"{operation} failed: {exc}; configure boto3's credential chain (AWS_PROFILE, "
+            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an instance or task role)",
+        )
+    if isinstance(exc, ParamValidationError):
+        return ProviderRejected(NAME, f"{operation} request is invalid: {exc}")
+    # Connection, timeout and any other client-side trouble: keep the run and try again later.
+    return ProviderUnavailable(NAME, f"{operation} failed: {exc}")
+
+
+def retry_now(exc: Exception, operation: str) -> bool:
+    """Whether an in-process retry can help.
+
+    Not for a quota refusal (it lasts far longer than a retry window), nor for a StartRun whose
+    request may have reached the service (connection closed or read timeout after sending): that
+    outcome is settled by the caller's `may_exist` resubmission, which looks for the run first.
+    """
+    if isinstance(exc, ClientError):
+        return error_code(exc)[0] != _QUOTA_CODE
+    return not (operation == "StartRun" and isinstance(exc, HTTPClientError))
+
+
+@dataclass
+class _Listing:
+    """A ListRuns pass in progress: the items seen so far and where to resume."""
+
+    started: float
+    items: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    token: str | None = None
+    done: bool = False
+    pages: int = 0
+
+
+class _GiveUp(Exception):
+    """Carries a provider error past call_with_retry when retrying now cannot help."""
+
+    def __init__(self, error: ProviderError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _reject(message: str) -> ProviderRejected:
+    return ProviderRejected(NAME, message)
+
+
+def _printable(text: str) -> bool:
+    """The API model's "printable": letters, marks, separators, symbols, digits, punctuation."""
+    return bool(text) and all(unicodedata.category(char)[0] in "LMZSNP" for char in text)
+
+
+def _naive_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # botocore returns naive datetimes for zone-less strings
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _split_s3_uri(uri: str) -> tuple[str, str]:
+    """Return (bucket, key prefix without a trailing slash) of an s3:// URI."""
+    match = _S3_URI.fullmatch(uri)
+    if match is None:
+        raise _reject(f"run output location {uri!r} is not an s3:// URI")
+    return match.group(1), (match.group(2) or "").strip("/")
+
+
+def _choice(spec: RunSpec, name: str, allowed: Sequence[str]) -> str | None:
+    value = spec.option(name)
+    if value is None:
+        return None
+    text = value.strip().upper() if isinstance(value, str) else None
+    if text not in allowed:
+        raise _reject(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return text
+
+
+def _integer(spec: RunSpec, name: str, low: int, high: int) -> int | None:
+    value = spec.option(name)
+    if value is None:
+        return None
+    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
+        value = int(value)  # run tags hold strings
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _reject(f"{name} must be a whole number from {low} to {high}, not {value!r}")
+    return value
+
+
+def _matching(spec: RunSpec, name: str, pattern: re.Pattern[str], what: str) -> str | None:
+    value = spec.option(name)
+    if value is None:
+        return None
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not pattern.fullmatch(text.strip()):
+        raise _reject(f"{name} must be {what}, not {value!r}")
+    return text.strip()
+
+
+def _run_tags(spec: RunSpec) -> dict[str, str]:
+    """String-valued WES tags become run tags; wesctl's own two tags are added by submit."""
+    tags = {key: value for key, value in spec.tags.items() if isinstance(value, str)}
+    tags.pop(TAG_RUN_ID, None)
+    tags.pop(TAG_REQUEST_ID, None)
+    limit = MAX_TAGS - 2
+    if len(tags) > limit:
+        raise _reject(
+            f"tags: HealthOmics allows {MAX_TAGS} tags per run and wesctl adds 2, so at most "
+            f"{limit} string-valued WES tags; this run has {len(tags)}"
+        )
+    for key, value in tags.items():
+        if not 1 <= len(key) <= 128 or key.lower().startswith("aws:"):
+            raise _reject(f"tag key {key[:40]!r} must be 1-128 characters and not start with aws:")
+        if len(value) > 256:
+            raise _reject(f"tag {key!r}: the value must be at most 256 characters")
+    tags[TAG_RUN_ID] = spec.run_id
+    return tags
+
+
+class HealthOmicsProvider:
+    """The HealthOmics adapter; build it with `build(settings)`."""
+
+    name = NAME
+    status_batch_size = STATUS_BATCH_SIZE
+
+    def __init__(
+        self,
+        settings: Settings,
+        omics: OmicsClient,
+        s3: S3Client,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.omics = omics
+        self.s3 = s3
+        self.limiter = TokenBucket(settings.healthomics_api_rate)
+        self.start_limiter = TokenBucket(settings.healthomics_start_rate, burst=1.0)
+        self._sleep = sleep
+        self._clock = clock
+        self._listing: _Listing | None = None
+        self._listing_lock = threading.Lock()
+        # ListRuns pages the last listing took: this many ids or fewer cost no more by GetRun.
+        self._listing_pages = 1
+
+    # --- Provider -----------------------------------------------------------------------
+    def validate(self, spec: RunSpec) -> None:
+        self._run_request(spec)
+
+    def submit(
+        self,
+        spec: RunSpec,
+        *,
+        idempotency_key: str,
+        known_provider_id: str | None,
+        may_exist: bool,
+        record_provider_id: RecordProviderId,
+    ) -> Submission:
+        if known_provider_id is not None:  # adopted as it is, whatever the settings say now
+            run = self._get_run(known_provider_id)
+            return self._adopted(known_provider_id, run, idempotency_key)
+        request = self._run_request(spec)
+        if len(idempotency_key) > 128 or not _printable(idempotency_key):
+            raise _reject("the idempotency key must be 1-128 printable characters")
+        request["requestId"] = idempotency_key
+        request["tags"][TAG_REQUEST_ID] = idempotency_key
+        if may_exist:
+            found = self._find_run(request["name"], spec.run_id, idempotency_key)
+            if found is not None:
+                provider_id, run = found
+                record_provider_id(provider_id)
+                return self._adopted(provider_id, run, idempotency_key)
+        response = self._call("StartRun", partial(self.omics.start_run, **request))
+        provider_id = response.get("id")
+        if not provider_id:
+            # An unparseable 2xx body reaches us as {}: the run may exist, so recover by key.
+            raise ProviderUnavailable(NAME, "StartRun answered without a run id")
+        record_provider_id(provider_id)
+        raw = response.get("status", "PENDING")
+        logger.info("healthomics run started run=%s provider_id=%s", spec.run_id, provider_id)
+        return Submission(
+            provider_id=provider_id,
+            status=ProviderStatus(provider_id, raw, map_status(raw)),
+            metadata={
+                "arn": response.get("arn"),
+                "uuid": response.get("uuid"),
+                "runOutputUri": response.get("runOutputUri"),
+                "requestId": idempotency_key,
+            },
+        )
+
+    def statuses(self, provider_ids: Sequence[str]) -> Mapping[str, ProviderStatus | None]:
+        """GetRun each id when that costs no more calls than the last listing; otherwise read
+        them from a ListRuns snapshot and GetRun only the FAILED (for failureReason), DELETED
+        and unlisted ones."""
+        result: dict[str, ProviderStatus | None] = dict.fromkeys(provider_ids)
+        wanted = [pid for pid in result if _ID.fullmatch(pid)]  # other ids cannot exist
+        listed = {} if len(wanted) <= self._listing_pages else self._listed(wanted)
+        for pid in wanted:
+            item = listed.get(pid)
+            if item is None or item.get("status") in _NEEDS_GET_RUN:
+                result[pid] = self._get_status(pid)
+            else:
+                result[pid] = self._status(pid, item)
+        return result
+
+    def details(self, provider_id: str) -> RunDetails:
+        run = self._get_run(provider_id)
+        # Only a completed run has final outputs: a cancelled run saves none.
+        outputs = self._outputs(run) if run.get("status") == "COMPLETED" else {}
+        return RunDetails(outputs=outputs, task_logs=self._task_logs(provider_id, run))
+
+    def cancel(self, provider_id: str) -> None:
+        try:
+            self._call("CancelRun", partial(self.omics.cancel_run, id=provider_id))
+        except ProviderRunNotFound:
+            raise
+        except ProviderRejected:
+            # The error for cancelling a finished run is undocumented (the fake says Conflict).
+            status = self._get_status(provider_id)
+            if status is None or status.state not in TERMINAL_STATES:
+                raise
+            logger.info(
+                "healthomics cancel skipped provider_id=%s status=%s",
+                provider_id,
+                status.raw_status,
+            )
+            return
+        self._forget(provider_id)
+        logger.info("healthomics run cancel requested provider_id=%s", provider_id)
+
+    def close(self) -> None:
+        self.omics.close()
+        self.s3.close()
+
+    # --- request building -----------------------------------------------------------------
+    def _run_request(self, spec: RunSpec) -> dict[str, Any]:
+        """Validate `spec` (no I/O) and return StartRun's arguments without the requestId."""
+        if not isinstance(spec.workflow_params, Mapping):
+            raise _reject("workflow_params must be a JSON object")
+        workflow_type = (
+            _choice(spec, "healthomics_workflow_type", WORKFLOW_TYPES)
+            or _choice(spec, "workflow_type", WORKFLOW_TYPES)
+            or "PRIVATE"
+        )
+        name = f"wes-{spec.run_id}"
+        if len(name) > 128 or not _printable(name):
+            raise _reject(
+                f"run_id {spec.run_id[:40]!r}: the run name wes-<run_id> must be at most 128 "
+                "printable characters"
+            )
+        request: dict[str, Any] = {
+            "workflowId": self._workflow_id(spec.workflow_url),
+            "workflowType": workflow_type,
+            "roleArn": self._role_arn(spec),
+            "outputUri": self._output_uri(spec),
+            "name": name,
+            "parameters": dict(spec.workflow_params),
+            "tags": _run_tags(spec),
+        }
+        storage_type = _choice(spec, "storage_type", STORAGE_TYPES)
+        capacity = _integer(spec, "storage_capacity", 0, 100_000)
+        if capacity is not None:
+            if storage_type == "DYNAMIC":
+                raise _reject("storage_capacity applies only to storage_type STATIC")
+            storage_type = "STATIC"
+            request["storageCapacity"] = capacity
+        request["storageType"] = storage_type or DEFAULT_STORAGE_TYPE
+        digits = "a HealthOmics id of 1-18 digits"
+        cache_id = _matching(spec, "cache_id", _ID, digits)
+        cache_behavior = _choice(spec, "cache_behavior", CACHE_BEHAVIORS)
+        if cache_behavior is not None and cache_id is None:
+            raise _reject("cache_behavior needs cache_id")
+        optional = {
+            "cacheId": cache_id,
+            "cacheBehavior": cache_behavior,
+            "runGroupId": _matching(spec, "run_group_id", _ID, digits),
+            "priority": _integer(spec, "priority", 0, 100_000),
+            "logLevel": _choice(spec, "log_level", LOG_LEVELS),
+            "retentionMode": _choice(spec, "retention_mode", RETENTION_MODES),
+            "workflowVersionName": _matching(
+                spec, "workflow_version_name", _VERSION_NAME, "a workflow version name"
+            ),
+            "workflowOwnerId": _matching(
+                spec, "workflow_owner_id", _ACCOUNT_ID, "a 12-digit AWS account id"
+            ),
+        }
+        request.update({key: value for key, value in optional.items() if value is not None})
+        return request
+
+    def _workflow_id(self, url: str) -> str:
+        text = url.strip()
+        if _ID.fullmatch(text):
+            return text
+        match = _WORKFLOW_ARN.fullmatch(text)
+        if match is None:
+            raise _reject(
+                f"workflow_url {url[:200]!r} is not a HealthOmics workflow id or ARN (expected "
+                "digits such as 1234567 or arn:aws:omics:<region>:<account>:workflow/<id>)"
+            )
+        region = self.omics.meta.region_name
+        if match.group(1) != region:
+            raise _reject(
+                f"workflow_url is in region {match.group(1)} but the HealthOmics client uses "
+                f"{region} (set AWS_REGION)"
+            )
+        return match.group(3)
+
+    def _role_arn(self, spec: RunSpec) -> str:
+        value = spec.option("role_arn") or self.settings.healthomics_role_arn
+        if value is None:
+            raise _reject(
+                "role_arn: no IAM role for the run; set AWS_HEALTHOMICS_WORKFLOW_ROLE_ARN or the "
+                "run's role_arn option"
+            )
+        if not isinstance(value, str) or len(value) > 128 or not _ROLE_ARN.fullmatch(value):
+            raise _reject(
+                f"role_arn {value!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
+            )
+        return value
+
+    def _output_uri(self, spec: RunSpec) -> str:
+        value = spec.option("output_uri") or self.settings.healthomics_output_uri
+        if value is None:
+            raise _reject(
+                "output_uri: no S3 location for outputs; set AWS_HEALTHOMICS_OUTPUT_URI or the "
+                "run's output_uri option"
+            )
+        if not isinstance(value, str) or len(value) > 750 or not _S3_URI.fullmatch(value):
+            raise _reject(f"output_uri {value!r} is not an s3://bucket/prefix URI")
+        return value
+
+    # --- runs -----------------------------------------------------------------------------
+    def _get_run(self, provider_id: str) -> Mapping[str, Any]:
+        return self._call("GetRun", partial(self.omics.get_run, id=provider_id))
+
+    def _get_status(self, provider_id: str) -> ProviderStatus | None:
+        try:
+            return self._status(provider_id, self._get_run(provider_id))
+        except ProviderRunNotFound:
+            return None
+
+    def _status(self, provider_id: str, run: Mapping[str, Any]) -> ProviderStatus:
+        """Build a ProviderStatus from a GetRun response or a ListRuns item."""
+        raw = str(run.get("status", ""))
+        reason = run.get("failureReason")
+        return ProviderStatus(
+            provider_id=provider_id,
+            raw_status=raw,
+            state=map_status(raw, reason),
+            message=status_message(raw, reason, run.get("statusMessage")),
+            started_at=_naive_utc(run.get("startTime")),
+            ended_at=_naive_utc(run.get("stopTime")),
+        )
+
+    def _adopted(self, provider_id: str, run: Mapping[str, Any], key: str) -> Submission:
+        logger.info("healthomics run adopted provider_id=%s", provider_id)
+        return Submission(
+            provider_id=provider_id,
+            status=self._status(provider_id, run),
+            adopted=True,
+            metadata={
+                "arn": run.get("arn"),
+                "uuid": run.get("uuid"),
+                "runOutputUri": run.get("runOutputUri"),
+                "requestId": key,
+            },
+        )
+
+    def _find_run(self, name: str, run_id: str, key: str) -> tuple[str, Mapping[str, Any]] | None:
+        """Find the run an interrupted submission created: same name, same wesctl tags.
+
+        Cheaper than resending StartRun (0.1 calls per second by default) and safe even if
+        HealthOmics no longer remembers the requestId.
+        """
+        token: str | None = None
+        while True:
+            page = self._call(
+                "ListRuns", partial(self.omics.list_runs, **_page(name=name, token=token))
+            )
+            for item in page.get("items", []):
+                provider_id = item.get("id")
+                if provider_id is None or item.get("name") != name:  # the filter may be a prefix
+                    continue
+                try:
+                    run = self._get_run(provider_id)
+                except ProviderRunNotFound:
+                    continue
+                tags = run.get("tags") or {}
+                if tags.get(TAG_RUN_ID) == run_id and tags.get(TAG_REQUEST_ID) == key:
+                    return provider_id, run
+            token = page.get("nextToken")
+            if not token:
+                return None
+
+    def _listed(self, wanted: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
+        """Return ListRuns items, paging on only until every wanted id has been seen.
+
+        The listing is kept for LISTING_TTL seconds and resumed by later calls, so a sync pass
+        that asks in many chunks pages through the account once. ListRuns has no id filter, and
+        its order is undocumented (newest first makes the in-flight runs come early).
+        """
+        with self._listing_lock:
+            now = self._clock()
+            if self._listing is None or now - self._listing.started > LISTING_TTL:
+                self._listing = _Listing(started=now)
+            listing = self._listing
+            missing = {pid for pid in wanted if pid not in listing.items}
+            while missing and not listing.done:
+                arguments = _page(token=listing.token)
+                page = self._call("ListRuns", partial(self.omics.list_runs, **arguments))
+                listing.pages += 1
+                for item in page.get("items", []):
+                    provider_id = item.get("id")
+                    if provider_id is not None:
+                        listing.items[provider_id] = item
+                        missing.discard(provider_id)
+                listing.token = page.get("nextToken")
+                listing.done = not listing.token
+            self._listing_pages = max(1, listing.pages)
+            return listing.items
+
+    def _forget(self, provider_id: str) -> None:
+        """Drop a run from the listing snapshot once wesctl itself changed it."""
+        with self._listing_lock:
+            if self._listing is not None:
+                self._listing.items.pop(provider_id, None)
+
+    # --- outputs and task logs -------------------------------------------------------------
+    def _outputs(self, run: Mapping[str, Any]) -> dict[str, Any]:
+        """Read the run's output summary (WDL, CWL); without one, list the `out/` prefix."""
+        location = run.get("runOutputUri")
+        if not location:
+            return {}
+        bucket, prefix = _split_s3_uri(location)
+        base = f"{prefix}/" if prefix else ""
+        candidates = [f"{base}logs/outputs.json", f"{base}logs/output.json"]
+        if run.get("uuid"):
+            candidates.append(f"{base}{run['uuid']}/logs/outputs.json")
+        for key in candidates:
+            summary = self._read_summary(bucket, key)
+            if summary is not None:
+                return normalise_outputs(summary)
+        return self._list_outputs(bucket, f"{base}out/")
+
+    def _read_summary(self, bucket: str, key: str) -> dict[str, Any] | None:
+        def read() -> bytes | None:
+            try:
+                return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            except ClientError as exc:
+                if error_code(exc)[0] in ("NoSuchKey", "404"):
+                    return None
+                raise
+
+        body = self._call("GetObject", read)
+        if body is None:
+            return None
+        try:
+            summary = json.loads(body)
+        except ValueError:
+            summary = None
+        if not isinstance(summary, dict):
+            logger.warning(
+                "healthomics output summary s3://%s/%s is not a JSON object", bucket, key
+            )
+            return None
+        return summary
+
+    def _list_outputs(self, bucket: str, prefix: str) -> dict[str, Any]:
+        """Group `out/<name>/...` objects into {name: [s3 URIs]}."""
+        outputs: dict[str, list[str]] = {}
+        token: str | None = None
+        while True:
+            arguments: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
+            if token:
+                arguments["ContinuationToken"] = token
+            page = self._call("ListObjectsV2", partial(self.s3.list_objects_v2, **arguments))
+            for item in page.get("Contents", []):
+                key = item.get("Key", "")
+                name = key[len(prefix) :].split("/", 1)[0]
+                if name and not key.endswith("/"):
+                    outputs.setdefault(name, []).append(f"s3://{bucket}/{key}")
+            token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
+            if not token:
+                return dict(outputs)
+
+    def _task_logs(self, provider_id: str, run: Mapping[str, Any]) -> list[TaskLog]:
+        logs: list[TaskLog] = []
+        token: str | None = None
+        while True:
+            page = self._call(
+                "ListRunTasks",
+                partial(self.omics.list_run_tasks, id=provider_id, **_page(token=token)),
+            )
+            for item in page.get("items", []):
+                task_id = str(item.get("taskId", ""))
+                stream = (
+                    None
+                    if run.get("logLevel") == "OFF"
+                    else _task_stream(run, provider_id, task_id)
+                )
+                facts = (
+                    ("instanceType", item.get("instanceType")),
+                    ("cpus", item.get("cpus")),
+                    ("memoryGiB", item.get("memory")),
+                    ("gpus", item.get("gpus")),
+                )
+                logs.append(
+                    TaskLog(
+                        name=str(item.get("name") or task_id),
+                        task_id=task_id or None,
+                        status=item.get("status"),
+                        start_time=_naive_utc(item.get("startTime")),
+                        end_time=_naive_utc(item.get("stopTime")),
+                        stdout=stream,
+                        stderr=stream,  # HealthOmics writes stdout and stderr to one stream
+                        system_logs=[f"{key}={value}" for key, value in facts if value is not None],
+                    )
+                )
+            token = page.get("nextToken")
+            if not token:
+                return logs
+
+    # --- calls ------------------------------------------------------------------------------
+    def _call(self, operation: str, func: Callable[[], T]) -> T:
+        """Make one API request per attempt: paced, translated, retried when transient."""
+
+        def attempt() -> T:
+            if operation == "StartRun":
+                self.start_limiter.acquire()
+            if operation not in S3_OPERATIONS:
+                self.limiter.acquire()
+            with self._translated(operation):
+                return func()
+
+        try:
+            return call_with_retry(
+                attempt,
+                attempts=self.settings.retry_attempts,
+                max_wait=self.settings.retry_max_wait,
+                initial_wait=self.settings.retry_initial_wait,
+                sleep=self._sleep,
+            )
+        except _GiveUp as exc:
+            raise exc.error from exc.__cause__
+
+    @contextmanager
+    def _translated(self, operation: str) -> Iterator[None]:
+        try:
+            yield
+        except (ClientError, BotoCoreError) as exc:
+            error = classify_error(exc, operation)
+            logger.debug("healthomics %s failed: %r", operation, exc)
+            if is_throttling(exc) and operation not in S3_OPERATIONS:
+                limiter = self.start_limiter if operation == "StartRun" else self.limiter
+                limiter.penalize(THROTTLE_RETRY_AFTER)
+            if not retry_now(exc, operation):
+                raise _GiveUp(error) from exc
+            raise error from exc
+
+
+def normalise_outputs(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Return outputs with CWL file objects as {class, location, name, size}; WDL values as-is."""
+    return {name: _normalise_value(value) for name, value in summary.items()}
+
+
+def _normalise_value(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_normalise_value(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if value.get("class") not in ("File", "Directory"):
+        return {key: _normalise_value(item) for key, item in value.items()}  # a CWL record
+    location = value.get("location") or value.get("path")
+    normalised: dict[str, Any] = {"class": value["class"], "location": location}
+    name = value.get("basename") or value.get("name")
+    if name is None and isinstance(location, str):
+        name = location.rstrip("/").rsplit("/", 1)[-1]
+    normalised["name"] = name
+    if value.get("size") is not None:
+        normalised["size"] = value["size"]
+    return normalised
+
+
+def _page(*, token: str | None, **filters: str) -> dict[str, Any]:
+    arguments: dict[str, Any] = {**filters, "maxResults": PAGE_SIZE}
+    if token:
+        arguments["startingToken"] = token
+    return arguments
+
+
+def _task_stream(run: Mapping[str, Any], provider_id: str, task_id: str) -> str:
+    """The task's CloudWatch log stream as an ARN (built from the run ARN's partition, region and
+    account), else as cloudwatch://<group>/<stream>."""
+    stream = f"run/{provider_id}/task/{task_id}"
+    match = _RUN_ARN.fullmatch(str(run.get("arn", "")))
+    if match is None:
+        return f"cloudwatch://{LOG_GROUP}/{stream}"
+    partition, region, account = match.groups()
+    return f"arn:{partition}:logs:{region}:{account}:log-group:{LOG_GROUP}:log-stream:{stream}"
+
+
+def build(
+    settings: Settings, *, sleep: Callable[[float], None] = time.sleep
+) -> HealthOmicsProvider:
+    """Build the adapter from boto3's standard configuration plus wesctl's timeouts.
+
+    `sleep` is the retry back-off's sleep (tests pass a no-op).
+    """
+    session = boto3.session.Session(region_name=settings.aws_region or None)
+    config = Config(
+        connect_timeout=min(CONNECT_TIMEOUT, settings.provider_timeout),
+        read_timeout=settings.provider_timeout,
+        user_agent_extra="wesctl",
+    )
+    try:
+        omics = session.client("omics", config=config)
+        s3 = session.client("s3", config=config)
+    except NoRegionError:
+        raise ConfigError(
+            "the healthomics provider needs an AWS region: set AWS_REGION (or a profile's region)"
+        ) from None
+    return HealthOmicsProvider(settings, omics, s3, sleep=sleep)
