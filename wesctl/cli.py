@@ -357,6 +357,491 @@ def runs_show(
         run_detail(view)
 
 
+# --- lifecycle --------------------------------------------------------------------------------
+
+
+def _require_providers(ctx: typer.Context) -> None:
+    """Provider commands check every enabled provider's settings before any I/O."""
+    with cli_errors():
+        _state(ctx).settings().require_providers()
+
+
+def _render_report(result: Any, as_json: bool) -> None:
+    if as_json:
+        from wesctl.render import print_json
+
+        print_json(result.to_json())
+    else:
+        from wesctl.render import report
+
+        report(result)
+
+
+@contextlib.contextmanager
+def _progress(label: str, total: int | None) -> Iterator[Any]:
+    """A progress bar on an interactive stderr; a no-op callback otherwise (timers, pipes)."""
+    import sys
+
+    if not sys.stderr.isatty():
+        yield lambda *_: None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+
+        def advance(item: Any = None) -> None:
+            bar.advance(task, item if isinstance(item, int) else 1)
+
+        yield advance
+
+
+_METRICS_FILE = typer.Option(
+    "--metrics-file",
+    help="Write Prometheus textfile metrics here (default: $WESCTL_METRICS_DIR/wesctl_<cmd>.prom).",
+)
+
+
+@contextlib.contextmanager
+def _job(ctx: typer.Context, command: str, metrics_file: Path | None) -> Iterator[Any]:
+    """Run a timer-job command body and write its metrics with the exit code it ends with."""
+    from wesctl.metrics import JobMetrics, default_path, write_job_metrics
+
+    job = JobMetrics(command)
+    code = 0
+    try:
+        yield job
+    except typer.Exit as exc:
+        code = exc.exit_code
+        raise
+    except BaseException:
+        code = 1
+        raise
+    finally:
+        path = metrics_file
+        if path is None:
+            try:
+                directory = _state(ctx).settings().metrics_dir
+            except ConfigError:
+                directory = None
+            path = default_path(directory, command) if directory else None
+        if path is not None:
+            write_job_metrics(path, job, code)
+
+
+@app.command("submit-queued")
+def submit_queued_command(
+    ctx: typer.Context,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Submit at most N runs.")
+    ] = None,
+    provider: Annotated[
+        str | None, typer.Option("--provider", help="Only runs for this provider.")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would be submitted and why others wait.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    metrics_file: Annotated[Path | None, _METRICS_FILE] = None,
+) -> None:
+    """Submit QUEUED runs to their providers, oldest first, within the concurrency cap.
+
+    Safe to run from several processes and hosts at once: each run is claimed by exactly one.
+    Exit 0 when all went well or there was nothing to do, 1 when some runs failed, 75 when the
+    database or every provider call was unavailable.
+
+    Example: wesctl submit-queued --limit 20
+    """
+    from wesctl.services import submit
+
+    if dry_run:
+        with cli_errors():
+            runtime = _open(ctx, "submit-queued")
+            result = submit.plan_submission(runtime, limit=limit, provider=provider)
+        _render_report(result, as_json)
+        raise typer.Exit(result.exit_code)
+    with _job(ctx, "submit-queued", metrics_file) as job:
+        _require_providers(ctx)
+        with cli_errors():
+            job.runtime = runtime = _open(ctx, "submit-queued")
+            with _progress("submitting", None) as advance:
+                job.report = result = submit.submit_queued(
+                    runtime, limit=limit, provider=provider, progress=advance
+                )
+        _render_report(result, as_json)
+        raise typer.Exit(result.exit_code)
+
+
+@app.command("submit-one")
+def submit_one_command(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="The WES run id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    metrics_file: Annotated[Path | None, _METRICS_FILE] = None,
+) -> None:
+    """Submit one run (what a notification triggers); exit 0 if it was already submitted.
+
+    Example: wesctl submit-one 2f1c6b7e-8d7e-4f6a-9a55-3b1f0c2d9e11
+    """
+    from wesctl.services import submit
+
+    with _job(ctx, "submit-one", metrics_file) as job:
+        _require_providers(ctx)
+        with cli_errors():
+            job.runtime = runtime = _open(ctx, "submit-one")
+            job.report = result = submit.submit_one(runtime, run_id)
+        _render_report(result, as_json)
+        raise typer.Exit(result.exit_code)
+
+
+@app.command("sync-status")
+def sync_status_command(
+    ctx: typer.Context,
+    run_ids: Annotated[
+        list[str] | None, typer.Argument(help="Only these runs (default: every run in flight).")
+    ] = None,
+    stale_after: Annotated[
+        int | None,
+        typer.Option("--stale-after", min=0, help="Only runs not checked for SECONDS."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    metrics_file: Annotated[Path | None, _METRICS_FILE] = None,
+) -> None:
+    """Bring runs in flight up to date: state, provider status, outputs, task logs, history.
+
+    Also sends pending cancellations, so the timers alone are enough.
+
+    Example: wesctl sync-status --stale-after 600
+    """
+    from wesctl.services import sync
+
+    with _job(ctx, "sync-status", metrics_file) as job:
+        _require_providers(ctx)
+        with cli_errors():
+            job.runtime = runtime = _open(ctx, "sync-status")
+            with _progress("syncing", None) as advance:
+                job.report = result = sync.sync_status(
+                    runtime,
+                    run_ids=run_ids or None,
+                    stale_after=timedelta(seconds=stale_after) if stale_after is not None else None,
+                    progress=advance,
+                )
+        _render_report(result, as_json)
+        raise typer.Exit(result.exit_code)
+
+
+@app.command("cancel")
+def cancel_command(
+    ctx: typer.Context,
+    run_ids: Annotated[
+        list[str] | None,
+        typer.Argument(help="Runs to cancel (default: every cancellation the WES API asked for)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    metrics_file: Annotated[Path | None, _METRICS_FILE] = None,
+) -> None:
+    """Cancel runs: at once in the database if not yet submitted, else at the provider.
+
+    Without ids, processes CANCELING runs and runs the WES API set to CANCELED while their
+    provider run is still active.
+
+    Example: wesctl cancel 2f1c6b7e-8d7e-4f6a-9a55-3b1f0c2d9e11
+    """
+    from wesctl.services import cancel
+
+    with _job(ctx, "cancel", metrics_file) as job:
+        _require_providers(ctx)
+        with cli_errors():
+            job.runtime = runtime = _open(ctx, "cancel")
+            job.report = result = cancel.cancel(runtime, run_ids or ())
+        _render_report(result, as_json)
+        raise typer.Exit(result.exit_code)
+
+
+@app.command("retry")
+def retry_command(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="A run in SYSTEM_ERROR.")],
+) -> None:
+    """Put a SYSTEM_ERROR run back in the queue (recorded in its history).
+
+    Example: wesctl retry 2f1c6b7e-8d7e-4f6a-9a55-3b1f0c2d9e11
+    """
+    from wesctl.services.runs import retry_run
+
+    with cli_errors():
+        runtime = _open(ctx, "retry")
+        retry_run(runtime, run_id)
+    typer.echo(f"{run_id} re-queued")
+
+
+@app.command("status")
+def status_command(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    watch: Annotated[
+        float | None,
+        typer.Option("--watch", min=0.5, help="Refresh in place every SECONDS until Ctrl-C."),
+    ] = None,
+) -> None:
+    """One screen for an operator: runs by state and provider, queue age, in flight vs the cap,
+    stuck runs, last submit and sync, failures in the last hour.
+
+    Example: wesctl status --watch 5
+    """
+    import time
+
+    from wesctl.render import overview as render_overview
+    from wesctl.services.status import overview
+
+    with cli_errors():
+        runtime = _open(ctx, "status")
+        view = overview(runtime)
+    if as_json:
+        from wesctl.render import print_json
+
+        print_json(view.to_json())
+        return
+    from wesctl.render import console
+
+    if watch is None:
+        console().print(render_overview(view))
+        return
+    from rich.live import Live
+
+    with Live(render_overview(view), console=console(), auto_refresh=False) as live:
+        try:
+            while True:
+                time.sleep(watch)
+                with cli_errors():
+                    live.update(render_overview(overview(runtime)), refresh=True)
+        except KeyboardInterrupt:
+            pass
+
+
+@app.command("doctor")
+def doctor_command(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Check configuration, database, schema, each provider's credentials and the notify
+    endpoint; print the fix for each failure. Exit 0 only when every check passes.
+
+    Example: wesctl --env-file /etc/wesctl/wesctl.env doctor
+    """
+    from wesctl.services.doctor import all_passed, run_checks
+
+    results = run_checks(_state(ctx).settings)
+    if as_json:
+        from wesctl.render import print_json
+
+        print_json([result.to_json() for result in results])
+    else:
+        from wesctl.render import checks_table
+
+        checks_table([result.to_json() for result in results])
+    raise typer.Exit(0 if all_passed(results) else 1)
+
+
+# --- notifications ----------------------------------------------------------------------------
+
+
+@app.command("serve-notify")
+def serve_notify_command(
+    ctx: typer.Context,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--listen",
+            help="HOST:PORT or a unix socket path; default: the socket systemd passes, else "
+            "DAEMON_NOTIFICATION_HOST:DAEMON_NOTIFICATION_PORT.",
+        ),
+    ] = None,
+    idle_exit: Annotated[
+        float | None,
+        typer.Option("--idle-exit", min=0, help="Exit after SECONDS without traffic (0: never)."),
+    ] = None,
+) -> None:
+    """Serve the WES API's run notifications (socket-activated by systemd, or standalone).
+
+    Answers 200 as soon as a notification is validated, then submits the run through the same
+    claim as submit-one. Exits after WESCTL_NOTIFY_IDLE_EXIT idle seconds.
+
+    Example: wesctl serve-notify --listen 127.0.0.1:5001 --idle-exit 0
+    """
+    from wesctl.notify import serve
+
+    _require_providers(ctx)
+    with cli_errors():
+        code = serve(_state(ctx).settings(), listen=listen, idle_exit=idle_exit)
+    raise typer.Exit(code)
+
+
+@app.command("notify")
+def notify_command(
+    ctx: typer.Context,
+    run_id: Annotated[str, typer.Argument(help="The WES run id to announce.")],
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds to wait.")] = 2.0,
+) -> None:
+    """Send a run notification exactly as the WES API does (POST {"run_id": ...}).
+
+    Exit 0 when the endpoint answered 200, 1 otherwise.
+
+    Example: wesctl notify 2f1c6b7e-8d7e-4f6a-9a55-3b1f0c2d9e11
+    """
+    from wesctl.notify import send_notification
+
+    with cli_errors():
+        settings = _state(ctx).settings()
+        result = send_notification(
+            run_id,
+            host=settings.notification_host,
+            port=settings.notification_port,
+            timeout=timeout,
+            token=settings.notify_token.get() if settings.notify_token else None,
+        )
+    if result.ok:
+        typer.echo(f"notified: {result.status} {result.body}")
+    else:
+        logger.error("notification failed: %s", result.error or f"HTTP {result.status}")
+    raise typer.Exit(0 if result.ok else 1)
+
+
+# --- systemd ----------------------------------------------------------------------------------
+
+systemd_app = typer.Typer(
+    help="Write the systemd units (timer intervals and socket address from the settings).",
+    no_args_is_help=True,
+)
+app.add_typer(systemd_app, name="systemd")
+
+_WESCTL_PATH = typer.Option(
+    "--wesctl-path", help="The wesctl executable the units run (a venv outside /home and /root)."
+)
+_ENV_FILE_PATH = typer.Option("--unit-env-file", help="EnvironmentFile= of the units.")
+
+
+@systemd_app.command("render")
+def systemd_render(
+    ctx: typer.Context,
+    wesctl_path: Annotated[str, _WESCTL_PATH] = "/opt/wesctl/venv/bin/wesctl",
+    unit_env_file: Annotated[str, _ENV_FILE_PATH] = "/etc/wesctl/wesctl.env",
+) -> None:
+    """Print every unit file, as `systemd install` would write them.
+
+    Example: wesctl --env-file /etc/wesctl/wesctl.env systemd render
+    """
+    from wesctl.systemd import render_units
+
+    with cli_errors():
+        units = render_units(
+            _state(ctx).settings(), wesctl_path=wesctl_path, env_file=unit_env_file
+        )
+    for path, text in units.items():
+        typer.echo(f"# --- {path}")
+        typer.echo(text)
+
+
+@systemd_app.command("install")
+def systemd_install(
+    ctx: typer.Context,
+    prefix: Annotated[Path, typer.Option("--prefix", help="Root to install under, e.g. /.")],
+    wesctl_path: Annotated[str, _WESCTL_PATH] = "/opt/wesctl/venv/bin/wesctl",
+    unit_env_file: Annotated[str, _ENV_FILE_PATH] = "/etc/wesctl/wesctl.env",
+) -> None:
+    """Write the unit files under PREFIX/etc/systemd/system; then run `systemctl daemon-reload`.
+
+    Example: wesctl --env-file /etc/wesctl/wesctl.env systemd install --prefix /
+    """
+    from wesctl.systemd import install_units, render_units
+
+    with cli_errors():
+        units = render_units(
+            _state(ctx).settings(), wesctl_path=wesctl_path, env_file=unit_env_file
+        )
+        written = install_units(units, prefix)
+    for path in written:
+        typer.echo(str(path))
+
+
+# --- demo -------------------------------------------------------------------------------------
+
+
+@app.command("demo")
+def demo_command(
+    database: Annotated[
+        Path, typer.Option("--database", help="SQLite file to create (replaced if it exists).")
+    ] = Path("wesctl-demo.db"),
+) -> None:
+    """Run the whole lifecycle against SIMULATED providers, on a fresh SQLite database.
+
+    Starts local fakes of Seven Bridges and HealthOmics (and S3), enqueues runs as the WES API
+    would, notifies, submits, syncs and cancels with the real code until every run is finished,
+    then shows `wesctl status`. Needs no credentials; finishes within a minute.
+
+    Example: wesctl demo
+    """
+    from rich.live import Live
+    from rich.table import Table
+
+    from wesctl.demo import SIMULATOR_GONE, demo_settings, quiet_logs, run_demo
+    from wesctl.render import console, overview, state_text
+    from wesctl.services.runtime import Runtime
+    from wesctl.services.status import overview as status_overview
+
+    out = console()
+    out.print("[bold]wesctl demo[/] · providers are [bold yellow]SIMULATED[/] on 127.0.0.1")
+    names: dict[str, str] = {}
+
+    def table(states: dict[str, str]) -> Table:
+        grid = Table(box=None, pad_edge=False)
+        grid.add_column("RUN")
+        grid.add_column("STATE")
+        for run_id, label in names.items():
+            grid.add_row(label, state_text(states.get(run_id, "QUEUED")))
+        return grid
+
+    with cli_errors(), quiet_logs(), Live(table({}), console=out, auto_refresh=False) as live:
+
+        def say(message: str) -> None:
+            live.console.print(f"  {message}")
+            if message.startswith("queued "):
+                label, run_id = message.removeprefix("queued ").split(": ", 1)
+                names[run_id.split(" ", 1)[0]] = label
+
+        def tick(states: dict[str, str]) -> None:
+            live.update(table(states), refresh=True)
+
+        result = run_demo(database, say=say, tick=tick)
+    out.print()
+    runtime = Runtime.open(demo_settings(result.database_uri, SIMULATOR_GONE), command="demo")
+    try:
+        out.print(overview(status_overview(runtime)))
+    finally:
+        runtime.close()
+    for run in result.runs:
+        final = result.final_states.get(run.run_id, "?")
+        mark = "[green]ok[/]" if final == run.expect else f"[red]expected {run.expect}[/]"
+        out.print(f"  {run.label}: {state_text(final)} {mark}")
+    out.print(f"finished in {result.seconds:.1f}s. Look next:")
+    uri = result.database_uri
+    for line in (
+        f"  wesctl --database-uri {uri} runs list",
+        f"  wesctl --database-uri {uri} runs show {result.runs[0].run_id}",
+        "  README.md, 'Running it for real', to point wesctl at your providers",
+    ):
+        out.print(line, soft_wrap=True)
+    raise typer.Exit(0 if result.ok else 1)
+
+
 # --- config -----------------------------------------------------------------------------------
 
 

@@ -26,6 +26,22 @@ class JournalFormatter(logging.Formatter):
         return "\n".join(f"<{priority}>{line}" for line in super().format(record).splitlines())
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time, so a replaced stderr (a test runner, a
+    daemon thread outliving a redirect) never leaves the handler holding a closed stream."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> object:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: object) -> None:
+        pass
+
+
 def stderr_is_journal() -> bool:
     stream = os.environ.get("JOURNAL_STREAM")
     if not stream:
@@ -44,7 +60,7 @@ def configure_logging(verbosity: int = 0) -> None:
         level = logging.WARNING
     elif verbosity > 0:
         level = logging.DEBUG
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     if stderr_is_journal():
         handler.setFormatter(JournalFormatter("%(name)s: %(message)s"))
     else:

@@ -145,3 +145,123 @@ def key_value_table(rows: Sequence[tuple[str, ...]], headers: Sequence[str]) -> 
     for row in rows:
         table.add_row(*row)
     console().print(table)
+
+
+_OUTCOME_STYLE = {
+    "submitted": "green",
+    "adopted": "green",
+    "updated": "blue",
+    "canceled": "magenta",
+    "cancel-sent": "magenta",
+    "requeued": "yellow",
+    "skipped": "dim",
+    "unchanged": "dim",
+    "failed": "bold red",
+}
+
+
+def report(result: Any, *, show_unchanged: bool = False) -> None:
+    """A summary line and, when anything happened, one row per run."""
+    data = result.to_json()
+    out = console()
+    counts = data["counts"]
+    summary = (
+        ", ".join(f"{count} {name}" for name, count in sorted(counts.items())) or "nothing to do"
+    )
+    rows = [
+        item for item in data["runs"] if show_unchanged or item["outcome"] not in ("unchanged",)
+    ]
+    if rows:
+        table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+        for column in ("RUN ID", "OUTCOME", "PROVIDER", "PROVIDER ID", "DETAIL"):
+            table.add_column(column, no_wrap=column in ("RUN ID", "OUTCOME"), overflow="ellipsis")
+        for item in rows[:200]:
+            style = _OUTCOME_STYLE.get(item["outcome"])
+            outcome = f"[{style}]{item['outcome']}[/]" if style else item["outcome"]
+            table.add_row(
+                item["run_id"],
+                outcome,
+                item["provider"] or "-",
+                item["provider_id"] or "-",
+                _shorten(item["reason"], 80),
+            )
+        out.print(table)
+        if len(rows) > 200:
+            out.print(f"... and {len(rows) - 200} more (use --json for all)")
+    for note in data["notes"]:
+        out.print(note)
+    out.print(f"{data['command']}: {summary}")
+
+
+def overview(view: Any) -> Any:
+    """The `wesctl status` screen as one rich renderable (printed once, or refreshed by --watch)."""
+    from rich.console import Group
+    from rich.panel import Panel
+
+    data = view.to_json()
+    states = sorted({item["state"] for item in data["counts"]})
+    providers = sorted({item["provider"] for item in data["counts"]})
+    counts = {(item["state"], item["provider"]): item["runs"] for item in data["counts"]}
+    table = Table(title="runs by state", box=box.SIMPLE_HEAD, title_justify="left")
+    table.add_column("STATE")
+    for provider in providers:
+        table.add_column(provider.upper(), justify="right")
+    table.add_column("TOTAL", justify="right")
+    for state in states:
+        row = [counts.get((state, provider), 0) for provider in providers]
+        table.add_row(state_text(state), *(str(n) for n in row), str(sum(row)))
+    if not states:
+        table.add_row("no runs", *("" for _ in providers), "0")
+
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(style="bold")
+    facts.add_column()
+    oldest = data["oldest_queued"]
+    facts.add_row("queued", f"{data['queued']}")
+    facts.add_row(
+        "oldest queued",
+        f"{oldest['run_id']} ({age(view.oldest_queued[1])} old)" if oldest else "-",
+    )
+    flight = data["in_flight"]
+    per_provider = ", ".join(
+        f"{name} {count}" for name, count in flight.items() if name not in ("total", "cap")
+    )
+    facts.add_row(
+        "in flight",
+        f"{flight['total']} of {flight['cap']}" + (f" ({per_provider})" if per_provider else ""),
+    )
+    stuck_total = sum(data["stuck"].values())
+    facts.add_row(
+        "stuck",
+        f"[bold red]{stuck_total}[/] with no provider progress for {data['stuck_after_seconds']}s"
+        if stuck_total
+        else "0",
+    )
+    for label, at in (("last submit", view.last_submit), ("last sync", view.last_sync)):
+        facts.add_row(label, f"{age(at)} ago" if at is not None else "never")
+    parts: list[Any] = [facts, table]
+    if data["failures_last_hour"]:
+        failures = Table(
+            title="failures in the last hour", box=box.SIMPLE_HEAD, title_justify="left"
+        )
+        for column in ("AT", "RUN ID", "STATE", "REASON"):
+            failures.add_column(column, no_wrap=column != "REASON")
+        for item in data["failures_last_hour"]:
+            failures.add_row(
+                item["at"], item["run_id"], state_text(item["state"]), _shorten(item["reason"], 80)
+            )
+        parts.append(failures)
+    return Panel(Group(*parts), title=f"wesctl status · {data['at']}", expand=False)
+
+
+def checks_table(rows: Sequence[dict[str, str]]) -> None:
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for column in ("CHECK", "RESULT", "DETAIL", "FIX"):
+        table.add_column(column, no_wrap=column in ("CHECK", "RESULT"))
+    style = {"ok": "green", "fail": "bold red", "skip": "dim"}
+    for row in rows:
+        result = row["result"]
+        table.add_row(
+            row["check"], f"[{style.get(result, '')}]{result}[/]", row["detail"], row["fix"]
+        )
+    console().print(table)

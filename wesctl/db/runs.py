@@ -3,14 +3,18 @@ owns the transaction."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, delete, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from wesctl.db.engine import utcnow
 from wesctl.db.tables import StateTransition, TaskLogRow, WorkflowRun
+from wesctl.domain.types import TaskLog
 
 
 def get_run(session: Session, run_id: str) -> WorkflowRun | None:
@@ -82,3 +86,391 @@ def add_transition(
             actor=actor,
         )
     )
+
+
+# --- submission claims ------------------------------------------------------------------------
+
+NON_TERMINAL_STATES = ("UNKNOWN", "QUEUED", "INITIALIZING", "RUNNING", "PAUSED", "CANCELING")
+CANCEL_STATES = ("CANCELED", "CANCELING")
+
+
+def lock_claims(session: Session) -> None:
+    """Serialise claim transactions so the concurrency cap holds across processes.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite: every wesctl transaction already
+    starts with BEGIN IMMEDIATE, which takes the database write lock.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK_KEY)))
+
+
+# An arbitrary constant naming wesctl's claim lock among PostgreSQL advisory locks.
+CLAIM_LOCK_KEY = 0x7765735F636C6169  # "wes_clai"
+
+
+def claim_free(now: datetime) -> ColumnElement[bool]:
+    return or_(WorkflowRun.claimed_by.is_(None), WorkflowRun.claim_expires_at <= now)
+
+
+def count_in_flight(session: Session, now: datetime) -> int:
+    """Runs that occupy a concurrency slot: at a provider and not finished, or being submitted."""
+    query = select(func.count()).where(
+        WorkflowRun.state.in_(NON_TERMINAL_STATES),
+        or_(
+            WorkflowRun.provider_id.is_not(None),
+            WorkflowRun.submitted_at.is_not(None),
+            and_(WorkflowRun.claimed_by.is_not(None), WorkflowRun.claim_expires_at > now),
+        ),
+    )
+    return int(session.scalar(query) or 0)
+
+
+def claimable_run_ids(
+    session: Session,
+    now: datetime,
+    *,
+    limit: int,
+    needs_slot: bool,
+    run_ids: Sequence[str] | None = None,
+) -> list[str]:
+    """Return ids of QUEUED, never-submitted runs whose claim is free, oldest first.
+
+    With `needs_slot`, only runs with no provider id yet (new submissions); otherwise only runs
+    whose provider id was recorded by an interrupted attempt (recoveries, which hold a slot
+    already).
+    """
+    query = select(WorkflowRun.run_id).where(
+        WorkflowRun.state == "QUEUED",
+        WorkflowRun.submitted_at.is_(None),
+        claim_free(now),
+        WorkflowRun.provider_id.is_(None) if needs_slot else WorkflowRun.provider_id.is_not(None),
+    )
+    if run_ids is not None:
+        query = query.where(WorkflowRun.run_id.in_(list(run_ids)))
+    query = query.order_by(WorkflowRun.start_time, WorkflowRun.run_id).limit(limit)
+    return list(session.scalars(query))
+
+
+def claim_runs(
+    session: Session, run_ids: Sequence[str], *, owner: str, now: datetime, lease: timedelta
+) -> list[WorkflowRun]:
+    """Claim `run_ids` for submission with one guarded update; return the rows this call won.
+
+    The guard (QUEUED, never submitted, claim free) makes the claim a compare-and-swap: of two
+    processes racing for a run, exactly one gets it back. The submission key is fixed here, before
+    any provider call, and the attempt counter goes up.
+    """
+    if not run_ids:
+        return []
+    statement = (
+        update(WorkflowRun)
+        .where(
+            WorkflowRun.run_id.in_(list(run_ids)),
+            WorkflowRun.state == "QUEUED",
+            WorkflowRun.submitted_at.is_(None),
+            claim_free(now),
+        )
+        .values(
+            claimed_by=owner,
+            claim_expires_at=now + lease,
+            submit_attempts=WorkflowRun.submit_attempts + 1,
+            submission_key=func.coalesce(
+                WorkflowRun.submission_key, literal("wesctl-") + WorkflowRun.run_id
+            ),
+        )
+        .returning(WorkflowRun.run_id)
+        .execution_options(synchronize_session=False)
+    )
+    won = list(session.scalars(statement))
+    if not won:
+        return []
+    rows = session.scalars(
+        select(WorkflowRun)
+        .where(WorkflowRun.run_id.in_(won))
+        .execution_options(populate_existing=True)
+    )
+    return sorted(rows, key=lambda row: (row.start_time or now, row.run_id))
+
+
+def record_provider_id(
+    session: Session, run_id: str, *, owner: str, provider_id: str, provider_type: str
+) -> bool:
+    """Store the provider's id once known; False if `owner` no longer holds the claim."""
+    statement = (
+        update(WorkflowRun)
+        .where(WorkflowRun.run_id == run_id, WorkflowRun.claimed_by == owner)
+        .values(provider_id=provider_id, provider_type=provider_type)
+        .returning(WorkflowRun.run_id)
+        .execution_options(synchronize_session=False)
+    )
+    return session.scalar(statement) is not None
+
+
+def finish_claim(
+    session: Session,
+    run_id: str,
+    *,
+    owner: str,
+    expected_state: str | None,
+    values: dict[str, Any],
+) -> str | None:
+    """Apply `values` and release `owner`'s claim, if it still holds it and the run is in
+    `expected_state` (any state when None). Return the state the run was in, or None if the
+    guard failed."""
+    conditions = [WorkflowRun.run_id == run_id, WorkflowRun.claimed_by == owner]
+    if expected_state is not None:
+        conditions.append(WorkflowRun.state == expected_state)
+    current = session.scalar(select(WorkflowRun.state).where(*conditions))
+    if current is None:
+        return None
+    statement = (
+        update(WorkflowRun)
+        .where(*conditions)
+        .values(claimed_by=None, claim_expires_at=None, **values)
+        .returning(WorkflowRun.run_id)
+        .execution_options(synchronize_session=False)
+    )
+    return current if session.scalar(statement) is not None else None
+
+
+def transition(session: Session, run_id: str, *, from_state: str, values: dict[str, Any]) -> bool:
+    """Compare-and-swap: apply `values` only if the run is still in `from_state`."""
+    statement = (
+        update(WorkflowRun)
+        .where(WorkflowRun.run_id == run_id, WorkflowRun.state == from_state)
+        .values(**values)
+        .returning(WorkflowRun.run_id)
+        .execution_options(synchronize_session=False)
+    )
+    return session.scalar(statement) is not None
+
+
+def mark_cancel_sent(session: Session, run_id: str, *, error: str | None = None) -> None:
+    """Record that the provider was asked to stop the run (or refused to, with `error`)."""
+    values: dict[str, Any] = {"cancel_sent_at": utcnow()}
+    if error is not None:
+        values["last_error"] = error[:2000]
+    session.execute(update(WorkflowRun).where(WorkflowRun.run_id == run_id).values(**values))
+
+
+def pending_cancellation_ids(session: Session, now: datetime, *, limit: int) -> list[str]:
+    """Runs in CANCELING/CANCELED with a provider run that was not told to stop yet and that no
+    submission currently holds (the submitter stops those itself)."""
+    query = (
+        select(WorkflowRun.run_id)
+        .where(
+            WorkflowRun.state.in_(CANCEL_STATES),
+            WorkflowRun.provider_id.is_not(None),
+            WorkflowRun.cancel_sent_at.is_(None),
+            claim_free(now),
+        )
+        .order_by(WorkflowRun.run_id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+# --- status sync ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrackedRun:
+    """The few columns sync-status needs; large JSON columns are never loaded."""
+
+    run_id: str
+    state: str
+    provider_type: str | None
+    tags: Any
+    provider_id: str
+    provider_status: str | None
+    not_found_count: int
+
+
+def in_flight_batch(
+    session: Session,
+    *,
+    after_run_id: str | None,
+    limit: int,
+    run_ids: Sequence[str] | None = None,
+    checked_before: datetime | None = None,
+) -> list[TrackedRun]:
+    """Next batch (keyset-paginated by run_id) of submitted runs that are not finished."""
+    query = select(
+        WorkflowRun.run_id,
+        WorkflowRun.state,
+        WorkflowRun.provider_type,
+        WorkflowRun.tags,
+        WorkflowRun.provider_id,
+        WorkflowRun.provider_status,
+        WorkflowRun.not_found_count,
+    ).where(
+        WorkflowRun.state.in_(NON_TERMINAL_STATES),
+        WorkflowRun.submitted_at.is_not(None),
+        WorkflowRun.provider_id.is_not(None),
+    )
+    if after_run_id is not None:
+        query = query.where(WorkflowRun.run_id > after_run_id)
+    if run_ids is not None:
+        query = query.where(WorkflowRun.run_id.in_(list(run_ids)))
+    if checked_before is not None:
+        query = query.where(
+            or_(
+                WorkflowRun.status_checked_at.is_(None),
+                WorkflowRun.status_checked_at < checked_before,
+            )
+        )
+    query = query.order_by(WorkflowRun.run_id).limit(limit)
+    return [
+        TrackedRun(
+            run_id=row.run_id,
+            state=row.state,
+            provider_type=row.provider_type,
+            tags=row.tags,
+            provider_id=row.provider_id,
+            provider_status=row.provider_status,
+            not_found_count=row.not_found_count or 0,
+        )
+        for row in session.execute(query)
+    ]
+
+
+def mark_checked(session: Session, run_ids: Sequence[str], now: datetime) -> None:
+    """One statement per batch: remember when these runs were last checked (for --stale-after)."""
+    if run_ids:
+        session.execute(
+            update(WorkflowRun)
+            .where(WorkflowRun.run_id.in_(list(run_ids)))
+            .values(status_checked_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def set_not_found_count(session: Session, run_id: str, *, from_state: str, count: int) -> bool:
+    return transition(session, run_id, from_state=from_state, values={"not_found_count": count})
+
+
+def replace_task_logs(session: Session, run_id: str, logs: Sequence[TaskLog]) -> None:
+    """Replace the run's task_logs rows with `logs` (ids are stable per run and task)."""
+    session.execute(delete(TaskLogRow).where(TaskLogRow.run_id == run_id))
+    for index, log in enumerate(logs):
+        key = f"{run_id}/{index}/{log.task_id or log.name}"
+        session.add(
+            TaskLogRow(
+                id=str(uuid.uuid5(_TASK_LOG_NAMESPACE, key)),
+                run_id=run_id,
+                name=log.name[:200],
+                cmd=list(log.cmd) if log.cmd is not None else None,
+                start_time=log.start_time,
+                end_time=log.end_time,
+                stdout=log.stdout[:500] if log.stdout else None,
+                stderr=log.stderr[:500] if log.stderr else None,
+                exit_code=log.exit_code,
+                system_logs=list(log.system_logs),
+            )
+        )
+
+
+_TASK_LOG_NAMESPACE = uuid.UUID("6f1d3c1e-6a53-4c0e-9a8e-1f6f2f0b7a11")
+
+
+def queued_unsubmitted(session: Session) -> list[WorkflowRun]:
+    """QUEUED runs never submitted, oldest first (for a dry run)."""
+    query = (
+        select(WorkflowRun)
+        .where(WorkflowRun.state == "QUEUED", WorkflowRun.submitted_at.is_(None))
+        .order_by(WorkflowRun.start_time, WorkflowRun.run_id)
+    )
+    return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    queued: int
+    oldest_queued_age: float
+    in_flight: dict[str, int]
+    stuck: dict[str, int]
+
+
+def queue_stats(session: Session, now: datetime, *, stuck_after: int) -> QueueStats:
+    """Queue depth, oldest queued age, and runs in flight / stuck per provider (provider_type is
+    always set once a run is submitted)."""
+    waiting = and_(WorkflowRun.state == "QUEUED", WorkflowRun.submitted_at.is_(None))
+    queued, oldest = session.execute(
+        select(func.count(), func.min(WorkflowRun.start_time)).where(waiting)
+    ).one()
+    flying = and_(WorkflowRun.state.in_(NON_TERMINAL_STATES), WorkflowRun.submitted_at.is_not(None))
+    in_flight = {
+        str(provider): int(count)
+        for provider, count in session.execute(
+            select(WorkflowRun.provider_type, func.count())
+            .where(flying)
+            .group_by(WorkflowRun.provider_type)
+        )
+    }
+    stuck = {
+        str(provider): int(count)
+        for provider, count in session.execute(
+            select(WorkflowRun.provider_type, func.count())
+            .where(
+                flying,
+                func.coalesce(WorkflowRun.provider_changed_at, WorkflowRun.submitted_at)
+                < now - timedelta(seconds=stuck_after),
+            )
+            .group_by(WorkflowRun.provider_type)
+        )
+    }
+    age = (now - oldest).total_seconds() if oldest is not None else 0.0
+    return QueueStats(int(queued), max(0.0, age), in_flight, stuck)
+
+
+def count_by_state_and_provider(
+    session: Session, default_provider: str
+) -> dict[tuple[str, str], int]:
+    """Run counts per (state, provider); the provider of runs not yet submitted is resolved from
+    their tags as submission would."""
+    from wesctl.domain.providers import resolve_provider_name
+
+    counts: dict[tuple[str, str], int] = {}
+    grouped = session.execute(
+        select(WorkflowRun.state, WorkflowRun.provider_type, func.count())
+        .where(WorkflowRun.provider_type.is_not(None))
+        .group_by(WorkflowRun.state, WorkflowRun.provider_type)
+    )
+    for state, provider, count in grouped:
+        counts[(state, provider)] = counts.get((state, provider), 0) + int(count)
+    unassigned = session.execute(
+        select(WorkflowRun.state, WorkflowRun.tags).where(WorkflowRun.provider_type.is_(None))
+    )
+    for state, tags in unassigned:
+        key = (state, resolve_provider_name(None, tags, default_provider))
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def oldest_queued(session: Session) -> tuple[str, datetime | None] | None:
+    row = session.execute(
+        select(WorkflowRun.run_id, WorkflowRun.start_time)
+        .where(WorkflowRun.state == "QUEUED", WorkflowRun.submitted_at.is_(None))
+        .order_by(WorkflowRun.start_time, WorkflowRun.run_id)
+        .limit(1)
+    ).first()
+    return (row.run_id, row.start_time) if row is not None else None
+
+
+def last_action_at(session: Session, actor_prefixes: Sequence[str]) -> datetime | None:
+    """When a command (by actor prefix, e.g. 'sync-status@') last changed a run."""
+    conditions = [StateTransition.actor.startswith(prefix) for prefix in actor_prefixes]
+    return session.scalar(select(func.max(StateTransition.at)).where(or_(*conditions)))
+
+
+def recent_failures(session: Session, since: datetime, *, limit: int) -> list[StateTransition]:
+    query = (
+        select(StateTransition)
+        .where(
+            StateTransition.at >= since,
+            StateTransition.to_state.in_(("SYSTEM_ERROR", "EXECUTOR_ERROR")),
+        )
+        .order_by(StateTransition.at.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(query))

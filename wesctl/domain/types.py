@@ -91,3 +91,16 @@ class RunDetails:
 
     outputs: Mapping[str, Any] = field(default_factory=dict)
     task_logs: Sequence[TaskLog] = ()
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """One read-only check of a provider's credentials, access or settings (`wesctl doctor`).
+
+    `fix` tells an operator what to change when `ok` is false; `detail` never holds a secret.
+    """
+
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
-from wesctl.domain.types import ProviderStatus, RunDetails, RunSpec, Submission
+from wesctl.domain.types import ProbeResult, ProviderStatus, RunDetails, RunSpec, Submission
 from wesctl.errors import WesctlError
+from wesctl.providers.ratelimit import TokenBucket
 
 
 class ProviderError(WesctlError):
@@ -51,6 +52,7 @@ class Provider(Protocol):
 
     name: str
     status_batch_size: int
+    limiter: TokenBucket  # every API request passes it once
 
     def validate(self, spec: RunSpec) -> None:
         """Raise ProviderRejected if `spec` cannot be submitted; no I/O."""
@@ -79,12 +81,19 @@ class Provider(Protocol):
         """Return the status of each id (None where the provider has no such run)."""
         ...
 
+    def new_pass(self) -> None:
+        """Forget status snapshots of an earlier pass; sync-status calls it before each pass."""
+
     def details(self, provider_id: str) -> RunDetails:
         """Return the run's outputs and task logs as the provider reports them now."""
         ...
 
     def cancel(self, provider_id: str) -> None:
         """Ask the provider to stop the run; a no-op if it already finished."""
+
+    def probe(self) -> list[ProbeResult]:
+        """Check credentials and access with one read-only call each; failures are results."""
+        ...
 
     def close(self) -> None:
         """Release connections and thread pools."""

@@ -41,7 +41,14 @@ from botocore.exceptions import (
 
 from wesctl.config import Settings
 from wesctl.domain.states import TERMINAL_STATES, RunState
-from wesctl.domain.types import ProviderStatus, RunDetails, RunSpec, Submission, TaskLog
+from wesctl.domain.types import (
+    ProbeResult,
+    ProviderStatus,
+    RunDetails,
+    RunSpec,
+    Submission,
+    TaskLog,
+)
 from wesctl.errors import ConfigError
 from wesctl.providers.base import (
     ProviderError,
@@ -395,6 +402,11 @@ class HealthOmicsProvider:
                 result[pid] = self._status(pid, item)
         return result
 
+    def new_pass(self) -> None:
+        """A new sync pass must see fresh statuses, even in a long-lived process."""
+        with self._listing_lock:
+            self._listing = None
+
     def details(self, provider_id: str) -> RunDetails:
         run = self._get_run(provider_id)
         # Only a completed run has final outputs: a cancelled run saves none.
@@ -520,6 +532,86 @@ class HealthOmicsProvider:
         if not isinstance(value, str) or len(value) > 750 or not _S3_URI.fullmatch(value):
             raise _reject(f"output_uri {value!r} is not an s3://bucket/prefix URI")
         return value
+
+    # --- probe ----------------------------------------------------------------------------
+    def probe(self) -> list[ProbeResult]:
+        """Check the run settings, the caller's identity (STS GetCallerIdentity) and omics access
+        (ListWorkflows): one request each and no wesctl retries, so a broken setup is reported
+        at once."""
+        results = [self._probe_settings(), self._probe_identity()]
+        if results[-1].ok:
+            results.append(self._probe_omics())
+        return results
+
+    def _probe_settings(self) -> ProbeResult:
+        name = f"{NAME} settings"
+        role, output = self.settings.healthomics_role_arn, self.settings.healthomics_output_uri
+        missing = {
+            variable: example
+            for variable, value, example in (
+                ("AWS_HEALTHOMICS_WORKFLOW_ROLE_ARN", role, "arn:aws:iam::<account>:role/<name>"),
+                ("AWS_HEALTHOMICS_OUTPUT_URI", output, "s3://<bucket>/<prefix>"),
+            )
+            if value is None
+        }
+        if missing:
+            return ProbeResult(
+                name,
+                False,
+                f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set",
+                "; ".join(f"set {variable}={example}" for variable, example in missing.items()),
+            )
+        return ProbeResult(name, True, f"runs assume {role} and write under {output}")
+
+    def _probe_identity(self) -> ProbeResult:
+        name = f"{NAME} credentials"
+        session = boto3.session.Session(region_name=self.omics.meta.region_name)
+        sts = session.client("sts", config=client_config(self.settings))
+        try:
+            identity = self._probe_call("GetCallerIdentity", sts.get_caller_identity)
+        except ProviderUnavailable as exc:
+            return ProbeResult(
+                name,
+                False,
+                exc.detail,
+                "check the network path to AWS STS (AWS_ENDPOINT_URL_STS, proxy, firewall)",
+            )
+        except ProviderError as exc:
+            return ProbeResult(
+                name,
+                False,
+                exc.detail,
+                "configure boto3's credential chain: AWS_PROFILE, AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY, or an instance or task role",
+            )
+        finally:
+            sts.close()
+        return ProbeResult(
+            name, True, f"caller {identity.get('Arn')} (account {identity.get('Account')})"
+        )
+
+    def _probe_omics(self) -> ProbeResult:
+        name = f"{NAME} access"
+        region = self.omics.meta.region_name
+        try:
+            self._probe_call("ListWorkflows", partial(self.omics.list_workflows, maxResults=1))
+        except ProviderError as exc:
+            return ProbeResult(
+                name,
+                False,
+                exc.detail,
+                "allow the caller the omics actions wesctl uses (omics:ListWorkflows, "
+                f"omics:StartRun, ...) in {region}; check AWS_REGION and AWS_ENDPOINT_URL_OMICS",
+            )
+        return ProbeResult(name, True, f"omics:ListWorkflows allowed in {region}")
+
+    def _probe_call(self, operation: str, func: Callable[[], T]) -> T:
+        """One paced request, its errors translated as every call's are, never retried."""
+        self.limiter.acquire()
+        try:
+            return func()
+        except (ClientError, BotoCoreError) as exc:
+            raise classify_error(exc, operation) from exc
 
     # --- runs -----------------------------------------------------------------------------
     def _get_run(self, provider_id: str) -> Mapping[str, Any]:
@@ -791,6 +883,15 @@ def _task_stream(run: Mapping[str, Any], provider_id: str, task_id: str) -> str:
     return f"arn:{partition}:logs:{region}:{account}:log-group:{LOG_GROUP}:log-stream:{stream}"
 
 
+def client_config(settings: Settings) -> Config:
+    """wesctl's only additions to boto3's standard client configuration: timeouts, user agent."""
+    return Config(
+        connect_timeout=min(CONNECT_TIMEOUT, settings.provider_timeout),
+        read_timeout=settings.provider_timeout,
+        user_agent_extra="wesctl",
+    )
+
+
 def build(
     settings: Settings, *, sleep: Callable[[float], None] = time.sleep
 ) -> HealthOmicsProvider:
@@ -799,11 +900,7 @@ def build(
     `sleep` is the retry back-off's sleep (tests pass a no-op).
     """
     session = boto3.session.Session(region_name=settings.aws_region or None)
-    config = Config(
-        connect_timeout=min(CONNECT_TIMEOUT, settings.provider_timeout),
-        read_timeout=settings.provider_timeout,
-        user_agent_extra="wesctl",
-    )
+    config = client_config(settings)
     try:
         omics = session.client("omics", config=config)
         s3 = session.client("s3", config=config)

@@ -31,6 +31,7 @@ class TokenBucket:
         self._updated = clock()
         self._lock = threading.Lock()
         self.waited = 0.0
+        self.acquired = 0  # requests let through; metrics report it as API calls
 
     def _refill(self, now: float) -> None:
         self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
@@ -44,6 +45,7 @@ class TokenBucket:
                 # float rounding may leave the bucket a hair below one token
                 if self._tokens >= 1 - 1e-9:
                     self._tokens -= 1
+                    self.acquired += 1
                     return
                 wait = (1 - self._tokens) / self.rate
             self.waited += wait

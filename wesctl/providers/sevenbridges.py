@@ -33,7 +33,14 @@ from sevenbridges.http.error_handlers import maintenance_sleeper
 
 from wesctl.config import Settings
 from wesctl.domain.states import RunState
-from wesctl.domain.types import ProviderStatus, RunDetails, RunSpec, Submission, TaskLog
+from wesctl.domain.types import (
+    ProbeResult,
+    ProviderStatus,
+    RunDetails,
+    RunSpec,
+    Submission,
+    TaskLog,
+)
 from wesctl.errors import ConfigError
 from wesctl.providers.base import (
     ProviderError,
@@ -69,6 +76,7 @@ STATUS_MAP: dict[str, RunState] = {
 }
 FINISHED = frozenset({"COMPLETED", "FAILED", "ABORTED"})
 CANCELED_MARKER = "wesctl-canceled=true"
+_PROBE_FIX = "check SEVENBRIDGES_API_ENDPOINT and the token; retry if the platform is unavailable"
 
 # Owner, project and app short names: letters, digits, '_', '-', '.'; the revision is a number.
 _NAME = r"[A-Za-z0-9_.-]+"
@@ -411,6 +419,9 @@ class SevenBridgesProvider:
                 )
         return result
 
+    def new_pass(self) -> None:
+        """Nothing to forget: every bulk get is fresh."""
+
     def details(self, provider_id: str) -> RunDetails:
         """Return the task's outputs (File/Directory values with locations) and its jobs."""
         task = self._get_task(provider_id)
@@ -452,6 +463,24 @@ class SevenBridgesProvider:
                     raise
             # The task changed between our read and our request (it finished, or was run).
             task = self._get_task(provider_id)
+
+    def probe(self) -> list[ProbeResult]:
+        """Check the token (GET /user), then the default project: one request each and no
+        retries, so a broken setup is reported at once."""
+        results = [self._probe_token()]
+        if not self._default_project:
+            results.append(
+                ProbeResult(
+                    f"{PROVIDER} project",
+                    False,
+                    "SEVENBRIDGES_PROJECT is not set",
+                    "set SEVENBRIDGES_PROJECT=<owner>/<project>, the project of runs whose tags "
+                    "name none",
+                )
+            )
+        elif results[0].ok:
+            results.append(self._probe_project(self._default_project))
+        return results
 
     def close(self) -> None:
         self._api.session.close()
@@ -612,6 +641,49 @@ class SevenBridgesProvider:
             return task.save()
 
         self._retry("cancel draft task", save)
+
+    def _probe_token(self) -> ProbeResult:
+        name = f"{PROVIDER} token"
+        try:
+            user = self._call("get user", lambda: self._api.users.me(api=self._api))
+        except ProviderError as exc:
+            status = getattr(exc.__cause__, "status", None)
+            if status == 401:
+                return ProbeResult(
+                    name,
+                    False,
+                    "SEVENBRIDGES_API_TOKEN was rejected (401)",
+                    f"set a valid API token for {self._endpoint} in SEVENBRIDGES_API_TOKEN "
+                    "(or the systemd credential 'sevenbridges-api-token')",
+                )
+            if status is None:  # no HTTP answer at all
+                return ProbeResult(
+                    name,
+                    False,
+                    f"cannot reach {self._endpoint}: {exc.detail}",
+                    "check SEVENBRIDGES_API_ENDPOINT and the network path to it (DNS, proxy, "
+                    "firewall)",
+                )
+            return ProbeResult(name, False, exc.detail, _PROBE_FIX)
+        return ProbeResult(
+            name, True, f"accepted by {self._endpoint} (user {user.field('username')})"
+        )
+
+    def _probe_project(self, project: str) -> ProbeResult:
+        name = f"{PROVIDER} project"
+        try:
+            self._call("get project", lambda: self._api.projects.get(id=project, api=self._api))
+        except ProviderError as exc:
+            if getattr(exc.__cause__, "status", None) in (403, 404):
+                return ProbeResult(
+                    name,
+                    False,
+                    f"project {project} not found or not accessible",
+                    "check SEVENBRIDGES_PROJECT (owner/project) and that the token's user is a "
+                    "member of that project",
+                )
+            return ProbeResult(name, False, exc.detail, _PROBE_FIX)
+        return ProbeResult(name, True, f"project {project} is accessible")
 
     def _get_task(self, provider_id: str) -> Any:
         return self._retry("get task", lambda: self._api.tasks.get(provider_id, api=self._api))

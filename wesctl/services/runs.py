@@ -227,3 +227,50 @@ def show_run(runtime: Runtime, run_id: str) -> RunView:
             task_logs=logs,
             history=transitions,
         )
+
+
+def retry_run(runtime: Runtime, run_id: str) -> str:
+    """Put a SYSTEM_ERROR run back in the queue with a fresh submission key; return the key.
+
+    The old provider id and key are dropped so the next submission starts a new provider run
+    (the failed attempt's run, if any, is finished or never existed).
+    """
+    key = f"wesctl-{run_id}-{uuid.uuid4().hex[:8]}"
+    with database_errors(), runtime.sessions.begin() as session:
+        row = run_queries.get_run(session, run_id)
+        if row is None:
+            raise RunNotFound(f"no run with id {run_id!r}")
+        if row.state != RunState.SYSTEM_ERROR:
+            raise InvalidRun(f"run {run_id} is {row.state}; only SYSTEM_ERROR runs can be retried")
+        moved = run_queries.transition(
+            session,
+            run_id,
+            from_state=RunState.SYSTEM_ERROR.value,
+            values={
+                "state": RunState.QUEUED.value,
+                "end_time": None,
+                "provider_id": None,
+                "provider_status": None,
+                "provider_metadata": None,
+                "outputs": None,
+                "submission_key": key,
+                "submit_attempts": 0,
+                "submitted_at": None,
+                "claimed_by": None,
+                "claim_expires_at": None,
+                "not_found_count": 0,
+                "cancel_sent_at": None,
+                "provider_changed_at": None,
+            },
+        )
+        if not moved:
+            raise InvalidRun(f"run {run_id} changed state meanwhile; try again")
+        run_queries.add_transition(
+            session,
+            run_id,
+            RunState.SYSTEM_ERROR.value,
+            RunState.QUEUED.value,
+            f"re-queued by operator (previous error: {row.last_error or '-'})",
+            runtime.actor,
+        )
+    return key

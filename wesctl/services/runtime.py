@@ -60,6 +60,11 @@ class Runtime:
                 self._providers[name] = build_provider(name, self.settings)
             return self._providers[name]
 
+    def provider_calls(self) -> dict[str, int]:
+        """API requests each provider adapter made so far (every request passes its limiter)."""
+        with self._lock:
+            return {name: provider.limiter.acquired for name, provider in self._providers.items()}
+
     def close(self) -> None:
         for provider in self._providers.values():
             provider.close()

@@ -1,0 +1,124 @@
+"""Claims are compare-and-swap leases: one winner per run, the cap holds across processes."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import create_engine, select, update
+
+from tests.cli_helpers import wesctl
+from tests.wes_api import insert_api_run
+from wesctl.config import Settings, load_settings
+from wesctl.db import runs as run_queries
+from wesctl.db.engine import utcnow
+from wesctl.db.tables import WorkflowRun
+from wesctl.services.runtime import Runtime
+from wesctl.services.submit import Report, Submitter
+
+
+def _settings(db_url: str, **overrides: object) -> Settings:
+    settings = load_settings(environ={"DATABASE_URI": db_url}, export_aws=False)
+    return dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def queued(db_url: str) -> tuple[str, list[str]]:
+    assert wesctl("--database-uri", db_url, "db", "upgrade").exit_code == 0
+    engine = create_engine(db_url)
+    ids = [insert_api_run(engine, run_id=f"run-{i:03d}") for i in range(40)]
+    engine.dispose()
+    return db_url, ids
+
+
+def _claim_concurrently(settings: Settings, workers: int, limit: int) -> list[list[str]]:
+    barrier = threading.Barrier(workers)
+    results: list[list[str]] = [[] for _ in range(workers)]
+
+    def claim(index: int) -> None:
+        runtime = Runtime.open(settings, command=f"claimer-{index}")
+        try:
+            submitter = Submitter(runtime, Report("test"))
+            barrier.wait()
+            results[index] = [c.run_id for c in submitter.claim(limit=limit)]
+        finally:
+            runtime.close()
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results
+
+
+def test_each_run_is_claimed_by_exactly_one_process(queued: tuple[str, list[str]]) -> None:
+    db_url, ids = queued
+    settings = _settings(db_url, max_concurrent_workflows=1000)
+    results = _claim_concurrently(settings, workers=6, limit=40)
+    claimed = [run_id for batch in results for run_id in batch]
+    assert sorted(claimed) == sorted(ids), "every run claimed once, none twice"
+
+
+def test_concurrency_cap_holds_when_claims_race(queued: tuple[str, list[str]]) -> None:
+    db_url, _ = queued
+    settings = _settings(db_url, max_concurrent_workflows=7)
+    results = _claim_concurrently(settings, workers=6, limit=40)
+    assert sum(len(batch) for batch in results) == 7
+
+
+def test_claim_fixes_the_submission_key_before_any_provider_call(
+    queued: tuple[str, list[str]],
+) -> None:
+    db_url, ids = queued
+    runtime = Runtime.open(_settings(db_url, max_concurrent_workflows=1), command="t")
+    try:
+        claims = Submitter(runtime, Report("t")).claim(limit=5)
+        assert [c.run_id for c in claims] == [ids[0]]  # oldest first, within the cap of 1
+        assert claims[0].submission_key == f"wesctl-{ids[0]}"
+        assert claims[0].attempts == 1
+        assert not claims[0].may_exist
+        with runtime.sessions() as session:
+            row = run_queries.get_run(session, ids[0])
+            assert row is not None
+            assert row.submission_key == f"wesctl-{ids[0]}"
+            assert row.claimed_by == runtime.actor
+    finally:
+        runtime.close()
+
+
+def test_expired_claim_is_taken_over_and_flags_a_possible_existing_run(
+    queued: tuple[str, list[str]],
+) -> None:
+    db_url, ids = queued
+    settings = _settings(db_url, max_concurrent_workflows=1)
+    first = Runtime.open(settings, command="crashed")
+    second = Runtime.open(settings, command="survivor")
+    try:
+        assert [c.run_id for c in Submitter(first, Report("t")).claim(limit=1)] == [ids[0]]
+        # While the lease holds, nobody else gets the run (and the cap is used up).
+        assert Submitter(second, Report("t")).claim(limit=1) == []
+        with second.sessions.begin() as session:
+            session.execute(
+                update(WorkflowRun)
+                .where(WorkflowRun.run_id == ids[0])
+                .values(claim_expires_at=utcnow() - timedelta(seconds=1))
+            )
+        retaken = Submitter(second, Report("t")).claim(limit=1)
+        assert [c.run_id for c in retaken] == [ids[0]]
+        assert retaken[0].may_exist, "a second attempt must look for what the first created"
+        assert retaken[0].submission_key == f"wesctl-{ids[0]}", "the key never changes"
+        # The crashed process lost its claim: it can no longer record a provider id.
+        with first.sessions.begin() as session:
+            assert not run_queries.record_provider_id(
+                session, ids[0], owner=first.actor, provider_id="x", provider_type="sevenbridges"
+            )
+        with second.sessions() as session:
+            row = session.scalars(select(WorkflowRun).where(WorkflowRun.run_id == ids[0])).one()
+            assert row.provider_id is None
+            assert row.submit_attempts == 2
+    finally:
+        first.close()
+        second.close()

@@ -1,0 +1,87 @@
+"""The operator's one-screen overview: what is queued, in flight, stuck and failing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from wesctl.db import runs as run_queries
+from wesctl.db.engine import database_errors, utcnow
+from wesctl.services.runtime import Runtime
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat(timespec="seconds") + "Z" if value is not None else None
+
+
+@dataclass(frozen=True)
+class Overview:
+    now: datetime
+    counts: dict[tuple[str, str], int]
+    oldest_queued: tuple[str, datetime | None] | None
+    queued: int
+    in_flight: dict[str, int]
+    cap: int
+    stuck: dict[str, int]
+    stuck_after: int
+    last_submit: datetime | None
+    last_sync: datetime | None
+    failures: list[dict[str, Any]]
+
+    @property
+    def in_flight_total(self) -> int:
+        return sum(self.in_flight.values())
+
+    def to_json(self) -> dict[str, Any]:
+        oldest = None
+        if self.oldest_queued is not None:
+            run_id, queued_at = self.oldest_queued
+            age = (self.now - queued_at).total_seconds() if queued_at else None
+            oldest = {"run_id": run_id, "queued_at": _iso(queued_at), "age_seconds": age}
+        return {
+            "at": _iso(self.now),
+            "counts": [
+                {"state": state, "provider": provider, "runs": count}
+                for (state, provider), count in sorted(self.counts.items())
+            ],
+            "queued": self.queued,
+            "oldest_queued": oldest,
+            "in_flight": {"total": self.in_flight_total, "cap": self.cap, **self.in_flight},
+            "stuck": self.stuck,
+            "stuck_after_seconds": self.stuck_after,
+            "last_submit": _iso(self.last_submit),
+            "last_sync": _iso(self.last_sync),
+            "failures_last_hour": self.failures,
+        }
+
+
+def overview(runtime: Runtime) -> Overview:
+    settings = runtime.settings
+    now = utcnow()
+    with database_errors(), runtime.sessions() as session:
+        stats = run_queries.queue_stats(session, now, stuck_after=settings.stuck_after)
+        failures = [
+            {
+                "run_id": item.run_id,
+                "at": _iso(item.at),
+                "state": item.to_state,
+                "reason": item.reason,
+            }
+            for item in run_queries.recent_failures(session, now - timedelta(hours=1), limit=10)
+        ]
+        return Overview(
+            now=now,
+            counts=run_queries.count_by_state_and_provider(session, settings.default_provider),
+            oldest_queued=run_queries.oldest_queued(session),
+            queued=stats.queued,
+            in_flight=stats.in_flight,
+            cap=settings.max_concurrent_workflows,
+            stuck=stats.stuck,
+            stuck_after=settings.stuck_after,
+            last_submit=run_queries.last_action_at(
+                session, ("submit-queued@", "submit-one@", "serve-notify@")
+            ),
+            last_sync=run_queries.last_action_at(session, ("sync-status@",)),
+            failures=failures,
+        )

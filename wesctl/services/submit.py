@@ -1,0 +1,532 @@
+"""Submitting queued runs to providers, exactly once, safely from many processes.
+
+The protocol, per run:
+1. Claim (one short transaction): a guarded update takes the run only if it is QUEUED, was
+   never submitted and nobody holds an unexpired claim; the concurrency cap is checked under a
+   lock in the same transaction. The submission key (the provider's idempotency token) is fixed
+   here, before any provider call.
+2. Call the provider outside any transaction. The adapter reports the provider's id as soon as
+   it exists (Seven Bridges: the draft task, before it is run); it is stored at once.
+3. Record the outcome (one short transaction, guarded by the claim): submitted, re-queued after a
+   transient error, or failed. If the WES API cancelled the run meanwhile, the new provider run
+   is stopped at once.
+A process killed anywhere leaves a claim that expires after WESCTL_CLAIM_TIMEOUT; the next claim
+re-sends the same key (HealthOmics requestId) or looks the task up (Seven Bridges marker, recorded
+draft id), so the provider run is adopted, never duplicated.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from wesctl.db import runs as run_queries
+from wesctl.db.engine import database_errors, utcnow
+from wesctl.db.tables import WorkflowRun
+from wesctl.domain.providers import resolve_provider_name
+from wesctl.domain.states import RunState
+from wesctl.domain.types import RunSpec, Submission
+from wesctl.errors import ConfigError, InvalidRun, WesctlError
+from wesctl.providers.base import ProviderRejected, ProviderUnavailable
+from wesctl.services.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+# Outcomes of one run in a submission pass.
+SUBMITTED = "submitted"
+ADOPTED = "adopted"
+REQUEUED = "requeued"
+FAILED = "failed"
+SKIPPED = "skipped"
+CANCELED = "canceled"
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    outcome: str
+    provider: str | None = None
+    provider_id: str | None = None
+    reason: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "outcome": self.outcome,
+            "provider": self.provider,
+            "provider_id": self.provider_id,
+            "reason": self.reason,
+        }
+
+
+@dataclass
+class Report:
+    """What a command did, run by run, and the exit code that summarises it."""
+
+    command: str
+    outcomes: list[RunOutcome] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, outcome: RunOutcome) -> None:
+        with self._lock:
+            self.outcomes.append(outcome)
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for item in self.outcomes if item.outcome == outcome)
+
+    @property
+    def exit_code(self) -> int:
+        if self.count(FAILED):
+            return 1
+        attempted = [item for item in self.outcomes if item.outcome != SKIPPED]
+        if attempted and all(item.outcome == REQUEUED for item in attempted):
+            return 75  # every provider call was unavailable: try again next tick
+        return 0
+
+    def to_json(self) -> dict[str, Any]:
+        counts: dict[str, int] = {}
+        for item in self.outcomes:
+            counts[item.outcome] = counts.get(item.outcome, 0) + 1
+        return {
+            "command": self.command,
+            "counts": counts,
+            "runs": [item.to_json() for item in self.outcomes],
+            "notes": self.notes,
+            "exit_code": self.exit_code,
+        }
+
+
+def log_transition(
+    run_id: str, provider: str | None, from_state: str | None, to_state: str, reason: str | None
+) -> None:
+    logger.info(
+        "run=%s provider=%s from=%s to=%s reason=%s",
+        run_id,
+        provider or "-",
+        from_state or "-",
+        to_state,
+        (reason or "-").replace("\n", " "),
+    )
+
+
+def spec_from_row(row: WorkflowRun) -> RunSpec:
+    """Build the provider request from a run row; raise InvalidRun for a malformed row."""
+    params = row.workflow_params
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise InvalidRun(f"workflow_params must be a JSON object, not {type(params).__name__}")
+    tags = row.tags if isinstance(row.tags, dict) else {}
+    if row.tags is not None and not isinstance(row.tags, dict):
+        raise InvalidRun(f"tags must be a JSON object, not {type(row.tags).__name__}")
+    if not row.workflow_url or not row.workflow_url.strip():
+        raise InvalidRun("workflow_url is empty")
+    return RunSpec(
+        run_id=row.run_id,
+        workflow_url=row.workflow_url.strip(),
+        workflow_type=row.workflow_type,
+        workflow_type_version=row.workflow_type_version,
+        workflow_params=params,
+        tags=tags,
+        workflow_engine=row.workflow_engine,
+        workflow_engine_version=row.workflow_engine_version,
+        queued_at=row.start_time,
+    )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A run this process holds for submission (a detached copy of what it needs)."""
+
+    run_id: str
+    provider: str
+    submission_key: str
+    known_provider_id: str | None
+    may_exist: bool
+    attempts: int
+    spec: RunSpec | None
+    invalid_reason: str | None
+
+
+def _detach(row: WorkflowRun, default_provider: str) -> Claim:
+    spec: RunSpec | None = None
+    invalid: str | None = None
+    try:
+        spec = spec_from_row(row)
+    except InvalidRun as exc:
+        invalid = exc.message
+    assert row.submission_key is not None
+    return Claim(
+        run_id=row.run_id,
+        provider=resolve_provider_name(row.provider_type, row.tags, default_provider),
+        submission_key=row.submission_key,
+        known_provider_id=row.provider_id,
+        may_exist=(row.submit_attempts or 0) > 1 or row.provider_id is not None,
+        attempts=row.submit_attempts or 0,
+        spec=spec,
+        invalid_reason=invalid,
+    )
+
+
+class Submitter:
+    """One submission pass of one process."""
+
+    def __init__(self, runtime: Runtime, report: Report) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.report = report
+        self.owner = runtime.actor
+        self.lease = timedelta(seconds=self.settings.claim_timeout)
+
+    # --- claiming ------------------------------------------------------------------------
+    def claim(self, *, limit: int, run_ids: Sequence[str] | None = None) -> list[Claim]:
+        """Claim up to `limit` runs: recoveries first (they hold a slot), then new ones while
+        the concurrency cap allows."""
+        with database_errors(), self.runtime.sessions.begin() as session:
+            run_queries.lock_claims(session)
+            now = utcnow()
+            recover = run_queries.claimable_run_ids(
+                session, now, limit=limit, needs_slot=False, run_ids=run_ids
+            )
+            free_slots = self.settings.max_concurrent_workflows - run_queries.count_in_flight(
+                session, now
+            )
+            fresh: list[str] = []
+            room = min(limit - len(recover), free_slots)
+            if room > 0:
+                fresh = run_queries.claimable_run_ids(
+                    session, now, limit=room, needs_slot=True, run_ids=run_ids
+                )
+            rows = run_queries.claim_runs(
+                session, [*recover, *fresh], owner=self.owner, now=now, lease=self.lease
+            )
+            return [_detach(row, self.settings.default_provider) for row in rows]
+
+    # --- submitting ----------------------------------------------------------------------
+    def submit_all(
+        self, claims: Sequence[Claim], progress: Callable[[RunOutcome], None] | None = None
+    ) -> None:
+        if not claims:
+            return
+        workers = min(self.settings.submit_workers, len(claims))
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="submit") as pool:
+            for outcome in pool.map(self.submit_claimed, claims):
+                self.report.add(outcome)
+                if progress is not None:
+                    progress(outcome)
+
+    def submit_claimed(self, claim: Claim) -> RunOutcome:
+        """Submit one claimed run and record the outcome; never raises for provider errors."""
+        if claim.invalid_reason is not None or claim.spec is None:
+            return self._fail(claim, f"invalid run: {claim.invalid_reason}")
+        try:
+            provider = self.runtime.provider(claim.provider)
+        except ConfigError as exc:
+            return self._fail(claim, exc.message)
+        if claim.provider not in self.settings.enabled_providers:
+            return self._fail(
+                claim,
+                f"provider {claim.provider!r} is not enabled here (WESCTL_PROVIDERS="
+                f"{','.join(self.settings.enabled_providers)})",
+            )
+        try:
+            provider.validate(claim.spec)
+            submission = provider.submit(
+                claim.spec,
+                idempotency_key=claim.submission_key,
+                known_provider_id=claim.known_provider_id,
+                may_exist=claim.may_exist,
+                record_provider_id=lambda provider_id: self._record_id(claim, provider_id),
+            )
+        except ClaimLost:
+            return RunOutcome(claim.run_id, SKIPPED, claim.provider, reason="claim taken over")
+        except ProviderRejected as exc:
+            return self._fail(claim, exc.message)
+        except ProviderUnavailable as exc:
+            return self._requeue(claim, exc.message)
+        except WesctlError as exc:
+            return self._requeue(claim, exc.message)
+        except Exception as exc:
+            logger.exception("unexpected error submitting run=%s", claim.run_id)
+            return self._requeue(claim, f"unexpected error: {type(exc).__name__}: {exc}")
+        return self._submitted(claim, submission)
+
+    def _record_id(self, claim: Claim, provider_id: str) -> None:
+        with database_errors(), self.runtime.sessions.begin() as session:
+            if not run_queries.record_provider_id(
+                session,
+                claim.run_id,
+                owner=self.owner,
+                provider_id=provider_id,
+                provider_type=claim.provider,
+            ):
+                raise ClaimLost(claim.run_id)
+
+    def _submitted(self, claim: Claim, submission: Submission) -> RunOutcome:
+        status = submission.status
+        new_state = status.state or RunState.INITIALIZING
+        if new_state == RunState.QUEUED:  # adapters never do this; keep the invariant anyway
+            new_state = RunState.INITIALIZING
+        now = utcnow()
+        outcome = ADOPTED if submission.adopted else SUBMITTED
+        values: dict[str, Any] = {
+            "provider_type": claim.provider,
+            "provider_id": submission.provider_id,
+            "provider_status": status.raw_status,
+            "provider_metadata": dict(submission.metadata),
+            "submitted_at": now,
+            "provider_changed_at": now,
+            "last_error": None,
+        }
+        reason = f"{outcome} to {claim.provider} as {submission.provider_id}"
+        with database_errors(), self.runtime.sessions.begin() as session:
+            previous = run_queries.finish_claim(
+                session,
+                claim.run_id,
+                owner=self.owner,
+                expected_state=RunState.QUEUED.value,
+                values={**values, "state": new_state.value},
+            )
+            if previous is not None:
+                run_queries.add_transition(
+                    session, claim.run_id, previous, new_state.value, reason, self.owner
+                )
+                cancel_now = False
+            else:
+                # Not QUEUED any more: the WES API cancelled it while we were submitting.
+                previous = run_queries.finish_claim(
+                    session, claim.run_id, owner=self.owner, expected_state=None, values=values
+                )
+                if previous is None:
+                    return RunOutcome(
+                        claim.run_id,
+                        SKIPPED,
+                        claim.provider,
+                        submission.provider_id,
+                        "claim taken over by another process",
+                    )
+                cancel_now = previous in run_queries.CANCEL_STATES
+        if previous is not None and not cancel_now:
+            log_transition(claim.run_id, claim.provider, previous, new_state.value, reason)
+            return RunOutcome(claim.run_id, outcome, claim.provider, submission.provider_id, reason)
+        return self._cancel_raced(claim, submission.provider_id)
+
+    def _cancel_raced(self, claim: Claim, provider_id: str) -> RunOutcome:
+        """The run was cancelled during submission: stop the provider run we just started."""
+        from wesctl.services.cancel import send_cancel
+
+        send_cancel(self.runtime, claim.run_id, claim.provider, provider_id)
+        return RunOutcome(
+            claim.run_id,
+            CANCELED,
+            claim.provider,
+            provider_id,
+            "cancelled while being submitted; provider run stopped",
+        )
+
+    def _fail(self, claim: Claim, reason: str) -> RunOutcome:
+        now = utcnow()
+        with database_errors(), self.runtime.sessions.begin() as session:
+            previous = run_queries.finish_claim(
+                session,
+                claim.run_id,
+                owner=self.owner,
+                expected_state=RunState.QUEUED.value,
+                values={
+                    "state": RunState.SYSTEM_ERROR.value,
+                    "end_time": now,
+                    "last_error": reason[:2000],
+                    "provider_type": claim.provider,
+                },
+            )
+            if previous is None:
+                self._release(session, claim)
+                return RunOutcome(claim.run_id, SKIPPED, claim.provider, reason="no longer queued")
+            run_queries.add_transition(
+                session, claim.run_id, previous, RunState.SYSTEM_ERROR.value, reason, self.owner
+            )
+        log_transition(claim.run_id, claim.provider, previous, RunState.SYSTEM_ERROR, reason)
+        return RunOutcome(claim.run_id, FAILED, claim.provider, reason=reason)
+
+    def _requeue(self, claim: Claim, reason: str) -> RunOutcome:
+        if claim.attempts >= self.settings.max_submit_attempts:
+            return self._fail(
+                claim,
+                f"gave up after {claim.attempts} submission attempts; last error: {reason}",
+            )
+        with database_errors(), self.runtime.sessions.begin() as session:
+            previous = run_queries.finish_claim(
+                session,
+                claim.run_id,
+                owner=self.owner,
+                expected_state=None,
+                values={"last_error": reason[:2000]},
+            )
+            if previous is not None:
+                run_queries.add_transition(
+                    session,
+                    claim.run_id,
+                    previous,
+                    previous,
+                    f"submission attempt {claim.attempts} failed (transient): {reason}",
+                    self.owner,
+                )
+        logger.warning(
+            "run=%s provider=%s submission attempt %d failed, left queued: %s",
+            claim.run_id,
+            claim.provider,
+            claim.attempts,
+            reason,
+        )
+        return RunOutcome(claim.run_id, REQUEUED, claim.provider, reason=reason)
+
+    def _release(self, session: Session, claim: Claim) -> None:
+        run_queries.finish_claim(
+            session, claim.run_id, owner=self.owner, expected_state=None, values={}
+        )
+
+
+class ClaimLost(WesctlError):
+    """Another process took over this run's claim (ours expired)."""
+
+
+def submit_queued(
+    runtime: Runtime,
+    *,
+    limit: int | None = None,
+    provider: str | None = None,
+    progress: Callable[[RunOutcome], None] | None = None,
+    batch_size: int = 64,
+) -> Report:
+    """Submit queued runs, oldest first, within the concurrency cap; return what happened."""
+    report = Report("submit-queued")
+    submitter = Submitter(runtime, report)
+    remaining = limit if limit is not None else None
+    run_filter = _runs_of_provider(runtime, provider) if provider else None
+    while remaining is None or remaining > 0:
+        chunk = batch_size if remaining is None else min(batch_size, remaining)
+        claims = submitter.claim(limit=chunk, run_ids=run_filter)
+        if not claims:
+            break
+        submitter.submit_all(claims, progress)
+        if remaining is not None:
+            remaining -= len(claims)
+        if all(item.outcome == REQUEUED for item in report.outcomes[-len(claims) :]):
+            break  # the provider is down; leave the rest for the next tick
+    return report
+
+
+def _runs_of_provider(runtime: Runtime, provider: str) -> list[str]:
+    """Ids of claimable QUEUED runs that resolve to `provider`."""
+    with database_errors(), runtime.sessions() as session:
+        rows = run_queries.list_runs(session, states=(RunState.QUEUED.value,))
+        return [
+            row.run_id
+            for row in rows
+            if row.submitted_at is None
+            and resolve_provider_name(
+                row.provider_type, row.tags, runtime.settings.default_provider
+            )
+            == provider
+        ]
+
+
+def submit_one(runtime: Runtime, run_id: str) -> Report:
+    """Submit one run if it is queued and claimable; say why not otherwise."""
+    report = Report("submit-one")
+    with database_errors(), runtime.sessions() as session:
+        row = run_queries.get_run(session, run_id)
+        if row is None:
+            from wesctl.errors import RunNotFound
+
+            raise RunNotFound(f"no run with id {run_id!r}")
+        state, submitted, provider_id = row.state, row.submitted_at, row.provider_id
+        claimed = row.claimed_by is not None and (
+            row.claim_expires_at is not None and row.claim_expires_at > utcnow()
+        )
+    if state != RunState.QUEUED or submitted is not None:
+        report.add(RunOutcome(run_id, SKIPPED, None, provider_id, f"run is {state}, not queued"))
+        return report
+    if claimed:
+        report.add(RunOutcome(run_id, SKIPPED, None, None, "being submitted by another process"))
+        return report
+    submitter = Submitter(runtime, report)
+    claims = submitter.claim(limit=1, run_ids=[run_id])
+    if not claims:
+        report.add(
+            RunOutcome(
+                run_id,
+                SKIPPED,
+                None,
+                None,
+                "waiting: the concurrency cap is reached or another process claimed it",
+            )
+        )
+        return report
+    submitter.submit_all(claims)
+    return report
+
+
+def plan_submission(runtime: Runtime, *, limit: int | None, provider: str | None) -> Report:
+    """What submit-queued would do now, without claiming or calling anything."""
+    report = Report("submit-queued --dry-run")
+    settings = runtime.settings
+    with database_errors(), runtime.sessions() as session:
+        now = utcnow()
+        in_flight = run_queries.count_in_flight(session, now)
+        rows = run_queries.queued_unsubmitted(session)
+        slots = settings.max_concurrent_workflows - in_flight
+        budget = limit
+        for row in rows:
+            name = resolve_provider_name(row.provider_type, row.tags, settings.default_provider)
+            if provider and name != provider:
+                continue
+            claim_active = row.claim_expires_at is not None and row.claim_expires_at > now
+            if row.claimed_by and claim_active:
+                outcome = RunOutcome(
+                    row.run_id,
+                    SKIPPED,
+                    name,
+                    row.provider_id,
+                    f"being submitted by {row.claimed_by}",
+                )
+            elif budget is not None and budget <= 0:
+                outcome = RunOutcome(row.run_id, "waiting", name, None, "beyond --limit")
+            elif row.provider_id is not None:
+                outcome = RunOutcome(
+                    row.run_id,
+                    "would-adopt",
+                    name,
+                    row.provider_id,
+                    "an interrupted submission left this provider id; it will be adopted",
+                )
+            elif slots <= 0:
+                outcome = RunOutcome(
+                    row.run_id,
+                    "waiting",
+                    name,
+                    None,
+                    f"concurrency cap {settings.max_concurrent_workflows} reached",
+                )
+            else:
+                try:
+                    spec_from_row(row)
+                    outcome = RunOutcome(row.run_id, "would-submit", name, None, "oldest first")
+                except InvalidRun as exc:
+                    outcome = RunOutcome(row.run_id, "would-fail", name, None, exc.message)
+                slots -= 1
+            if outcome.outcome in ("would-submit", "would-adopt", "would-fail") and budget:
+                budget -= 1
+            report.add(outcome)
+    report.notes.append(
+        f"{in_flight} of {settings.max_concurrent_workflows} concurrency slots in use"
+    )
+    return report
