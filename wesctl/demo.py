@@ -1,0 +1,301 @@
+"""`wesctl demo`: the whole lifecycle on a laptop, against simulated providers.
+
+It starts the Seven Bridges and HealthOmics fakes (and moto's S3 for HealthOmics outputs)
+in-process on 127.0.0.1, creates a fresh SQLite database, enqueues runs as the WES API would,
+notifies the real notification handler, and drives the real submit / sync / cancel code until
+every run is finished. Everything it starts is stopped before it returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wesctl.config import Settings, load_settings
+from wesctl.domain.states import TERMINAL_STATES
+from wesctl.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+DEMO_TOKEN = "demo-token-not-a-secret"
+DEMO_BUCKET = "wesctl-demo"
+DEMO_ROLE = "arn:aws:iam::123456789012:role/wesctl-demo"
+# The simulators are stopped when the status screen is shown; nothing is called then.
+SIMULATOR_GONE = "http://127.0.0.1:9/v2"
+TIME_LIMIT = 50.0  # seconds; the demo promises to finish within a minute
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    label: str
+    provider: str
+    run_id: str
+    expect: str
+
+
+@dataclass
+class DemoResult:
+    database_uri: str
+    runs: list[DemoRun]
+    final_states: dict[str, str]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        return all(self.final_states.get(run.run_id) == run.expect for run in self.runs)
+
+
+@contextlib.contextmanager
+def _moto_s3() -> Iterator[str]:
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError as exc:
+        raise ConfigError(
+            "the demo simulates S3 with moto, which is not installed; "
+            "install it with: pip install 'wesctl[demo]'"
+        ) from exc
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Point this process's boto3 chain at the simulated AWS, and restore it afterwards."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _aws_environment(omics_url: str, s3_url: str, directory: Path) -> dict[str, str]:
+    return {
+        "AWS_ACCESS_KEY_ID": "demo",
+        "AWS_SECRET_ACCESS_KEY": "demo-not-a-secret",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(directory / "aws-config-unused"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(directory / "aws-credentials-unused"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_ENDPOINT_URL_OMICS": omics_url,
+        "AWS_ENDPOINT_URL_S3": s3_url,
+        "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
+        "AWS_MAX_ATTEMPTS": "2",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
+
+
+def demo_settings(database_uri: str, sbg_url: str) -> Settings:
+    """Settings for the simulators only: the operator's environment and .env do not apply."""
+    import tempfile
+
+    with tempfile.NamedTemporaryFile("w", suffix=".env") as empty:
+        return _demo_settings(database_uri, sbg_url, Path(empty.name))
+
+
+def _demo_settings(database_uri: str, sbg_url: str, empty_env_file: Path) -> Settings:
+    return load_settings(
+        environ={
+            "DATABASE_URI": database_uri,
+            "SEVENBRIDGES_API_TOKEN": DEMO_TOKEN,
+            "SEVENBRIDGES_API_ENDPOINT": sbg_url,
+            "SEVENBRIDGES_PROJECT": "wes-user/wes",
+            "AWS_REGION": "us-east-1",
+            "AWS_HEALTHOMICS_WORKFLOW_ROLE_ARN": DEMO_ROLE,
+            "AWS_HEALTHOMICS_OUTPUT_URI": f"s3://{DEMO_BUCKET}/runs",
+            "WESCTL_PROVIDERS": "sevenbridges,healthomics",
+            "WESCTL_HEALTHOMICS_START_RATE": "50",
+            "WESCTL_SEVENBRIDGES_RATE": "50",
+            "WESCTL_RETRY_INITIAL_WAIT": "0.1",
+            "WESCTL_PROVIDER_TIMEOUT": "5",
+            "DAEMON_MAX_CONCURRENT_WORKFLOWS": "10",
+        },
+        env_file=empty_env_file,
+        export_aws=False,
+    )
+
+
+def run_demo(
+    database_path: Path, *, say: Callable[[str], None], tick: Callable[[dict[str, str]], None]
+) -> DemoResult:
+    """Run the demo on a fresh SQLite database at `database_path`; return what happened."""
+    import boto3
+
+    from wesctl.db import schema
+    from wesctl.fakes.healthomics import HealthOmicsFake
+    from wesctl.fakes.http import FakeClock
+    from wesctl.fakes.sevenbridges import SevenBridgesFake
+    from wesctl.notify import send_notification
+    from wesctl.notify_server import NotifyServer, bind_tcp
+    from wesctl.services import cancel, submit, sync
+    from wesctl.services.runs import NewRun, add_run, list_runs
+    from wesctl.services.runtime import Runtime
+
+    started = time.monotonic()
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{database_path}{suffix}").unlink(missing_ok=True)
+    database_uri = f"sqlite:///{database_path.resolve()}"
+    clock = FakeClock(real=True)
+    script = [("QUEUED", 0.0), ("RUNNING", 1.5), ("COMPLETED", 4.0)]
+    omics_script = [("STARTING", 0.5), ("RUNNING", 1.5), ("STOPPING", 3.5), ("COMPLETED", 4.5)]
+
+    with contextlib.ExitStack() as stack:
+        s3_url = stack.enter_context(_moto_s3())
+        say(f"simulated S3 (moto) on {s3_url}")
+        sbg = SevenBridgesFake(token=DEMO_TOKEN, script=script, clock=clock)
+        sbg.start()
+        stack.callback(sbg.stop)
+        say(f"simulated Seven Bridges API on {sbg.api_url}")
+        s3 = boto3.client(
+            "s3",
+            region_name="us-east-1",
+            endpoint_url=s3_url,
+            aws_access_key_id="demo",
+            aws_secret_access_key="demo-not-a-secret",
+        )
+        s3.create_bucket(Bucket=DEMO_BUCKET)
+        omics = HealthOmicsFake(s3=s3, script=omics_script, clock=clock)
+        omics.start()
+        stack.callback(omics.stop)
+        say(f"simulated HealthOmics API on {omics.base_url}")
+        stack.enter_context(
+            _environment(_aws_environment(omics.base_url, s3_url, database_path.parent))
+        )
+
+        settings = demo_settings(database_uri, sbg.api_url)
+        runtime = Runtime.open(settings, command="demo", check_schema=False)
+        stack.callback(runtime.close)
+        schema.upgrade(runtime.engine)
+        # One runtime per command, so the history names who did what, as on a real host.
+        notify_runtime, submit_runtime, sync_runtime = (
+            Runtime.open(settings, command=command)
+            for command in ("serve-notify", "submit-queued", "sync-status")
+        )
+        for opened in (notify_runtime, submit_runtime, sync_runtime):
+            stack.callback(opened.close)
+        say(f"database {database_path} created (wesctl db upgrade)")
+
+        listener = bind_tcp("127.0.0.1", 0)
+        server = NotifyServer(notify_runtime, [listener], idle_exit=0, token=None, workers=4)
+        thread = threading.Thread(target=server.run, name="demo-notify", daemon=True)
+        thread.start()
+        stack.callback(thread.join, 10)
+        stack.callback(server.stop, "demo finished")
+        stack.callback(listener.close)
+        host, port = listener.sock.getsockname()[:2]
+        say(f"notification handler (serve-notify) on {host}:{port}")
+
+        reads = sbg.add_file("sample.fastq", b"@r1\nACGT\n+\nIIII\n")
+        requests: list[tuple[str, str, str, dict[str, Any], str]] = [
+            (
+                "Seven Bridges run that completes",
+                "sevenbridges",
+                "wes-user/wes/hello",
+                {"reads": {"class": "File", "path": reads}, "greeting": "hello"},
+                "COMPLETE",
+            ),
+            (
+                "Seven Bridges run whose workflow fails",
+                "sevenbridges",
+                "wes-user/wes/hello",
+                {"reads": {"class": "File", "path": reads}, "fake_fail": True},
+                "EXECUTOR_ERROR",
+            ),
+            (
+                "HealthOmics run that completes",
+                "healthomics",
+                "1234567",
+                {"sample": "s3://inputs/sample.bam"},
+                "COMPLETE",
+            ),
+            (
+                "HealthOmics run that fails",
+                "healthomics",
+                "2345678",
+                {"sample": "s3://inputs/broken.bam"},
+                "EXECUTOR_ERROR",
+            ),
+            (
+                "HealthOmics run that is cancelled",
+                "healthomics",
+                "3456789",
+                {"sample": "s3://inputs/long.bam"},
+                "CANCELED",
+            ),
+        ]
+        runs: list[DemoRun] = []
+        for label, provider, url, params, expect in requests:
+            run_id = add_run(
+                runtime,
+                NewRun(
+                    workflow_url=url,
+                    workflow_type="CWL" if provider == "sevenbridges" else "WDL",
+                    workflow_type_version="v1.0" if provider == "sevenbridges" else "1.0",
+                    workflow_params=params,
+                    provider=provider,
+                ),
+            )
+            runs.append(DemoRun(label, provider, run_id, expect))
+            answer = send_notification(run_id, host=host, port=port, timeout=2.0)
+            say(f"queued {label}: {run_id} (notification answered {answer.status})")
+
+        pending = {run.run_id for run in runs}
+        canceled = fail_sent = False
+        states: dict[str, str] = {}
+        while pending and time.monotonic() - started < TIME_LIMIT:
+            time.sleep(0.5)
+            submit.submit_queued(submit_runtime)  # the timer's backstop for missed notifications
+            sync.sync_status(sync_runtime)
+            states = {item.run_id: item.state for item in list_runs(runtime, limit=100)}
+            by_label = {run.label: run for run in runs}
+            failing = by_label["HealthOmics run that fails"]
+            failing_id = _provider_id(runtime, failing.run_id)
+            if not fail_sent and failing_id and states.get(failing.run_id) == "RUNNING":
+                omics.finish(failing_id, succeed=False)  # the simulated workflow breaks
+                fail_sent = True
+            victim = by_label["HealthOmics run that is cancelled"]
+            if not canceled and states.get(victim.run_id) == "RUNNING":
+                cancel.cancel(sync_runtime, [victim.run_id])
+                say(f"cancel requested for {victim.run_id}")
+                canceled = True
+            pending = {r for r in pending if states.get(r) not in TERMINAL_STATES}
+            tick(states)
+        return DemoResult(database_uri, runs, states, time.monotonic() - started)
+
+
+def _provider_id(runtime: Any, run_id: str) -> str | None:
+    from wesctl.services.runs import show_run
+
+    return show_run(runtime, run_id).summary.provider_id
+
+
+@contextlib.contextmanager
+def quiet_logs() -> Iterator[None]:
+    """The demo narrates itself; keep library logs to warnings while it runs."""
+    loggers = [logging.getLogger(), logging.getLogger("werkzeug")]
+    levels = [item.level for item in loggers]
+    for item in loggers:
+        item.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for item, level in zip(loggers, levels, strict=True):
+            item.setLevel(level)
