@@ -4,6 +4,7 @@ sevenbridges-python client over HTTP against the Seven Bridges fake."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -407,3 +408,33 @@ def test_status_overview_counts_queue_flight_and_failures(world: World) -> None:
     assert human.exit_code == 0
     assert "in flight" in human.stdout
     assert "2 of 10" in human.stdout
+
+
+def test_cancel_racing_a_submission_leaves_no_live_provider_run(world: World) -> None:
+    import threading
+
+    from wesctl.config import load_settings
+    from wesctl.services.runtime import Runtime
+    from wesctl.services.submit import submit_one
+
+    run_id = world.add_run()
+    # Hold the task-run request at the fake so the WES API's cancel lands mid-submission.
+    world.fake.inject("slow", "submit", delay=1.0, skip=1)
+    settings = load_settings(environ=world.env, export_aws=False)
+    runtime = Runtime.open(settings, command="submit-one")
+    outcome: list[Any] = []
+    thread = threading.Thread(target=lambda: outcome.append(submit_one(runtime, run_id)))
+    thread.start()
+    deadline = time.monotonic() + 10
+    while world.fake.calls["submit"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    world.set_state(run_id, "CANCELED")  # POST /runs/{id}/cancel on the WES API
+    thread.join(timeout=30)
+    runtime.close()
+    [task_id] = world.tasks(run_id)
+    assert world.fake.task(task_id).status in ("ABORTING", "ABORTED")
+    assert outcome[0].outcomes[0].outcome == "canceled"
+    row = world.row(run_id)
+    assert row.state == "CANCELED"
+    assert row.provider_id == task_id
+    assert row.cancel_sent_at is not None
