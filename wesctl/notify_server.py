@@ -38,12 +38,11 @@ from http.server import BaseHTTPRequestHandler
 from types import FrameType
 from typing import Any
 
-from sqlalchemy import select
-
 from wesctl import __version__
 from wesctl.config import Settings
+from wesctl.db import runs as run_queries
 from wesctl.db.engine import database_errors
-from wesctl.db.tables import RUN_ID_LENGTH, WorkflowRun
+from wesctl.db.tables import RUN_ID_LENGTH
 from wesctl.domain.states import RunState
 from wesctl.errors import ConfigError, DatabaseUnavailable, SchemaError, WesctlError
 from wesctl.services.runtime import Runtime
@@ -541,15 +540,12 @@ class NotifyServer:
         return answer.result()
 
     def _query(self, run_ids: list[str]) -> dict[str, RunLookup]:
-        query = select(WorkflowRun.run_id, WorkflowRun.state, WorkflowRun.submitted_at).where(
-            WorkflowRun.run_id.in_(run_ids)
-        )
         with database_errors(), self.runtime.sessions() as session:
-            rows = session.execute(query).all()
+            found = run_queries.submission_states(session, run_ids)
         queued = RunState.QUEUED.value
         return {
-            row.run_id: (row.state, row.state == queued and row.submitted_at is None)
-            for row in rows
+            run_id: (state, state == queued and not submitted)
+            for run_id, (state, submitted) in found.items()
         }
 
     # --- the accept loop -------------------------------------------------------------------

@@ -185,7 +185,7 @@ def test_wes_api_requests_on_one_keep_alive_connection(
             (200, run_id) for run_id in pipelined
         ]
         assert all("close" not in headers.get("connection", "") for _, headers, _ in answers)
-        provider_ids = wait_submitted(running.engine, sent + pipelined, deadline=1.0)
+        provider_ids = wait_submitted(running.engine, sent + pipelined, deadline=3.0)
         for run_id in sent + pipelined:
             assert fake.tasks_for_run(run_id) == [provider_ids[run_id]]
 
@@ -212,7 +212,8 @@ def test_burst_of_200_concurrent_notifications(
         with ThreadPoolExecutor(max_workers=len(run_ids)) as pool:
             results = list(pool.map(notify, run_ids))
         assert [ok for ok, _ in results] == [True] * len(run_ids)
-        provider_ids = wait_submitted(running.engine, run_ids, deadline=10.0)
+        # Normally 4-6 s: the submit path costs ~20 ms of CPU per run in this one process.
+        provider_ids = wait_submitted(running.engine, run_ids, deadline=30.0)
         total = time.monotonic() - burst_started
         latencies = sorted(elapsed for _, elapsed in results)
         p50 = statistics.median(latencies)

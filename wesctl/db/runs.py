@@ -474,3 +474,11 @@ def recent_failures(session: Session, since: datetime, *, limit: int) -> list[St
         .limit(limit)
     )
     return list(session.scalars(query))
+
+
+def submission_states(session: Session, run_ids: Sequence[str]) -> dict[str, tuple[str, bool]]:
+    """run_id -> (state, ever submitted) for the ids that exist, in one query."""
+    query = select(WorkflowRun.run_id, WorkflowRun.state, WorkflowRun.submitted_at).where(
+        WorkflowRun.run_id.in_(list(run_ids))
+    )
+    return {row.run_id: (row.state, row.submitted_at is not None) for row in session.execute(query)}
