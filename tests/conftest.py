@@ -83,3 +83,13 @@ def db_url(request: pytest.FixtureRequest) -> str:
     fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     url: str = request.getfixturevalue(fixture)
     return url
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """moto's server (S3, CloudWatch Logs, STS) on loopback, with the test bucket created."""
+    from tests.contract.aws_fixtures import start_moto
+
+    server, url = start_moto()
+    yield url
+    server.stop()

@@ -790,55 +790,25 @@ def demo_command(
     Example: wesctl demo
     """
     from rich.live import Live
-    from rich.table import Table
 
-    from wesctl.demo import SIMULATOR_GONE, demo_settings, quiet_logs, run_demo
-    from wesctl.render import console, overview, state_text
-    from wesctl.services.runtime import Runtime
-    from wesctl.services.status import overview as status_overview
+    from wesctl.demo import DemoRun, final_overview, quiet_logs, run_demo
+    from wesctl.render import console, demo_progress, demo_summary
 
     out = console()
     out.print("[bold]wesctl demo[/] · providers are [bold yellow]SIMULATED[/] on 127.0.0.1")
-    names: dict[str, str] = {}
-
-    def table(states: dict[str, str]) -> Table:
-        grid = Table(box=None, pad_edge=False)
-        grid.add_column("RUN")
-        grid.add_column("STATE")
-        for run_id, label in names.items():
-            grid.add_row(label, state_text(states.get(run_id, "QUEUED")))
-        return grid
-
-    with cli_errors(), quiet_logs(), Live(table({}), console=out, auto_refresh=False) as live:
-
-        def say(message: str) -> None:
-            live.console.print(f"  {message}")
-            if message.startswith("queued "):
-                label, run_id = message.removeprefix("queued ").split(": ", 1)
-                names[run_id.split(" ", 1)[0]] = label
+    runs: list[DemoRun] = []
+    with cli_errors(), quiet_logs(), Live(console=out, auto_refresh=False) as live:
 
         def tick(states: dict[str, str]) -> None:
-            live.update(table(states), refresh=True)
+            live.update(demo_progress(runs, states), refresh=True)
 
-        result = run_demo(database, say=say, tick=tick)
-    out.print()
-    runtime = Runtime.open(demo_settings(result.database_uri, SIMULATOR_GONE), command="demo")
-    try:
-        out.print(overview(status_overview(runtime)))
-    finally:
-        runtime.close()
-    for run in result.runs:
-        final = result.final_states.get(run.run_id, "?")
-        mark = "[green]ok[/]" if final == run.expect else f"[red]expected {run.expect}[/]"
-        out.print(f"  {run.label}: {state_text(final)} {mark}")
-    out.print(f"finished in {result.seconds:.1f}s. Look next:")
-    uri = result.database_uri
-    for line in (
-        f"  wesctl --database-uri {uri} runs list",
-        f"  wesctl --database-uri {uri} runs show {result.runs[0].run_id}",
-        "  README.md, 'Running it for real', to point wesctl at your providers",
-    ):
-        out.print(line, soft_wrap=True)
+        result = run_demo(
+            database,
+            say=lambda message: live.console.print(f"  {message}"),
+            on_queued=runs.append,
+            tick=tick,
+        )
+    demo_summary(result, final_overview(result))
     raise typer.Exit(0 if result.ok else 1)
 
 

@@ -16,11 +16,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wesctl.config import Settings, load_settings
 from wesctl.domain.states import TERMINAL_STATES
 from wesctl.errors import ConfigError
+
+if TYPE_CHECKING:
+    from wesctl.services.status import Overview
 
 logger = logging.getLogger(__name__)
 
@@ -134,9 +137,16 @@ def _demo_settings(database_uri: str, sbg_url: str, empty_env_file: Path) -> Set
 
 
 def run_demo(
-    database_path: Path, *, say: Callable[[str], None], tick: Callable[[dict[str, str]], None]
+    database_path: Path,
+    *,
+    say: Callable[[str], None],
+    on_queued: Callable[[DemoRun], None],
+    tick: Callable[[dict[str, str]], None],
 ) -> DemoResult:
-    """Run the demo on a fresh SQLite database at `database_path`; return what happened."""
+    """Run the demo on a fresh SQLite database at `database_path`; return what happened.
+
+    `say` narrates, `on_queued` announces each run, `tick` gets every run's state once a pass.
+    """
     import boto3
 
     from wesctl.db import schema
@@ -254,8 +264,9 @@ def run_demo(
                 ),
             )
             runs.append(DemoRun(label, provider, run_id, expect))
+            on_queued(runs[-1])
             answer = send_notification(run_id, host=host, port=port, timeout=2.0)
-            say(f"queued {label}: {run_id} (notification answered {answer.status})")
+            say(f"queued {label}: {run_id} (notification answered HTTP {answer.status})")
 
         pending = {run.run_id for run in runs}
         canceled = fail_sent = False
@@ -299,3 +310,15 @@ def quiet_logs() -> Iterator[None]:
     finally:
         for item, level in zip(loggers, levels, strict=True):
             item.setLevel(level)
+
+
+def final_overview(result: DemoResult) -> Overview:
+    """The `wesctl status` view of the demo's database, read after the simulators stopped."""
+    from wesctl.services.runtime import Runtime
+    from wesctl.services.status import overview
+
+    runtime = Runtime.open(demo_settings(result.database_uri, SIMULATOR_GONE), command="demo")
+    try:
+        return overview(runtime)
+    finally:
+        runtime.close()

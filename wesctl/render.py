@@ -265,3 +265,30 @@ def checks_table(rows: Sequence[dict[str, str]]) -> None:
             row["check"], f"[{style.get(result, '')}]{result}[/]", row["detail"], row["fix"]
         )
     console().print(table)
+
+
+def demo_progress(runs: Sequence[Any], states: dict[str, str]) -> Table:
+    grid = Table(box=None, pad_edge=False)
+    grid.add_column("RUN")
+    grid.add_column("STATE")
+    for run in runs:
+        grid.add_row(run.label, state_text(states.get(run.run_id, "QUEUED")))
+    return grid
+
+
+def demo_summary(result: Any, view: Any) -> None:
+    out = console()
+    out.print()
+    out.print(overview(view))
+    for run in result.runs:
+        final = result.final_states.get(run.run_id, "?")
+        mark = "[green]ok[/]" if final == run.expect else f"[red]expected {run.expect}[/]"
+        out.print(f"  {run.label}: {state_text(final)} {mark}")
+    out.print(f"finished in {result.seconds:.1f}s. Look next:")
+    uri = result.database_uri
+    for line in (
+        f"  wesctl --database-uri {uri} runs list",
+        f"  wesctl --database-uri {uri} runs show {result.runs[0].run_id}",
+        "  README.md, 'Running it for real', to point wesctl at your providers",
+    ):
+        out.print(line, soft_wrap=True)

@@ -15,7 +15,6 @@ from tests.contract.aws_fixtures import (
     build_provider,
     make_settings,
     s3_client,
-    start_moto,
 )
 from tests.contract.base import ProviderContract
 from wesctl.domain.types import RunSpec
@@ -57,13 +56,6 @@ class OmicsHarness:
 
     def status_calls(self) -> int:
         return self.fake.calls["status"]
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server, url = start_moto()
-    yield url
-    server.stop()
 
 
 @pytest.fixture(scope="module")

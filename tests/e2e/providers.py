@@ -41,7 +41,7 @@ def sevenbridges_env(fake: SevenBridgesFake) -> dict[str, str]:
 
 HO_WORKFLOW = "1234567"
 HO_ROLE_ARN = "arn:aws:iam::123456789012:role/omics-runs"
-HO_BUCKET = "wesctl-e2e-omics"
+HO_BUCKET = "wesctl-omics-test"  # created by the moto_url fixture
 
 
 def healthomics_env(omics_url: str, moto_url: str, config_dir: str) -> dict[str, str]:

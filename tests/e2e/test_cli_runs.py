@@ -123,3 +123,16 @@ def test_python_dash_m_entry_point() -> None:
     )
     assert result.returncode == 0
     assert "runs" in result.stdout
+
+
+def test_systemd_install_writes_the_units_rendered_from_the_settings(tmp_path: Path) -> None:
+    result = wesctl(
+        "systemd", "install", "--prefix", str(tmp_path / "root"), env={"DAEMON_POLL_INTERVAL": "90"}
+    )
+    assert result.exit_code == 0, result.output
+    timer = tmp_path / "root/etc/systemd/system/wesctl-submit-queued.timer"
+    assert "OnUnitInactiveSec=90s" in timer.read_text()
+    rendered = wesctl("systemd", "render", env={"DAEMON_POLL_INTERVAL": "90"})
+    assert "OnUnitInactiveSec=90s" in rendered.stdout
+    bad = wesctl("systemd", "render", env={"DAEMON_POLL_INTERVAL": "often"})
+    assert bad.exit_code == 78

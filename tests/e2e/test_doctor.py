@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from tests.contract.aws_fixtures import aws_environment, s3_client, start_moto
+from tests.contract.aws_fixtures import aws_environment, s3_client
 from tests.e2e.providers import SBG_TOKEN, healthomics_env, sevenbridges_env
 from tests.notify import running_server
 from wesctl.config import load_settings
@@ -33,13 +33,6 @@ from wesctl.services.doctor import (
 )
 
 HEAD = schema.SCHEMA_HEAD
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server, url = start_moto()
-    yield url
-    server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -16,32 +16,13 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 from sqlalchemy import create_engine, text
 
 from tests.cli_helpers import wesctl
-from tests.e2e.providers import HO_BUCKET, HO_WORKFLOW, healthomics_env
+from tests.e2e.providers import HO_WORKFLOW, healthomics_env
 from tests.wes_api import insert_api_run
 from wesctl.db.engine import utcnow
 from wesctl.fakes.healthomics import HealthOmicsFake
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    s3 = boto3.client(
-        "s3",
-        region_name="us-east-1",
-        endpoint_url=url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    s3.create_bucket(Bucket=HO_BUCKET)
-    yield url
-    server.stop()
 
 
 class OmicsWorld:

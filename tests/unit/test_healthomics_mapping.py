@@ -37,7 +37,6 @@ from tests.contract.aws_fixtures import (
     build_provider,
     make_settings,
     s3_client,
-    start_moto,
 )
 from tests.contract.base import FakeClock
 from wesctl.domain.states import RunState
@@ -268,13 +267,6 @@ def test_cwl_file_objects_are_normalised_and_wdl_values_kept() -> None:
 
 
 # --- fixtures for the wire tests ----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def moto_url() -> Iterator[str]:
-    server, url = start_moto()
-    yield url
-    server.stop()
 
 
 @pytest.fixture(scope="module")
