@@ -18,7 +18,7 @@ from wesctl.domain.providers import resolve_provider_name
 from wesctl.domain.states import TERMINAL_STATES, RunState
 from wesctl.errors import ConfigError, WesctlError
 from wesctl.providers.base import ProviderRejected, ProviderUnavailable
-from wesctl.services.runtime import Runtime
+from wesctl.services.runtime import Runtime, log_transition
 from wesctl.services.submit import (
     CANCELED,
     FAILED,
@@ -26,7 +26,6 @@ from wesctl.services.submit import (
     SKIPPED,
     Report,
     RunOutcome,
-    log_transition,
 )
 
 logger = logging.getLogger(__name__)

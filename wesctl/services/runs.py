@@ -13,7 +13,7 @@ from wesctl.db.tables import RUN_ID_LENGTH, WorkflowRun
 from wesctl.domain.providers import PROVIDER_TAG, resolve_provider_name
 from wesctl.domain.states import RunState
 from wesctl.errors import InvalidRun, RunNotFound
-from wesctl.services.runtime import Runtime
+from wesctl.services.runtime import Runtime, log_transition
 
 
 @dataclass(frozen=True)
@@ -265,12 +265,14 @@ def retry_run(runtime: Runtime, run_id: str) -> str:
         )
         if not moved:
             raise InvalidRun(f"run {run_id} changed state meanwhile; try again")
+        reason = f"re-queued by operator (previous error: {row.last_error or '-'})"
         run_queries.add_transition(
             session,
             run_id,
             RunState.SYSTEM_ERROR.value,
             RunState.QUEUED.value,
-            f"re-queued by operator (previous error: {row.last_error or '-'})",
+            reason,
             runtime.actor,
         )
+    log_transition(run_id, row.provider_type, RunState.SYSTEM_ERROR, RunState.QUEUED, reason)
     return key

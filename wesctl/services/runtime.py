@@ -22,6 +22,23 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
+_transitions = logging.getLogger("wesctl.transition")
+
+
+def log_transition(
+    run_id: str, provider: str | None, from_state: str | None, to_state: str, reason: str | None
+) -> None:
+    """One key=value line per state change, for journald and log search."""
+    _transitions.info(
+        "run=%s provider=%s from=%s to=%s reason=%s",
+        run_id,
+        provider or "-",
+        from_state or "-",
+        to_state,
+        (reason or "-").replace("\n", " "),
+    )
+
+
 def default_actor(command: str) -> str:
     """Who made a change, for the history table: command, host and pid."""
     return f"{command}@{socket.gethostname()}:{os.getpid()}"[:100]

@@ -35,7 +35,7 @@ from wesctl.domain.states import RunState
 from wesctl.domain.types import RunSpec, Submission
 from wesctl.errors import ConfigError, InvalidRun, WesctlError
 from wesctl.providers.base import ProviderRejected, ProviderUnavailable
-from wesctl.services.runtime import Runtime
+from wesctl.services.runtime import Runtime, log_transition
 
 logger = logging.getLogger(__name__)
 
@@ -102,19 +102,6 @@ class Report:
             "notes": self.notes,
             "exit_code": self.exit_code,
         }
-
-
-def log_transition(
-    run_id: str, provider: str | None, from_state: str | None, to_state: str, reason: str | None
-) -> None:
-    logger.info(
-        "run=%s provider=%s from=%s to=%s reason=%s",
-        run_id,
-        provider or "-",
-        from_state or "-",
-        to_state,
-        (reason or "-").replace("\n", " "),
-    )
 
 
 def spec_from_row(row: WorkflowRun) -> RunSpec:

@@ -33,8 +33,8 @@ from wesctl.domain.types import ProviderStatus, RunDetails
 from wesctl.errors import ConfigError
 from wesctl.providers.base import ProviderError, ProviderUnavailable
 from wesctl.services.cancel import pending_cancellations, send_cancel
-from wesctl.services.runtime import Runtime
-from wesctl.services.submit import FAILED, REQUEUED, SKIPPED, Report, RunOutcome, log_transition
+from wesctl.services.runtime import Runtime, log_transition
+from wesctl.services.submit import FAILED, REQUEUED, SKIPPED, Report, RunOutcome
 
 logger = logging.getLogger(__name__)
 
