@@ -244,11 +244,14 @@ def overview(view: Any) -> Any:
         failures = Table(
             title="failures in the last hour", box=box.SIMPLE_HEAD, title_justify="left"
         )
-        for column in ("AT", "RUN ID", "STATE", "REASON"):
-            failures.add_column(column, no_wrap=column != "REASON")
+        failures.add_column("AT", no_wrap=True)
+        failures.add_column("RUN ID / REASON")
         for item in data["failures_last_hour"]:
+            at = (item["at"] or "")[11:19]  # HH:MM:SS of an ISO timestamp
             failures.add_row(
-                item["at"], item["run_id"], state_text(item["state"]), _shorten(item["reason"], 80)
+                at,
+                f"{item['run_id']} {state_text(item['state'])}\n"
+                f"[dim]{_shorten(item['reason'], 160)}[/]",
             )
         parts.append(failures)
     return Panel(Group(*parts), title=f"wesctl status · {data['at']}", expand=False)
