@@ -126,6 +126,7 @@ def _report_metrics(registry: CollectorRegistry, command: str, report: Report) -
             errors[(provider, "transient")] += 1
         elif item.outcome == "failed":
             errors[(provider, "permanent")] += 1
+    outcomes.update(report.tallies)
     runs = _gauge(
         registry, "wesctl_runs", "Runs handled by the last run, by outcome", "provider", "outcome"
     )

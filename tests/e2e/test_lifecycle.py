@@ -313,9 +313,9 @@ def test_retry_re_drives_a_system_error_run(world: World) -> None:
 def test_stale_after_skips_recently_checked_runs(world: World) -> None:
     ids = [world.add_run() for _ in range(3)]
     world.cli_json("submit-queued")
-    assert len(world.cli_json("sync-status")["runs"]) == 3
-    assert world.cli_json("sync-status", "--stale-after", "3600")["runs"] == []
-    assert len(world.cli_json("sync-status", ids[0])["runs"]) == 1
+    assert world.cli_json("sync-status")["counts"] == {"unchanged": 3}
+    assert world.cli_json("sync-status", "--stale-after", "3600")["counts"] == {}
+    assert world.cli_json("sync-status", ids[0])["counts"] == {"unchanged": 1}
 
 
 def test_missing_token_is_a_config_error_before_any_io(world: World) -> None:

@@ -201,13 +201,15 @@ class FakeService:
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle  # noqa: N815
 
         class Server(ThreadingHTTPServer):
+            # Class attributes, so they apply before the socket starts listening.
+            daemon_threads = True
+            request_queue_size = 1024
+
             def handle_error(self, request: Any, client_address: Any) -> None:
                 # Clients that vanish mid-answer (killed processes, timeouts) are expected here.
                 logger.debug("%s fake: connection error from %s", service.name, client_address)
 
         self._server = Server(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._server.request_queue_size = 1024
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},  # stop() returns quickly

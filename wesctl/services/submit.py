@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -73,28 +74,39 @@ class Report:
     command: str
     outcomes: list[RunOutcome] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Outcomes only counted, not listed (a sync pass's unchanged runs), so memory stays flat.
+    tallies: Counter[tuple[str, str]] = field(default_factory=Counter)  # (provider, outcome)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, outcome: RunOutcome) -> None:
         with self._lock:
             self.outcomes.append(outcome)
 
+    def tally(self, outcome: str, provider: str) -> None:
+        with self._lock:
+            self.tallies[(provider, outcome)] += 1
+
+    def counts(self) -> dict[str, int]:
+        counts = Counter(item.outcome for item in self.outcomes)
+        for (_, outcome), number in self.tallies.items():
+            counts[outcome] += number
+        return dict(counts)
+
     def count(self, outcome: str) -> int:
-        return sum(1 for item in self.outcomes if item.outcome == outcome)
+        return self.counts().get(outcome, 0)
 
     @property
     def exit_code(self) -> int:
-        if self.count(FAILED):
+        counts = self.counts()
+        if counts.get(FAILED):
             return 1
-        attempted = [item for item in self.outcomes if item.outcome != SKIPPED]
-        if attempted and all(item.outcome == REQUEUED for item in attempted):
+        attempted = {name: n for name, n in counts.items() if name != SKIPPED}
+        if attempted and set(attempted) == {REQUEUED}:
             return 75  # every provider call was unavailable: try again next tick
         return 0
 
     def to_json(self) -> dict[str, Any]:
-        counts: dict[str, int] = {}
-        for item in self.outcomes:
-            counts[item.outcome] = counts.get(item.outcome, 0) + 1
+        counts = self.counts()
         return {
             "command": self.command,
             "counts": counts,

@@ -124,7 +124,7 @@ class StatusSync:
             status.raw_status == run.provider_status and run.not_found_count == 0
         )
         if unchanged:
-            self.report.add(RunOutcome(run.run_id, UNCHANGED, name, run.provider_id, run.state))
+            self.report.tally(UNCHANGED, name)
             return False
         new_state = target or run.state
         self._record(name, run, status, new_state, details=None)
@@ -200,9 +200,7 @@ class StatusSync:
                     count,
                     self.settings.not_found_confirmations,
                 )
-                self.report.add(
-                    RunOutcome(run.run_id, UNCHANGED, name, run.provider_id, "not found once")
-                )
+                self.report.tally(UNCHANGED, name)
                 return
             reason = (
                 f"provider run {run.provider_id} no longer exists at {name} "

@@ -1,0 +1,544 @@
+"""Shared setup of the benchmarks: scratch databases, provider fakes, settings and numbers.
+
+Every benchmark runs wesctl's real services against the in-process provider fakes on 127.0.0.1
+with a fixed per-call latency. Client-side rate limits (WESCTL_SEVENBRIDGES_RATE,
+WESCTL_HEALTHOMICS_START_RATE / _API_RATE) are raised to RATE_LIMIT so the fakes' latency, not
+the production quotas, bounds throughput; DAEMON_MAX_CONCURRENT_WORKFLOWS is raised so the
+concurrency cap never holds a run back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, overload
+
+from sqlalchemy import Engine, create_engine, event, insert, text
+from sqlalchemy.engine import make_url
+
+from wesctl.config import Settings, load_settings
+from wesctl.db import schema
+from wesctl.db.engine import make_engine, utcnow
+from wesctl.db.tables import WorkflowRun
+from wesctl.fakes.healthomics import RUN_STATUSES, FakeRun, HealthOmicsFake
+from wesctl.fakes.healthomics import _page as healthomics_page
+from wesctl.fakes.http import Request, Response
+from wesctl.fakes.sevenbridges import (
+    API_PREFIX,
+    DEFAULT_APP,
+    DEFAULT_PROJECT,
+    FakeTask,
+    SevenBridgesFake,
+)
+
+PROVIDERS = ("sevenbridges", "healthomics")
+RATE_LIMIT = "100000"  # calls per second: effectively unlimited
+SBG_TOKEN = "bench-sevenbridges-token"
+HO_WORKFLOW = "1234567"
+HO_ROLE_ARN = "arn:aws:iam::123456789012:role/omics-runs"
+HO_OUTPUT_URI = "s3://wesctl-bench/out"
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+_ID_SEGMENT = re.compile(r"/(?:[0-9a-f]{8}-[0-9a-f-]{27}|[0-9a-f]{24}|\d+)(?=/|$)")
+
+
+# --- command line and output ------------------------------------------------------------------
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """Options every benchmark script takes."""
+    parser.add_argument(
+        "--latency", type=float, default=0.020, help="seconds per fake API call (default 0.020)"
+    )
+    parser.add_argument(
+        "--database-uri",
+        default=None,
+        help="PostgreSQL server URL (a scratch database is created on it and dropped); "
+        f"default: SQLite in a temp dir. Example: {DEFAULT_POSTGRES}",
+    )
+    parser.add_argument(
+        "--json", action="store_true", help="print the result rows as JSON (used by run_all.py)"
+    )
+
+
+@dataclass
+class Row:
+    """One line of the summary table."""
+
+    benchmark: str
+    metric: str
+    wesctl: str
+    baseline: str = ""
+    ratio_goal: str = ""
+
+
+@dataclass
+class Result:
+    """What a benchmark script reports: table rows plus free-form notes."""
+
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(
+        self, benchmark: str, metric: str, wesctl: str, baseline: str = "", goal: str = ""
+    ) -> None:
+        self.rows.append(Row(benchmark, metric, wesctl, baseline, goal))
+
+    def emit(self, as_json: bool) -> None:
+        if as_json:
+            print(json.dumps({"rows": [asdict(row) for row in self.rows], "notes": self.notes}))
+            return
+        print(markdown_table(self.rows))
+        for note in self.notes:
+            print(f"- {note}")
+
+
+def markdown_table(rows: Sequence[Row]) -> str:
+    header = ("benchmark", "metric", "wesctl", "naive baseline", "ratio / goal")
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        cells = (row.benchmark, row.metric, row.wesctl, row.baseline, row.ratio_goal)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile (0 < fraction <= 1) of a non-empty sample."""
+    ordered = sorted(values)
+    rank = max(1, round(fraction * len(ordered) + 0.5 - 1e-9))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def rss_mib() -> tuple[float, float]:
+    """(current, peak) resident set size of this process, from /proc/self/status."""
+    status = Path("/proc/self/status").read_text()
+    values = dict(re.findall(r"^(VmRSS|VmHWM):\s+(\d+) kB", status, re.MULTILINE))
+    return int(values["VmRSS"]) / 1024, int(values["VmHWM"]) / 1024
+
+
+def reset_peak_rss() -> None:
+    """Start a new peak RSS measurement (Linux: writing 5 to clear_refs resets VmHWM)."""
+    Path("/proc/self/clear_refs").write_text("5")
+
+
+def cpu_seconds() -> float:
+    """User plus system CPU time of this process so far."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+_STARTED = time.monotonic()
+
+
+def log(message: str) -> None:
+    """Progress to stderr (seconds since start first), so stdout stays the result."""
+    print(f"[{time.monotonic() - _STARTED:6.1f} s] {message}", file=sys.stderr, flush=True)
+
+
+class StatementTimer:
+    """Counts SQL statements by their first word and sums their time over all threads."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.counts: Counter[str] = Counter()
+        self.seconds: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
+
+    def _before(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        conn.info["bench_started"] = time.perf_counter()
+
+    def _after(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        elapsed = time.perf_counter() - conn.info.pop("bench_started", time.perf_counter())
+        kind = statement.lstrip().split(None, 1)[0].upper()
+        with self._lock:
+            self.counts[kind] += 1
+            self.seconds[kind] += elapsed
+
+
+# --- machine ----------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, str]:
+    """Cores, CPU model, Python and database versions, for the README table."""
+    model = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    info = {
+        "cores": str(os.cpu_count()),
+        "cpu": model,
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+    }
+    with contextlib.suppress(Exception):
+        engine = create_engine(DEFAULT_POSTGRES, connect_args={"connect_timeout": 2})
+        with engine.connect() as connection:
+            info["postgresql"] = str(connection.execute(text("SHOW server_version")).scalar())
+        engine.dispose()
+    return info
+
+
+# --- databases --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def scratch_database(server_uri: str | None, directory: Path) -> Iterator[str]:
+    """Yield the URL of a fresh, migrated database: a SQLite file in `directory`, or a new
+    database on the PostgreSQL server `server_uri`, dropped afterwards."""
+    if server_uri is None or make_url(server_uri).get_backend_name() == "sqlite":
+        url = server_uri or f"sqlite:///{directory / f'bench-{uuid.uuid4().hex[:8]}.db'}"
+        migrate(url)
+        yield url
+        return
+    name = f"wesctl_bench_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server_uri, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(server_uri).set(database=name).render_as_string(hide_password=False)
+    try:
+        migrate(url)
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def migrate(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        schema.upgrade(engine)
+    finally:
+        engine.dispose()
+
+
+def workflow_url(provider: str) -> str:
+    return DEFAULT_APP if provider == "sevenbridges" else HO_WORKFLOW
+
+
+def queued_rows(count: int, provider: str) -> list[dict[str, Any]]:
+    """`count` QUEUED runs as the WES API inserts them, one microsecond apart (oldest first)."""
+    start = utcnow() - timedelta(hours=1)
+    return [
+        {
+            "run_id": str(uuid.uuid4()),
+            "state": "QUEUED",
+            "workflow_params": {"message": f"run {index}", "count": 2},
+            "workflow_type": "CWL" if provider == "sevenbridges" else "WDL",
+            "workflow_type_version": "v1.0",
+            "workflow_url": workflow_url(provider),
+            "tags": {"provider_type": provider},
+            "start_time": start + timedelta(microseconds=index),
+        }
+        for index in range(count)
+    ]
+
+
+def insert_rows(engine: Engine, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Insert many runs with one executemany."""
+    with engine.begin() as connection:
+        connection.execute(insert(WorkflowRun.__table__), [dict(row) for row in rows])
+
+
+# --- provider fakes ---------------------------------------------------------------------------
+
+
+class EndpointCounter:
+    """Counts requests by method and path with ids blanked, e.g. `POST /v2/bulk/tasks/get`."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def count(self, request: Request) -> None:
+        self.counts[f"{request.method} {_ID_SEGMENT.sub('/{id}', request.path)}"] += 1
+
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+class CountingSevenBridgesFake(SevenBridgesFake):
+    """The Seven Bridges fake, also counting requests per endpoint (its own counters merge
+    GET /tasks/{id} and the bulk status call under one operation)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.endpoints = EndpointCounter()
+
+    def route(self, request: Request) -> tuple[str, Any]:
+        self.endpoints.count(request)
+        return super().route(request)
+
+
+class CountingHealthOmicsFake(HealthOmicsFake):
+    """The HealthOmics fake, counting requests per endpoint, whose ListRuns renders only the
+    page asked for. The stock fake renders every run for every page: paging through 10,000
+    runs would cost it about a million item renders, CPU charged to the wesctl pass sharing
+    this process. Filters, order and paging are the stock fake's."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.endpoints = EndpointCounter()
+
+    def route(self, request: Request) -> tuple[str, Any]:
+        self.endpoints.count(request)
+        return super().route(request)
+
+    def _list_runs(self, request: Request) -> Response:
+        status = request.arg("status")
+        if status is not None and status not in RUN_STATUSES:
+            return super()._list_runs(request)  # the stock validation error
+        name, group = request.arg("name"), request.arg("runGroupId")
+        with self.lock:
+            selected = []
+            for run in reversed(self._runs.values()):
+                self._advance(run)
+                if (
+                    (status is None or run.status == status)
+                    and (name is None or run.request.get("name") == name)
+                    and (group is None or run.request.get("runGroupId") == group)
+                ):
+                    selected.append(run)
+            return healthomics_page(request, "runs", _RenderedItems(self, selected))
+
+
+class _RenderedItems(Sequence[dict[str, Any]]):
+    """ListRuns items rendered only when sliced out for a page."""
+
+    def __init__(self, fake: HealthOmicsFake, runs: list[FakeRun]) -> None:
+        self._fake = fake
+        self._runs = runs
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    @overload
+    def __getitem__(self, index: int) -> dict[str, Any]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
+
+    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
+        if isinstance(index, slice):
+            return [self._fake._list_item(run) for run in self._runs[index]]
+        return self._fake._list_item(self._runs[index])
+
+
+def start_fake(provider: str, latency: float) -> CountingSevenBridgesFake | CountingHealthOmicsFake:
+    """Start a counting fake of `provider` in this process."""
+    fake: CountingSevenBridgesFake | CountingHealthOmicsFake
+    if provider == "sevenbridges":
+        fake = CountingSevenBridgesFake(token=SBG_TOKEN, latency=latency)
+    else:
+        fake = CountingHealthOmicsFake(latency=latency)
+    fake.start()
+    # FakeService sets request_queue_size after the server has bound and listened, so the
+    # backlog stays socketserver's 5 and a burst of new connections is reset; re-listen.
+    assert fake._server is not None
+    fake._server.socket.listen(1024)
+    return fake
+
+
+def duplicate_runs(fake: CountingSevenBridgesFake | CountingHealthOmicsFake) -> int:
+    """Provider runs beyond one per WES run (0 when each run was submitted exactly once)."""
+    if isinstance(fake, CountingSevenBridgesFake):
+        with fake._state_lock:
+            names = [task.name for task in fake.tasks.values() if not task.deleted]
+    else:
+        with fake.lock:
+            names = [run.request.get("name") for run in fake._runs.values()]
+    return len(names) - len(set(names))
+
+
+class FakeHandle:
+    """A started fake, in this process or (with `separate_process`) in a child process whose
+    CPU then does not compete with wesctl's threads for this process's GIL."""
+
+    def __init__(self, provider: str, latency: float, *, separate_process: bool = False) -> None:
+        self.local: CountingSevenBridgesFake | CountingHealthOmicsFake | None = None
+        self._child: subprocess.Popen[str] | None = None
+        if separate_process:
+            self._child = subprocess.Popen(
+                [sys.executable, __file__, "serve-fake", provider, str(latency)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            assert self._child.stdout is not None
+            self.base_url = self._child.stdout.readline().strip()
+        else:
+            self.local = start_fake(provider, latency)
+            self.base_url = self.local.base_url
+
+    def stats(self) -> dict[str, Any]:
+        """{"endpoints": requests per endpoint, "duplicates": extra provider runs}."""
+        if self.local is not None:
+            return {
+                "endpoints": dict(self.local.endpoints.counts),
+                "duplicates": duplicate_runs(self.local),
+            }
+        assert self._child is not None
+        assert self._child.stdin is not None
+        assert self._child.stdout is not None
+        self._child.stdin.write("stats\n")
+        self._child.stdin.flush()
+        stats: dict[str, Any] = json.loads(self._child.stdout.readline())
+        return stats
+
+    def stop(self) -> None:
+        if self.local is not None:
+            self.local.stop()
+        if self._child is not None:
+            self._child.terminate()
+            self._child.wait()
+
+
+def _serve_fake(provider: str, latency: float) -> None:
+    """Child process of FakeHandle: print the base URL, answer each stdin line with stats."""
+    fake = start_fake(provider, latency)
+    print(fake.base_url, flush=True)
+    for _ in sys.stdin:
+        stats = {"endpoints": dict(fake.endpoints.counts), "duplicates": duplicate_runs(fake)}
+        print(json.dumps(stats), flush=True)
+
+
+def provider_environ(provider: str, base_url: str, config_dir: Path) -> dict[str, str]:
+    """wesctl's and boto3's variables pointing at the fake at `base_url`, rate limits lifted."""
+    environ = {
+        "WESCTL_DEFAULT_PROVIDER": provider,
+        "WESCTL_PROVIDERS": provider,
+        "WESCTL_PROVIDER_TIMEOUT": "10",
+        "WESCTL_RETRY_INITIAL_WAIT": "0.01",
+        "WESCTL_RETRY_MAX_WAIT": "2",
+        "DAEMON_MAX_CONCURRENT_WORKFLOWS": "1000000",
+    }
+    if provider == "sevenbridges":
+        return {
+            **environ,
+            "SEVENBRIDGES_API_TOKEN": SBG_TOKEN,
+            "SEVENBRIDGES_API_ENDPOINT": base_url + API_PREFIX,
+            "SEVENBRIDGES_PROJECT": DEFAULT_PROJECT,
+            "WESCTL_SEVENBRIDGES_RATE": RATE_LIMIT,
+        }
+    return {
+        **environ,
+        "AWS_CONFIG_FILE": str(config_dir / "aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(config_dir / "aws-credentials"),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_ENDPOINT_URL_OMICS": base_url,
+        "AWS_ENDPOINT_URL_S3": base_url,  # never called: no benchmark reads outputs
+        "AWS_DISABLE_HOST_PREFIX_INJECTION": "true",
+        "AWS_MAX_ATTEMPTS": "1",
+        "AWS_HEALTHOMICS_WORKFLOW_ROLE_ARN": HO_ROLE_ARN,
+        "AWS_HEALTHOMICS_OUTPUT_URI": HO_OUTPUT_URI,
+        "WESCTL_HEALTHOMICS_START_RATE": RATE_LIMIT,
+        "WESCTL_HEALTHOMICS_API_RATE": RATE_LIMIT,
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
+
+
+def settings_for(
+    database_uri: str, environ: Mapping[str, str], config_dir: Path, **extra: str
+) -> Settings:
+    """Settings from exactly `environ` plus `extra` (no .env file, no process environment).
+
+    boto3 reads its configuration from the process environment, so the AWS variables are also
+    exported; each benchmark runs in its own process.
+    """
+    values = {"DATABASE_URI": database_uri, **environ, **extra}
+    for name, value in values.items():
+        if name.startswith("AWS_") or name.lower() == "no_proxy":
+            os.environ[name] = value
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        os.environ.pop(name, None)
+    env_file = config_dir / "empty.env"
+    env_file.touch()
+    return load_settings(environ=values, env_file=env_file, export_aws=False)
+
+
+def add_sevenbridges_task(fake: SevenBridgesFake, run_id: str, status: str) -> str:
+    """Put a task the way wesctl would have created and run it straight into the fake's state."""
+    now = datetime.now(UTC)
+    task = FakeTask(
+        id=str(uuid.uuid4()),
+        name=f"wes-{run_id}",
+        description=f"Submitted by wesctl for WES run {run_id}.\nwesctl-run-id={run_id}",
+        project=DEFAULT_PROJECT,
+        app=f"{DEFAULT_APP}/1",
+        inputs={"message": "hello"},
+        created=now,
+        created_by=fake.username,
+        status=status,
+        started=now if status == "RUNNING" else None,
+        runs=1,
+    )
+    with fake._state_lock:
+        fake.tasks[task.id] = task
+    return task.id
+
+
+def add_healthomics_run(fake: HealthOmicsFake, run_id: str, status: str) -> str:
+    """Put a run as StartRun would have created it straight into the fake's state (StartRun
+    through boto3 would take minutes for 10,000 runs)."""
+    with fake.lock:
+        provider_id = str(fake._next_run)
+        fake._next_run += 1
+        request = {
+            "workflowId": HO_WORKFLOW,
+            "workflowType": "PRIVATE",
+            "roleArn": HO_ROLE_ARN,
+            "outputUri": HO_OUTPUT_URI,
+            "name": f"wes-{run_id}",
+            "requestId": f"wesctl-{run_id}",
+            "parameters": {},
+            "tags": {"wes_run_id": run_id},
+        }
+        run = FakeRun(
+            id=provider_id,
+            request=request,
+            workflow=fake.workflows[HO_WORKFLOW],
+            run_output_uri=f"{HO_OUTPUT_URI}/{provider_id}",
+            created=fake.clock.now(),
+        )
+        fake._runs[provider_id] = run
+        if status != "PENDING":
+            fake._move(run, status)
+    return provider_id
+
+
+@contextlib.contextmanager
+def workspace() -> Iterator[Path]:
+    """A temporary directory for databases and the AWS config files."""
+    with tempfile.TemporaryDirectory(prefix="wesctl-bench-") as directory:
+        yield Path(directory)
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["serve-fake"]:
+    _serve_fake(sys.argv[2], float(sys.argv[3]))
