@@ -816,7 +816,7 @@ def test_large_status_batches_cost_few_calls(fresh_fake: HealthOmicsFake, tmp_pa
         result.update(built.statuses(ids[start : start + 50]))
     calls = fresh_fake.api_calls - before
     assert calls["ListRuns"] == 3  # 250 runs, 100 per page, listed once
-    assert calls["GetRun"] == 5  # only the failed runs, for failureReason
+    assert calls["GetRun"] == 0  # failed runs get their failureReason from details()
     assert sum(calls.values()) <= len(ids) / 30
     assert [result[pid].state for pid in ids[98:102]] == [
         RunState.RUNNING,
@@ -826,6 +826,23 @@ def test_large_status_batches_cost_few_calls(fresh_fake: HealthOmicsFake, tmp_pa
     ]
     assert result[ids[112]].state == RunState.EXECUTOR_ERROR
     assert result[ids[200]].state == RunState.INITIALIZING
+    refined = built.details(ids[112]).status
+    assert refined is not None
+    assert refined.state == RunState.EXECUTOR_ERROR
+    assert refined.message is not None
+    assert "RUN_TASK_FAILED" in refined.message
+    built.close()
+
+
+def test_details_refine_a_listed_failure_into_system_error(
+    fresh_fake: HealthOmicsFake, tmp_path: Path
+) -> None:
+    built, _ = build_provider(make_settings(tmp_path))
+    pid = submit(built, spec("run-service-error"))
+    fresh_fake.finish(pid, succeed=False, failure_reason="SERVICE_ERROR", message="internal")
+    refined = built.details(pid).status
+    assert refined is not None
+    assert refined.state == RunState.SYSTEM_ERROR
     built.close()
 
 

@@ -91,6 +91,9 @@ class RunDetails:
 
     outputs: Mapping[str, Any] = field(default_factory=dict)
     task_logs: Sequence[TaskLog] = ()
+    # The provider's full status when reading details returned it anyway (e.g. a failure reason
+    # a batch listing lacks); sync-status prefers it for the final state.
+    status: ProviderStatus | None = None
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,9 @@ STATUS_MAP: dict[str, RunState | None] = {
 # Failures the service itself causes; the documentation advises simply running again.
 SYSTEM_FAILURE_REASONS = frozenset({"SERVICE_ERROR", "INSTANCE_RESERVATION_FAILED"})
 # Listed statuses that need GetRun: FAILED for failureReason, DELETED to confirm the run is gone.
-_NEEDS_GET_RUN = frozenset({"FAILED", "DELETED"})
+# A DELETED listing entry needs GetRun to tell "gone" from "listed"; a FAILED one is refined by
+# details() (which reads GetRun anyway for outputs and task logs), so it costs no extra call.
+_NEEDS_GET_RUN = frozenset({"DELETED"})
 
 WORKFLOW_TYPES = ("PRIVATE", "READY2RUN")
 STORAGE_TYPES = ("STATIC", "DYNAMIC")
@@ -389,8 +391,8 @@ class HealthOmicsProvider:
 
     def statuses(self, provider_ids: Sequence[str]) -> Mapping[str, ProviderStatus | None]:
         """GetRun each id when that costs no more calls than the last listing; otherwise read
-        them from a ListRuns snapshot and GetRun only the FAILED (for failureReason), DELETED
-        and unlisted ones."""
+        them from a ListRuns snapshot and GetRun only the DELETED and unlisted ones. A FAILED
+        run read from the listing has no failureReason yet: details() supplies it."""
         result: dict[str, ProviderStatus | None] = dict.fromkeys(provider_ids)
         wanted = [pid for pid in result if _ID.fullmatch(pid)]  # other ids cannot exist
         listed = {} if len(wanted) <= self._listing_pages else self._listed(wanted)
@@ -411,7 +413,11 @@ class HealthOmicsProvider:
         run = self._get_run(provider_id)
         # Only a completed run has final outputs: a cancelled run saves none.
         outputs = self._outputs(run) if run.get("status") == "COMPLETED" else {}
-        return RunDetails(outputs=outputs, task_logs=self._task_logs(provider_id, run))
+        return RunDetails(
+            outputs=outputs,
+            task_logs=self._task_logs(provider_id, run),
+            status=self._status(provider_id, run),
+        )
 
     def cancel(self, provider_id: str) -> None:
         try:

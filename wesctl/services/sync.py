@@ -131,14 +131,17 @@ class StatusSync:
         return False
 
     def _finish(self, name: str, run: TrackedRun, status: ProviderStatus) -> RunOutcome:
-        target = _next_state(run.state, status.state)
-        assert target is not None
         try:
             details = self.runtime.provider(name).details(run.provider_id)
         except ProviderError as exc:
             # Without outputs the final state would be recorded incomplete: retry next pass.
             outcome = REQUEUED if isinstance(exc, ProviderUnavailable) else FAILED
             return RunOutcome(run.run_id, outcome, name, run.provider_id, exc.message)
+        refined = details.status
+        if refined is not None and refined.state in TERMINAL_STATES:
+            status = refined  # e.g. HealthOmics' failure reason, absent from its listing
+        target = _next_state(run.state, status.state)
+        assert target is not None
         return self._record(name, run, status, target, details, add=False)
 
     def _record(
