@@ -702,7 +702,15 @@ class HealthOmicsProvider:
                 for item in page.get("items", []):
                     provider_id = item.get("id")
                     if provider_id is not None:
-                        listing.items[provider_id] = item
+                        # Only what _status reads: the snapshot may hold the whole account.
+                        kept = {
+                            "status": item.get("status"),
+                            "startTime": item.get("startTime"),
+                            "stopTime": item.get("stopTime"),
+                        }
+                        listing.items[provider_id] = {
+                            key: value for key, value in kept.items() if value is not None
+                        }
                         missing.discard(provider_id)
                 listing.token = page.get("nextToken")
                 listing.done = not listing.token
