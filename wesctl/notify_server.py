@@ -46,7 +46,7 @@ from wesctl.db.tables import RUN_ID_LENGTH
 from wesctl.domain.states import RunState
 from wesctl.errors import ConfigError, DatabaseUnavailable, SchemaError, WesctlError
 from wesctl.services.runtime import Runtime
-from wesctl.services.submit import submit_one
+from wesctl.services.submit import submit_runs
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ READ_TIMEOUT = 5.0  # seconds a connection may stay silent (idle keep-alive or a
 MAX_CONNECTIONS = 256  # beyond this, new connections wait in the backlog
 SHUTDOWN_GRACE = 5.0  # seconds to let requests already received be answered
 SUBMIT_DEFER = 0.5  # seconds a submission waits for the requests being answered
+SUBMIT_BATCH = 32  # notified runs one worker claims together (one claim transaction)
 SD_LISTEN_FDS_START = 3
 
 RunLookup = tuple[str, bool] | None  # (state, awaiting submission), None: no such run
@@ -675,14 +676,31 @@ class NotifyServer:
     # --- submission ------------------------------------------------------------------------
     def _work_loop(self) -> None:
         while (run_id := self._work.get()) is not None:
+            batch, stop = self._take_more(run_id)
             try:
                 self._answers_first()
-                self._submit(run_id)
+                self._submit(batch)
             finally:
                 with self._changed:
-                    self._pending.discard(run_id)
+                    self._pending.difference_update(batch)
                     self._last_activity = time.monotonic()
                     self._changed.notify_all()
+            if stop:
+                return
+
+    def _take_more(self, first: str) -> tuple[list[str], bool]:
+        """Join the runs already waiting to `first` (up to SUBMIT_BATCH); True if a stop
+        sentinel was taken, which ends this worker after the batch."""
+        batch = [first]
+        while len(batch) < SUBMIT_BATCH:
+            try:
+                item = self._work.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                return batch, True
+            batch.append(item)
+        return batch, False
 
     def _answers_first(self) -> None:
         """While requests are being answered (a burst), hold a submission back a little: it is
@@ -690,14 +708,15 @@ class NotifyServer:
         with self._changed:
             self._changed.wait_for(lambda: self._in_flight == 0, timeout=SUBMIT_DEFER)
 
-    def _submit(self, run_id: str) -> None:
+    def _submit(self, run_ids: list[str]) -> None:
+        runs = ",".join(run_ids)
         try:
-            report = submit_one(self.runtime, run_id)
+            report = submit_runs(self.runtime, run_ids)
         except WesctlError as exc:
-            logger.warning("run=%s not submitted, left for the timer: %s", run_id, exc.message)
+            logger.warning("runs=%s not submitted, left for the timer: %s", runs, exc.message)
             return
         except Exception:
-            logger.exception("run=%s not submitted (unexpected error), left for the timer", run_id)
+            logger.exception("runs=%s not submitted (unexpected error), left for the timer", runs)
             return
         for outcome in report.outcomes:
             logger.info(

@@ -529,3 +529,25 @@ def plan_submission(runtime: Runtime, *, limit: int | None, provider: str | None
         f"{in_flight} of {settings.max_concurrent_workflows} concurrency slots in use"
     )
     return report
+
+
+def submit_runs(runtime: Runtime, run_ids: Sequence[str]) -> Report:
+    """Submit the given runs that are queued and claimable, with one claim for all of them
+    (what a burst of notifications drives); the others are reported as skipped."""
+    report = Report("submit-runs")
+    submitter = Submitter(runtime, report)
+    claims = submitter.claim(limit=len(run_ids), run_ids=run_ids)
+    for claim in claims:
+        report.add(submitter.submit_claimed(claim))
+    claimed = {claim.run_id for claim in claims}
+    for run_id in dict.fromkeys(run_ids):
+        if run_id not in claimed:
+            report.add(
+                RunOutcome(
+                    run_id,
+                    SKIPPED,
+                    reason="not claimable now: submitted, being submitted, "
+                    "or the concurrency cap is reached (the timer retries)",
+                )
+            )
+    return report
