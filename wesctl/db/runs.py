@@ -220,9 +220,11 @@ def finish_claim(
     conditions = [WorkflowRun.run_id == run_id, WorkflowRun.claimed_by == owner]
     if expected_state is not None:
         conditions.append(WorkflowRun.state == expected_state)
-    current = session.scalar(select(WorkflowRun.state).where(*conditions))
-    if current is None:
-        return None
+        current: str | None = expected_state  # the guard says what it was: no SELECT needed
+    else:
+        current = session.scalar(select(WorkflowRun.state).where(*conditions))
+        if current is None:
+            return None
     statement = (
         update(WorkflowRun)
         .where(*conditions)
