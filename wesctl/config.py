@@ -77,13 +77,6 @@ def _positive_int(raw: str) -> int:
     return value
 
 
-def _non_negative_int(raw: str) -> int:
-    value = int(raw.strip())
-    if value < 0:
-        raise ValueError("must be zero or a positive whole number")
-    return value
-
-
 def _positive_float(raw: str) -> float:
     value = float(raw.strip())
     if not value > 0:
@@ -439,7 +432,6 @@ FIELDS: tuple[Field, ...] = (
         "Directory for node_exporter textfile metrics (wesctl_<command>.prom); empty: none",
     ),
 )
-FIELDS_BY_ATTR = {f.attr: f for f in FIELDS}
 FIELDS_BY_ENV = {f.env: f for f in FIELDS}
 
 

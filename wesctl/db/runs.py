@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from wesctl.db.engine import utcnow
 from wesctl.db.tables import StateTransition, TaskLogRow, WorkflowRun
+from wesctl.domain import states
 from wesctl.domain.types import TaskLog
 
 
@@ -90,8 +91,9 @@ def add_transition(
 
 # --- submission claims ------------------------------------------------------------------------
 
-NON_TERMINAL_STATES = ("UNKNOWN", "QUEUED", "INITIALIZING", "RUNNING", "PAUSED", "CANCELING")
-CANCEL_STATES = ("CANCELED", "CANCELING")
+# The WES state sets, as the strings stored in the state column.
+NON_TERMINAL_STATES = tuple(state.value for state in states.NON_TERMINAL_STATES)
+CANCEL_STATES = tuple(state.value for state in states.CANCEL_STATES)
 
 
 def lock_claims(session: Session) -> None:

@@ -29,21 +29,8 @@ TERMINAL_STATES: frozenset[RunState] = frozenset(
     }
 )
 
-# States in which a run is (or may be) alive at a provider and must be polled.
-IN_FLIGHT_STATES: frozenset[RunState] = frozenset(
-    {
-        RunState.QUEUED,  # only with a provider_id: submitted, still waiting at the provider
-        RunState.INITIALIZING,
-        RunState.RUNNING,
-        RunState.PAUSED,
-        RunState.CANCELING,
-        RunState.UNKNOWN,
-    }
-)
-
-
-def is_terminal(state: str) -> bool:
-    return state in TERMINAL_STATES
+NON_TERMINAL_STATES: tuple[RunState, ...] = tuple(s for s in RunState if s not in TERMINAL_STATES)
+CANCEL_STATES: tuple[RunState, ...] = (RunState.CANCELED, RunState.CANCELING)
 
 
 def parse_state(value: str) -> RunState:

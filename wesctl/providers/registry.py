@@ -27,22 +27,12 @@ PROVIDERS: dict[str, str] = {
 }
 assert tuple(PROVIDERS) == PROVIDER_NAMES, "PROVIDERS and config.PROVIDER_NAMES must agree"
 
-_overrides: dict[str, ProviderFactory] = {}
-
-
-def known_providers() -> tuple[str, ...]:
-    return tuple(sorted({*PROVIDERS, *_overrides}))
-
 
 def get_factory(name: str) -> ProviderFactory:
     """Return the factory for `name`; raise ConfigError naming the known providers."""
-    if name in _overrides:
-        return _overrides[name]
     target = PROVIDERS.get(name)
     if target is None:
-        raise ConfigError(
-            f"unknown provider {name!r}; known providers: {', '.join(known_providers())}"
-        )
+        raise ConfigError(f"unknown provider {name!r}; known providers: {', '.join(PROVIDERS)}")
     module_name, _, attribute = target.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -57,8 +47,3 @@ def get_factory(name: str) -> ProviderFactory:
 def build_provider(name: str, settings: Settings) -> Provider:
     """Build the provider adapter called `name` from `settings`."""
     return get_factory(name)(settings)
-
-
-def register_provider(name: str, factory: ProviderFactory) -> None:
-    """Register (or replace) a provider factory at runtime, e.g. for an out-of-tree provider."""
-    _overrides[name] = factory

@@ -92,9 +92,6 @@ class Report:
             counts[outcome] += number
         return dict(counts)
 
-    def count(self, outcome: str) -> int:
-        return self.counts().get(outcome, 0)
-
     @property
     def exit_code(self) -> int:
         counts = self.counts()
