@@ -1,11 +1,11 @@
 """The WES API's side of the shared database, reproduced for tests: its DDL (Alembic revision
-65510080a98b) and its way of inserting a run."""
+65510080a98b) and its way of inserting a run; plus `expire_claim`, which fast-forwards time."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, text
@@ -89,3 +89,12 @@ def insert_api_run(
             },
         )
     return run_id
+
+
+def expire_claim(engine: Engine, run_id: str) -> None:
+    """Make the run's submission lease run out now, instead of waiting WESCTL_CLAIM_TIMEOUT."""
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE workflow_runs SET claim_expires_at = :t WHERE run_id = :id"),
+            {"t": datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=1), "id": run_id},
+        )

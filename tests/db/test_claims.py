@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import threading
-from datetime import timedelta
 
 import pytest
-from sqlalchemy import create_engine, select, update
+from sqlalchemy import create_engine, select
 
 from tests.cli_helpers import wesctl
-from tests.wes_api import insert_api_run
+from tests.wes_api import expire_claim, insert_api_run
 from wesctl.config import Settings, load_settings
 from wesctl.db import runs as run_queries
-from wesctl.db.engine import utcnow
 from wesctl.db.tables import WorkflowRun
 from wesctl.services.runtime import Runtime
 from wesctl.services.submit import Report, Submitter
@@ -100,12 +98,7 @@ def test_expired_claim_is_taken_over_and_flags_a_possible_existing_run(
         assert [c.run_id for c in Submitter(first, Report("t")).claim(limit=1)] == [ids[0]]
         # While the lease holds, nobody else gets the run (and the cap is used up).
         assert Submitter(second, Report("t")).claim(limit=1) == []
-        with second.sessions.begin() as session:
-            session.execute(
-                update(WorkflowRun)
-                .where(WorkflowRun.run_id == ids[0])
-                .values(claim_expires_at=utcnow() - timedelta(seconds=1))
-            )
+        expire_claim(second.engine, ids[0])
         retaken = Submitter(second, Report("t")).claim(limit=1)
         assert [c.run_id for c in retaken] == [ids[0]]
         assert retaken[0].may_exist, "a second attempt must look for what the first created"

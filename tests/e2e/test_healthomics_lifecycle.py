@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +19,7 @@ from sqlalchemy import create_engine, text
 
 from tests.cli_helpers import wesctl
 from tests.e2e.providers import HO_WORKFLOW, healthomics_env
-from tests.wes_api import insert_api_run
-from wesctl.db.engine import utcnow
+from tests.wes_api import expire_claim, insert_api_run
 from wesctl.fakes.healthomics import HealthOmicsFake
 
 
@@ -136,11 +134,7 @@ def test_healthomics_kill_after_start_run_never_starts_a_second_run(
     omics.fake.faults.clear()
     assert omics.fake.runs_for(run_id) == 1, "StartRun was accepted"
     assert omics.row(run_id).provider_id is None, "but its answer never reached the database"
-    with omics.engine.begin() as connection:
-        connection.execute(
-            text("UPDATE workflow_runs SET claim_expires_at = :t WHERE run_id = :id"),
-            {"t": utcnow() - timedelta(seconds=1), "id": run_id},
-        )
+    expire_claim(omics.engine, run_id)
     report = omics.cli_json("submit-queued")
     assert report["counts"] in ({"adopted": 1}, {"submitted": 1})
     assert omics.fake.runs_for(run_id) == 1, "the same requestId never starts a second run"

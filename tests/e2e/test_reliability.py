@@ -16,16 +16,14 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from tests.cli_helpers import wesctl
 from tests.e2e.providers import SBG_APP, sevenbridges_env, sevenbridges_fake
-from tests.wes_api import insert_api_run
+from tests.wes_api import expire_claim, insert_api_run
 from wesctl.config import load_settings
-from wesctl.db.engine import utcnow
 from wesctl.fakes.sevenbridges import SevenBridgesFake
 from wesctl.services.runtime import Runtime
 from wesctl.services.submit import submit_one
@@ -175,11 +173,7 @@ def test_kill_dash_nine_at_each_step_never_duplicates_nor_strands(
     assert len(fake.tasks_for_run(run_id)) == len(tasks)
 
     # The lease expires (fast-forwarded here instead of waiting WESCTL_CLAIM_TIMEOUT).
-    with engine.begin() as connection:
-        connection.execute(
-            text("UPDATE workflow_runs SET claim_expires_at = :t WHERE run_id = :id"),
-            {"t": utcnow() - timedelta(seconds=1), "id": run_id},
-        )
+    expire_claim(engine, run_id)
     result = wesctl("submit-queued", "--json", env=env)
     assert result.exit_code == 0, result.output
 

@@ -139,6 +139,18 @@ def crash(task_id: str) -> None:
     raise RuntimeError("database went away")
 
 
+def crash_after_draft(harness: SevenBridgesHarness, run: RunSpec) -> None:
+    """A first attempt whose database write fails right after the draft was created."""
+    with pytest.raises(RuntimeError, match="database went away"):
+        harness.provider.submit(
+            run,
+            idempotency_key="key-1",
+            known_provider_id=None,
+            may_exist=False,
+            record_provider_id=crash,
+        )
+
+
 # --- status table ---------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("raw", "expected"),
@@ -358,14 +370,7 @@ def test_record_failure_leaves_a_draft_that_is_adopted_and_run_once(
     harness: SevenBridgesHarness,
 ) -> None:
     run = harness.spec("run-crash")
-    with pytest.raises(RuntimeError, match="database went away"):
-        harness.provider.submit(
-            run,
-            idempotency_key="key-1",
-            known_provider_id=None,
-            may_exist=False,
-            record_provider_id=crash,
-        )
+    crash_after_draft(harness, run)
     (draft,) = harness.fake.tasks_for_run("run-crash")
     assert harness.fake.task(draft).status == "DRAFT"
     assert harness.fake.task(draft).runs == 0
@@ -389,14 +394,7 @@ def test_of_several_drafts_the_oldest_is_kept_and_the_rest_deleted(
 ) -> None:
     run = harness.spec("run-twins")
     for _ in range(3):
-        with pytest.raises(RuntimeError):
-            harness.provider.submit(
-                run,
-                idempotency_key="key-1",
-                known_provider_id=None,
-                may_exist=False,
-                record_provider_id=crash,
-            )
+        crash_after_draft(harness, run)
     drafts = harness.fake.tasks_for_run("run-twins")
     assert len(drafts) == 3
 
@@ -410,14 +408,7 @@ def test_of_several_drafts_the_oldest_is_kept_and_the_rest_deleted(
 def test_a_started_task_wins_over_a_later_draft(harness: SevenBridgesHarness) -> None:
     run = harness.spec("run-started")
     started = submit(harness, run).provider_id
-    with pytest.raises(RuntimeError):
-        harness.provider.submit(
-            run,
-            idempotency_key="key-1",
-            known_provider_id=None,
-            may_exist=False,
-            record_provider_id=crash,
-        )
+    crash_after_draft(harness, run)
     assert len(harness.fake.tasks_for_run("run-started")) == 2
 
     result = submit(harness, run, may_exist=True)
@@ -441,14 +432,7 @@ def test_the_lookup_window_starts_before_the_run_was_queued(
     harness: SevenBridgesHarness,
 ) -> None:
     run = harness.spec("run-window")
-    with pytest.raises(RuntimeError):
-        harness.provider.submit(
-            run,
-            idempotency_key="key-1",
-            known_provider_id=None,
-            may_exist=False,
-            record_provider_id=crash,
-        )
+    crash_after_draft(harness, run)
     # A task created long before the run was queued is not this submission's.
     later = dataclasses.replace(
         run, queued_at=datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=2)
@@ -459,14 +443,7 @@ def test_the_lookup_window_starts_before_the_run_was_queued(
 
 def test_the_lookup_reads_every_page(harness: SevenBridgesHarness) -> None:
     run = harness.spec("run-paged")
-    with pytest.raises(RuntimeError):
-        harness.provider.submit(
-            run,
-            idempotency_key="key-1",
-            known_provider_id=None,
-            may_exist=False,
-            record_provider_id=crash,
-        )
+    crash_after_draft(harness, run)
     (draft,) = harness.fake.tasks_for_run("run-paged")
     newer = harness.fake.tasks[draft].created + timedelta(seconds=1)
     for number in range(150):  # 150 newer tasks push the draft onto the second page
@@ -536,14 +513,7 @@ def test_an_unknown_app_is_rejected_not_reported_as_a_missing_run(
 # --- cancel, statuses, details --------------------------------------------------------------
 def test_a_canceled_draft_reads_canceled_and_never_runs(harness: SevenBridgesHarness) -> None:
     run = harness.spec("run-cancel-draft")
-    with pytest.raises(RuntimeError):
-        harness.provider.submit(
-            run,
-            idempotency_key="key-1",
-            known_provider_id=None,
-            may_exist=False,
-            record_provider_id=crash,
-        )
+    crash_after_draft(harness, run)
     (draft,) = harness.fake.tasks_for_run("run-cancel-draft")
     harness.provider.cancel(draft)
     harness.provider.cancel(draft)  # twice is fine
@@ -584,14 +554,7 @@ def test_details_of_a_failed_run(harness: SevenBridgesHarness) -> None:
 
 
 def test_details_of_a_run_that_never_started(harness: SevenBridgesHarness) -> None:
-    with pytest.raises(RuntimeError):
-        harness.provider.submit(
-            harness.spec("run-no-details"),
-            idempotency_key="key-1",
-            known_provider_id=None,
-            may_exist=False,
-            record_provider_id=crash,
-        )
+    crash_after_draft(harness, harness.spec("run-no-details"))
     (draft,) = harness.fake.tasks_for_run("run-no-details")
     assert harness.provider.details(draft).task_logs == []
 
