@@ -147,10 +147,8 @@ def run_demo(
 
     `say` narrates, `on_queued` announces each run, `tick` gets every run's state once a pass.
     """
-    import boto3
-
     from wesctl.db import schema
-    from wesctl.fakes.healthomics import HealthOmicsFake
+    from wesctl.fakes.healthomics import HealthOmicsFake, simulated_s3
     from wesctl.fakes.http import FakeClock
     from wesctl.fakes.sevenbridges import SevenBridgesFake
     from wesctl.notify import send_notification
@@ -174,14 +172,7 @@ def run_demo(
         sbg.start()
         stack.callback(sbg.stop)
         say(f"simulated Seven Bridges API on {sbg.api_url}")
-        s3 = boto3.client(
-            "s3",
-            region_name="us-east-1",
-            endpoint_url=s3_url,
-            aws_access_key_id="demo",
-            aws_secret_access_key="demo-not-a-secret",
-        )
-        s3.create_bucket(Bucket=DEMO_BUCKET)
+        s3 = simulated_s3(s3_url, bucket=DEMO_BUCKET)
         omics = HealthOmicsFake(s3=s3, script=omics_script, clock=clock)
         omics.start()
         stack.callback(omics.stop)

@@ -686,3 +686,19 @@ def _page(request: Request, listing: str, items: list[dict[str, Any]]) -> Respon
     if start + size < len(items):
         body["nextToken"] = base64.urlsafe_b64encode(f"{listing}:{start + size}".encode()).decode()
     return _ok(200, body)
+
+
+def simulated_s3(url: str, *, bucket: str) -> S3Client:
+    """An S3 client on a simulated S3 (moto's server at `url`) with `bucket` created, for the
+    fake to write run outputs into."""
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        region_name="us-east-1",
+        endpoint_url=url,
+        aws_access_key_id="simulated",
+        aws_secret_access_key="simulated-not-a-secret",
+    )
+    client.create_bucket(Bucket=bucket)
+    return client
