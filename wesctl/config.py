@@ -378,7 +378,7 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "submit_workers",
         "WESCTL_SUBMIT_WORKERS",
-        "8",
+        "16",
         _positive_int,
         "Provider calls in parallel within one wesctl process",
     ),

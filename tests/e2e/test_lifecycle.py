@@ -167,6 +167,30 @@ def test_transient_failures_stop_after_max_attempts(world: World) -> None:
     assert any("attempt 1 failed (transient)" in (h["reason"] or "") for h in history)
 
 
+def test_a_pass_tries_each_run_once_and_stops_when_the_provider_is_down(world: World) -> None:
+    ids = [world.add_run() for _ in range(30)]
+    world.fake.inject("server_error", "submit", count=None, rate=0.5)
+    env = {
+        "WESCTL_RETRY_ATTEMPTS": "1",
+        "WESCTL_MAX_SUBMIT_ATTEMPTS": "10",
+        "DAEMON_MAX_CONCURRENT_WORKFLOWS": "1000",
+    }
+    report = world.cli_json("submit-queued", expect=0, WESCTL_SUBMIT_WORKERS="2", **env)
+    requeued = {item["run_id"] for item in report["runs"] if item["outcome"] == "requeued"}
+    assert requeued
+    assert report["counts"]["submitted"] == 30 - len(requeued)
+    for run_id in ids:  # a transient failure waits for the next tick, not a retry in this pass
+        row = world.row(run_id)
+        assert row.submit_attempts == 1, run_id
+        assert row.state == ("QUEUED" if run_id in requeued else "INITIALIZING")
+
+    more = [world.add_run() for _ in range(100)]
+    world.fake.inject("server_error", None, count=None)
+    world.cli_json("submit-queued", expect=75, WESCTL_SUBMIT_WORKERS="2", **env)
+    untouched = [run_id for run_id in more if world.row(run_id).submit_attempts == 0]
+    assert len(untouched) > 30, "the pass went on claiming runs while the provider was down"
+
+
 def test_thirty_percent_transient_faults_still_submit_every_run_once(world: World) -> None:
     ids = [world.add_run() for _ in range(20)]
     world.fake.inject("server_error", None, count=None, rate=0.3)

@@ -20,8 +20,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Collection, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -183,14 +183,20 @@ class Submitter:
         self.lease = timedelta(seconds=self.settings.claim_timeout)
 
     # --- claiming ------------------------------------------------------------------------
-    def claim(self, *, limit: int, run_ids: Sequence[str] | None = None) -> list[Claim]:
-        """Claim up to `limit` runs: recoveries first (they hold a slot), then new ones while
-        the concurrency cap allows."""
+    def claim(
+        self,
+        *,
+        limit: int,
+        run_ids: Sequence[str] | None = None,
+        exclude: Collection[str] = (),
+    ) -> list[Claim]:
+        """Claim up to `limit` runs (of `run_ids` if given, never of `exclude`): recoveries first
+        (they hold a slot), then new ones while the concurrency cap allows."""
         with database_errors(), self.runtime.sessions.begin() as session:
             run_queries.lock_claims(session)
             now = utcnow()
             recover = run_queries.claimable_run_ids(
-                session, now, limit=limit, needs_slot=False, run_ids=run_ids
+                session, now, limit=limit, needs_slot=False, run_ids=run_ids, exclude=exclude
             )
             free_slots = self.settings.max_concurrent_workflows - run_queries.count_in_flight(
                 session, now
@@ -199,7 +205,7 @@ class Submitter:
             room = min(limit - len(recover), free_slots)
             if room > 0:
                 fresh = run_queries.claimable_run_ids(
-                    session, now, limit=room, needs_slot=True, run_ids=run_ids
+                    session, now, limit=room, needs_slot=True, run_ids=run_ids, exclude=exclude
                 )
             rows = run_queries.claim_runs(
                 session, [*recover, *fresh], owner=self.owner, now=now, lease=self.lease
@@ -207,18 +213,6 @@ class Submitter:
             return [_detach(row, self.settings.default_provider) for row in rows]
 
     # --- submitting ----------------------------------------------------------------------
-    def submit_all(
-        self, claims: Sequence[Claim], progress: Callable[[RunOutcome], None] | None = None
-    ) -> None:
-        if not claims:
-            return
-        workers = min(self.settings.submit_workers, len(claims))
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="submit") as pool:
-            for outcome in pool.map(self.submit_claimed, claims):
-                self.report.add(outcome)
-                if progress is not None:
-                    progress(outcome)
-
     def submit_claimed(self, claim: Claim) -> RunOutcome:
         """Submit one claimed run and record the outcome; never raises for provider errors."""
         if claim.invalid_reason is not None or claim.spec is None:
@@ -394,29 +388,64 @@ class ClaimLost(WesctlError):
     """Another process took over this run's claim (ours expired)."""
 
 
+# Transient failures in a row after which a pass stops claiming (the provider looks down).
+PROVIDER_DOWN_AFTER = 16
+
+
 def submit_queued(
     runtime: Runtime,
     *,
     limit: int | None = None,
     provider: str | None = None,
     progress: Callable[[RunOutcome], None] | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
 ) -> Report:
-    """Submit queued runs, oldest first, within the concurrency cap; return what happened."""
+    """Submit queued runs, oldest first, within the concurrency cap; return what happened.
+
+    Runs are claimed in batches (of as many runs as there are workers unless `batch_size` says
+    otherwise) whenever fewer runs than workers are waiting for the pool, so workers never idle
+    while a batch drains and a claimed run waits for a worker at most one round. A run whose
+    attempt failed transiently is tried again on the next tick, not in this pass; after a run of
+    transient failures (as many as there are workers, and at least 16) the provider is taken to
+    be down and no more runs are claimed.
+    """
     report = Report("submit-queued")
     submitter = Submitter(runtime, report)
-    remaining = limit if limit is not None else None
     run_filter = _runs_of_provider(runtime, provider) if provider else None
-    while remaining is None or remaining > 0:
-        chunk = batch_size if remaining is None else min(batch_size, remaining)
-        claims = submitter.claim(limit=chunk, run_ids=run_filter)
-        if not claims:
-            break
-        submitter.submit_all(claims, progress)
-        if remaining is not None:
-            remaining -= len(claims)
-        if all(item.outcome == REQUEUED for item in report.outcomes[-len(claims) :]):
-            break  # the provider is down; leave the rest for the next tick
+    workers = runtime.settings.submit_workers
+    batch_size = batch_size or workers
+    claimed = 0
+    retry_next_tick: set[str] = set()
+    requeued_in_a_row = 0
+    more = True
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="submit") as pool:
+        pending: dict[Future[RunOutcome], str] = {}
+        while True:
+            while more and len(pending) < workers and (limit is None or claimed < limit):
+                chunk = batch_size if limit is None else min(batch_size, limit - claimed)
+                # Runs whose outcome is not read yet may have been released already.
+                exclude = retry_next_tick.union(pending.values())
+                claims = submitter.claim(limit=chunk, run_ids=run_filter, exclude=exclude)
+                more = bool(claims)
+                claimed += len(claims)
+                for claim in claims:
+                    pending[pool.submit(submitter.submit_claimed, claim)] = claim.run_id
+            if not pending:
+                break
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                del pending[future]
+                outcome = future.result()
+                report.add(outcome)
+                if progress is not None:
+                    progress(outcome)
+                if outcome.outcome == REQUEUED:
+                    retry_next_tick.add(outcome.run_id)
+                    requeued_in_a_row += 1
+                else:
+                    requeued_in_a_row = 0
+            if requeued_in_a_row >= max(workers, PROVIDER_DOWN_AFTER):
+                more = False  # the provider is down; leave the rest for the next tick
     return report
 
 
