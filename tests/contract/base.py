@@ -83,7 +83,7 @@ class ProviderContract:
         recorded: list[str] = []
         result = submit(harness, "run-submit", recorded=recorded)
         assert result.provider_id
-        assert recorded[-1] == result.provider_id
+        assert set(recorded) <= {result.provider_id}  # only the split providers record
         assert result.status.state is not None
         # "accepted but waiting" must never map back to WES QUEUED
         assert result.status.state != RunState.QUEUED

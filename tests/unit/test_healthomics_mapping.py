@@ -330,7 +330,7 @@ def submit(
         may_exist=may_exist,
         record_provider_id=recorded.append,
     )
-    assert recorded == [result.provider_id]
+    assert recorded == []  # StartRun creates and starts at once: the outcome write stores the id
     return result.provider_id
 
 
@@ -674,7 +674,7 @@ def test_may_exist_finds_the_run_without_starting_again(
         record_provider_id=recorded.append,
     )
     assert result.adopted
-    assert recorded == [result.provider_id]
+    assert recorded == []
     assert fake.api_calls["StartRun"] == starts  # found by name and tags: no StartRun spent
     assert fake.runs_for("run-recover") == 1
 

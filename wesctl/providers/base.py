@@ -72,8 +72,10 @@ class Provider(Protocol):
         `known_provider_id` is an id recorded by an earlier, interrupted attempt: adopt it.
         `may_exist` says an earlier attempt may have created a run whose id was never recorded;
         the adapter must then look for it (by idempotency token or marker) before creating one.
-        `record_provider_id` is called as soon as the provider's id is known and before the run is
-        started where the provider allows that split; if it raises, the adapter stops and re-raises.
+        `record_provider_id` is called where the provider's id exists before the run is started
+        (Seven Bridges' draft task), to store it before the start call; if it raises, the adapter
+        stops and re-raises. Adapters whose start call creates and starts the run at once
+        (HealthOmics' StartRun) do not call it: the returned Submission is stored right away.
         """
         ...
 

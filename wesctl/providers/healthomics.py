@@ -368,14 +368,12 @@ class HealthOmicsProvider:
             found = self._find_run(request["name"], spec.run_id, idempotency_key)
             if found is not None:
                 provider_id, run = found
-                record_provider_id(provider_id)
                 return self._adopted(provider_id, run, idempotency_key)
         response = self._call("StartRun", partial(self.omics.start_run, **request))
         provider_id = response.get("id")
         if not provider_id:
             # An unparseable 2xx body reaches us as {}: the run may exist, so recover by key.
             raise ProviderUnavailable(NAME, "StartRun answered without a run id")
-        record_provider_id(provider_id)
         raw = response.get("status", "PENDING")
         logger.info("healthomics run started run=%s provider_id=%s", spec.run_id, provider_id)
         return Submission(
