@@ -91,7 +91,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--submit-configs",
-        default="8x64,16x256",
+        default="16x16,32x32",
         help="WORKERSxBATCH pairs for submit_queued (wesctl's defaults, and a tuned pair)",
     )
     parser.add_argument("--sync-runs", type=int, default=10_000)

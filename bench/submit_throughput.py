@@ -6,12 +6,15 @@ guarded DB writes) is timed for each `--configs` pair (workers x claim batch siz
 baseline does the same provider work one run at a time on a fresh database and a fresh fake: the
 same adapter's `submit(...)`, then one plain UPDATE.
 
-Per-run latency is from the claim (the start of the claim batch the run was in) to the moment
-its submission was recorded (its `run_state_history` row), so it includes waiting for a pool
+Per-run latency is from the run's claim (the claim UPDATE naming it) to the moment its
+submission was recorded (its `run_state_history` row), so it includes waiting for a pool
 thread. The baseline's is from the start of the run's iteration to its UPDATE.
 
+The fake runs in a child process by default, as a real provider runs elsewhere: its CPU would
+otherwise share wesctl's GIL and be counted as wesctl's (`--fake-in-process` to compare).
+
 Run: /work/venv/bin/python bench/submit_throughput.py [--runs 1000] [--latency 0.02]
-     [--provider healthomics] [--configs 8x64,16x256] [--fake-process]
+     [--provider healthomics] [--configs 16x64,32x64] [--fake-in-process]
      [--database-uri postgresql://postgres@127.0.0.1:5432/test]
 Prints numbers; nothing is asserted.
 """
@@ -24,9 +27,10 @@ from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import common
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, event, select, update
 from sqlalchemy.orm import Session
 
 from wesctl.config import Settings
@@ -35,9 +39,9 @@ from wesctl.db.tables import StateTransition, WorkflowRun
 from wesctl.domain.states import RunState
 from wesctl.providers.registry import build_provider
 from wesctl.services.runtime import Runtime
-from wesctl.services.submit import SUBMITTED, RunOutcome, spec_from_row, submit_queued
+from wesctl.services.submit import SUBMITTED, spec_from_row, submit_queued
 
-DEFAULT_BATCH = 64  # submit_queued's default claim batch
+DEFAULT_BATCH = 16  # submit_queued's default claim batch: one per worker
 
 
 @dataclass
@@ -69,7 +73,8 @@ class Measurement:
             f"CPU {self.cpu:.2f} s, p50 {common.ms(common.percentile(self.latencies, 0.5))}, "
             f"p99 {common.ms(common.percentile(self.latencies, 0.99))}, API calls "
             f"{self.endpoints}, submitted {self.submitted}, duplicates {self.duplicates}, "
-            f"SQL statements per run {per_run}, summed time in BEGIN (SQLite write-lock wait) "
+            f"SQL statements per run {per_run}, summed time in BEGIN (waiting for other "
+            "processes' SQLite write lock) "
             f"{begin_wait:.2f} s"
         )
 
@@ -99,19 +104,11 @@ def measure_wesctl(
             )
             runtime = Runtime.open(settings, command="bench-submit")
             timer = common.StatementTimer(runtime.engine)
-            order: list[str] = []
-            batch_starts: list[datetime] = []
-
-            def progress(outcome: RunOutcome) -> None:
-                order.append(outcome.run_id)
-                if len(order) % batch_size == 0:  # the next claim starts now
-                    batch_starts.append(utcnow())
-
+            claimed_at = ClaimClock(runtime.engine)
             cpu_before = common.cpu_seconds()
-            batch_starts.append(utcnow())
             started = time.perf_counter()
             try:
-                report = submit_queued(runtime, batch_size=batch_size, progress=progress)
+                report = submit_queued(runtime, batch_size=batch_size)
             finally:
                 wall = time.perf_counter() - started
                 cpu = common.cpu_seconds() - cpu_before
@@ -122,8 +119,8 @@ def measure_wesctl(
     finally:
         fake.stop()
     latencies = [
-        (recorded[run_id] - batch_starts[index // batch_size]).total_seconds()
-        for index, run_id in enumerate(order)
+        (recorded[run_id] - at).total_seconds()
+        for run_id, at in claimed_at.times.items()
         if run_id in recorded
     ]
     return Measurement(
@@ -133,11 +130,29 @@ def measure_wesctl(
         cpu=cpu,
         latencies=latencies,
         endpoints=stats["endpoints"],
-        submitted=report.count(SUBMITTED),
+        submitted=report.counts().get(SUBMITTED, 0),
         duplicates=stats["duplicates"],
         statements=timer.counts,
         statement_seconds=timer.seconds,
     )
+
+
+class ClaimClock:
+    """When each run was claimed: the time of the claim UPDATE whose parameters name it."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.times: dict[str, datetime] = {}
+        event.listen(engine, "before_cursor_execute", self._before)
+
+    def _before(self, conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
+        is_claim = statement.startswith("UPDATE workflow_runs") and "submission_key=" in statement
+        if not is_claim:
+            return
+        now = utcnow()
+        values = parameters.values() if isinstance(parameters, dict) else parameters
+        for value in values:
+            if isinstance(value, str) and value not in self.times:
+                self.times[value] = now
 
 
 def recorded_at(engine: Engine) -> dict[str, datetime]:
@@ -284,18 +299,19 @@ def main() -> None:
     parser.add_argument("--provider", choices=common.PROVIDERS, default="sevenbridges")
     parser.add_argument(
         "--configs",
-        default=f"8x{DEFAULT_BATCH}",
+        default=f"16x{DEFAULT_BATCH}",
         help="comma-separated WORKERSxBATCH pairs to measure: WESCTL_SUBMIT_WORKERS and "
-        f"submit_queued's claim batch size (default 8x{DEFAULT_BATCH}, wesctl's defaults)",
+        f"submit_queued's claim batch size (default 16x{DEFAULT_BATCH}, wesctl's defaults)",
     )
     parser.add_argument(
-        "--fake-process",
+        "--fake-in-process",
         action="store_true",
-        help="run the fake in a child process (its CPU then does not share wesctl's GIL)",
+        help="run the fake inside this process (its CPU then shares wesctl's GIL)",
     )
     options = parser.parse_args()
     database = "PostgreSQL" if options.database_uri else "SQLite"
-    where = "fake in own process" if options.fake_process else "in-process fake"
+    fake_process = not options.fake_in_process
+    where = "fake in own process" if fake_process else "in-process fake"
     bench = (
         f"submit {options.runs} runs ({options.provider}, {options.latency * 1000:g} ms/call, "
         f"{database}, {where})"
@@ -313,7 +329,7 @@ def main() -> None:
                 directory,
                 workers=int(workers),
                 batch_size=int(batch_size or DEFAULT_BATCH),
-                fake_process=options.fake_process,
+                fake_process=fake_process,
             )
             common.log(measurement.summary())
             measurements.append(measurement)
@@ -323,7 +339,7 @@ def main() -> None:
             options.latency,
             options.database_uri,
             directory,
-            fake_process=options.fake_process,
+            fake_process=fake_process,
         )
         common.log(naive.summary())
     for measurement in measurements:
