@@ -158,7 +158,7 @@ def _queue_metrics(registry: CollectorRegistry, command: str, runtime: Runtime) 
     from wesctl.errors import WesctlError
 
     try:
-        with database_errors(), runtime.sessions() as session:
+        with database_errors(), runtime.readers() as session:
             stats = run_queries.queue_stats(
                 session, utcnow(), stuck_after=runtime.settings.stuck_after
             )

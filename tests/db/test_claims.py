@@ -12,7 +12,7 @@ from tests.cli_helpers import wesctl
 from tests.wes_api import expire_claim, insert_api_run
 from wesctl.config import Settings, load_settings
 from wesctl.db import runs as run_queries
-from wesctl.db.tables import WorkflowRun
+from wesctl.db.tables import StateTransition, WorkflowRun
 from wesctl.services.runtime import Runtime
 from wesctl.services.submit import Report, Submitter
 
@@ -115,3 +115,67 @@ def test_expired_claim_is_taken_over_and_flags_a_possible_existing_run(
     finally:
         first.close()
         second.close()
+
+
+def test_readers_are_not_blocked_by_a_writer_of_the_same_process(
+    queued: tuple[str, list[str]],
+) -> None:
+    db_url, ids = queued
+    runtime = Runtime.open(_settings(db_url), command="reader-test")
+    writer_holds, reader_done, writer_done = threading.Event(), threading.Event(), threading.Event()
+    seen: list[str] = []
+    read_while_writer_held: list[bool] = []
+
+    def write() -> None:
+        with runtime.sessions.begin() as session:
+            session.get(WorkflowRun, ids[0])
+            writer_holds.set()
+            reader_done.wait(10)  # keeps the write transaction (and its lock) open
+        writer_done.set()
+
+    def read() -> None:
+        writer_holds.wait(10)
+        with runtime.readers() as session:
+            seen.extend(session.scalars(select(WorkflowRun.run_id).order_by(WorkflowRun.run_id)))
+        read_while_writer_held.append(not writer_done.is_set())
+        reader_done.set()
+
+    threads = [threading.Thread(target=write), threading.Thread(target=read)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert read_while_writer_held == [True], "the reader waited for the writer's transaction"
+        assert seen == sorted(ids)
+    finally:
+        runtime.close()
+
+
+def test_threads_of_one_process_take_turns_writing(queued: tuple[str, list[str]]) -> None:
+    """SQLite allows one writer: threads queue for it (on a lock in this process) instead of
+    failing with "database is locked"; on PostgreSQL they write side by side."""
+    db_url, ids = queued
+    runtime = Runtime.open(_settings(db_url, submit_workers=8), command="writer-test")
+    errors: list[BaseException] = []
+
+    def write(run_ids: list[str]) -> None:
+        try:
+            for run_id in run_ids:
+                with runtime.sessions.begin() as session:
+                    run_queries.add_transition(session, run_id, "QUEUED", "QUEUED", "t", "test")
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(ids[n::8],)) for n in range(8)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert errors == []
+        with runtime.readers() as session:
+            count = len(list(session.scalars(select(StateTransition.id))))
+        assert count == len(ids)
+    finally:
+        runtime.close()

@@ -74,6 +74,9 @@ def _serialise_sqlite_writers(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(connection: Any) -> None:
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")  # WAL readers need no lock
+            return
         held = connection.connection.record_info
         if not held.get(_HOLDS_WRITER):  # a second transaction on the same checkout
             writer.acquire()
@@ -87,10 +90,16 @@ def _serialise_sqlite_writers(engine: Engine) -> None:
 
 
 _HOLDS_WRITER = "wesctl_holds_writer_lock"
+# Execution option of sessions that only read (see make_session_factory): on SQLite they start
+# with a plain BEGIN and take neither lock.
+READ_ONLY = "wesctl_read_only"
 
 
-def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
+def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
+    """Sessions on `engine`; `read_only` ones must never write (on SQLite they hold no lock, so a
+    write would fail with "database is locked" under contention instead of queueing)."""
+    bind = engine.execution_options(**{READ_ONLY: True}) if read_only else engine
+    return sessionmaker(bind, expire_on_commit=False)
 
 
 def describe_database_error(exc: DBAPIError) -> str:

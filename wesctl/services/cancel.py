@@ -106,7 +106,7 @@ def cancel_run(runtime: Runtime, run_id: str, report: Report) -> None:
 
 def pending_cancellations(runtime: Runtime, limit: int = 1000) -> list[str]:
     """Runs the WES API (or an operator) asked to cancel whose provider run was not told yet."""
-    with database_errors(), runtime.sessions() as session:
+    with database_errors(), runtime.readers() as session:
         return run_queries.pending_cancellation_ids(session, utcnow(), limit=limit)
 
 

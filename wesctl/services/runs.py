@@ -132,7 +132,7 @@ def list_runs(
     now = utcnow()
     default = runtime.settings.default_provider
     summaries: list[RunSummary] = []
-    with database_errors(), runtime.sessions() as session:
+    with database_errors(), runtime.readers() as session:
         # The provider is resolved per row (column, tag, default), so filter it here in batches.
         offset_limit = None if provider else limit
         rows = run_queries.list_runs(
@@ -180,7 +180,7 @@ class RunView:
 
 def show_run(runtime: Runtime, run_id: str) -> RunView:
     """Return everything wesctl knows about one run; raise RunNotFound."""
-    with database_errors(), runtime.sessions() as session:
+    with database_errors(), runtime.readers() as session:
         row = run_queries.get_run(session, run_id)
         if row is None:
             raise RunNotFound(f"no run with id {run_id!r}")

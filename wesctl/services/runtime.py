@@ -49,6 +49,7 @@ class Runtime:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    readers: sessionmaker[Session]  # sessions that never write (no SQLite write lock)
     actor: str
     _providers: dict[str, Provider] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -62,7 +63,13 @@ class Runtime:
                 redact_database_uri(settings.database_uri).removeprefix("sqlite:///"),
             )
         engine = make_engine(settings.database_uri, pool_size=max(5, settings.submit_workers))
-        runtime = cls(settings, engine, make_session_factory(engine), default_actor(command))
+        runtime = cls(
+            settings,
+            engine,
+            make_session_factory(engine),
+            make_session_factory(engine, read_only=True),
+            default_actor(command),
+        )
         if check_schema:
             with database_errors():
                 schema.require_current(engine)

@@ -59,7 +59,7 @@ class Overview:
 def overview(runtime: Runtime) -> Overview:
     settings = runtime.settings
     now = utcnow()
-    with database_errors(), runtime.sessions() as session:
+    with database_errors(), runtime.readers() as session:
         stats = run_queries.queue_stats(session, now, stuck_after=settings.stuck_after)
         failures = [
             {

@@ -246,7 +246,7 @@ def sync_status(
     checked_before = utcnow() - stale_after if stale_after is not None else None
     after: str | None = None
     while True:
-        with database_errors(), runtime.sessions() as session:
+        with database_errors(), runtime.readers() as session:
             batch = run_queries.in_flight_batch(
                 session,
                 after_run_id=after,
@@ -264,7 +264,7 @@ def sync_status(
 
 
 def _cancel_pending(runtime: Runtime, run_id: str) -> RunOutcome:
-    with database_errors(), runtime.sessions() as session:
+    with database_errors(), runtime.readers() as session:
         row = run_queries.get_run(session, run_id)
         assert row is not None
         assert row.provider_id is not None
