@@ -54,7 +54,8 @@ MAX_BODY = 4096  # a notification is ~60 bytes; anything near this is not one
 READ_TIMEOUT = 5.0  # seconds a connection may stay silent (idle keep-alive or a slow client)
 MAX_CONNECTIONS = 256  # beyond this, new connections wait in the backlog
 SHUTDOWN_GRACE = 5.0  # seconds to let requests already received be answered
-SUBMIT_DEFER = 0.5  # seconds a submission waits for the requests being answered
+ANSWER_QUIET = 0.05  # seconds with no request in flight before the next run is submitted
+SUBMIT_HOLD = 2.0  # ...but a run waits at most this long for such a quiet moment
 SUBMIT_BATCH = 32  # notified runs one worker claims together (one claim transaction)
 SD_LISTEN_FDS_START = 3
 
@@ -474,6 +475,7 @@ class NotifyServer:
         self._connections: dict[socket.socket, bool] = {}  # open connection -> request in flight
         self._in_flight = 0  # connections with a request being answered
         self._last_activity = time.monotonic()
+        self._last_answer = time.monotonic()  # a request started or was answered
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self._stop_requested = False
         self._exit_reason = ""
@@ -498,7 +500,7 @@ class NotifyServer:
             if self._connections.get(connection, busy) != busy:
                 self._connections[connection] = busy
                 self._in_flight += 1 if busy else -1
-            self._last_activity = time.monotonic()
+            self._last_activity = self._last_answer = time.monotonic()
             self._changed.notify_all()
 
     def is_pending(self, run_id: str) -> bool:
@@ -541,7 +543,7 @@ class NotifyServer:
         return answer.result()
 
     def _query(self, run_ids: list[str]) -> dict[str, RunLookup]:
-        with database_errors(), self.runtime.sessions() as session:
+        with database_errors(), self.runtime.readers() as session:
             found = run_queries.submission_states(session, run_ids)
         queued = RunState.QUEUED.value
         return {
@@ -598,17 +600,23 @@ class NotifyServer:
             return time.monotonic() - self._last_activity >= self.idle_exit
 
     def _accept(self, listening: socket.socket) -> None:
+        """Accept every connection waiting in the backlog: one per wakeup would make each wait
+        for this thread to win the GIL back from the handlers of the ones before it."""
+        while self._accept_one(listening):
+            pass
+
+    def _accept_one(self, listening: socket.socket) -> bool:
         if not self._slots.acquire(timeout=0.1):
-            return  # at MAX_CONNECTIONS: the connection waits in the backlog
+            return False  # at MAX_CONNECTIONS: the connection waits in the backlog
         try:
             connection, address = listening.accept()
         except (BlockingIOError, InterruptedError):
             self._slots.release()
-            return
+            return False
         except OSError as exc:
             self._slots.release()
             logger.warning("accept on %s failed: %s", describe(listening), _reason(exc))
-            return
+            return False
         with self._changed:
             self._connections[connection] = False
             self._last_activity = time.monotonic()
@@ -618,6 +626,7 @@ class NotifyServer:
             name="notify-connection",
             daemon=True,
         ).start()
+        return True
 
     def _serve_connection(self, connection: socket.socket, address: Any) -> None:
         try:
@@ -678,7 +687,7 @@ class NotifyServer:
         while (run_id := self._work.get()) is not None:
             batch, stop = self._take_more(run_id)
             try:
-                self._answers_first()
+                self._answers_first()  # the claim is a write transaction: not mid-burst either
                 self._submit(batch)
             finally:
                 with self._changed:
@@ -703,15 +712,24 @@ class NotifyServer:
         return batch, False
 
     def _answers_first(self) -> None:
-        """While requests are being answered (a burst), hold a submission back a little: it is
-        CPU-heavy (provider SDK, ORM) and would slow the answers the WES API is waiting for."""
-        with self._changed:
-            self._changed.wait_for(lambda: self._in_flight == 0, timeout=SUBMIT_DEFER)
+        """Before each run is submitted, wait for a quiet moment (no request in flight for
+        ANSWER_QUIET), at most SUBMIT_HOLD: a submission is CPU-heavy (provider SDK, database)
+        and during a burst it would slow the answers the WES API is waiting for. A lone
+        notification waits ANSWER_QUIET; a flood still gets a run submitted per SUBMIT_HOLD.
+        It polls instead of waiting on the condition, which every request start and end
+        notifies: a worker woken for each of them would take the GIL from the answers."""
+        deadline = time.monotonic() + SUBMIT_HOLD
+        while (now := time.monotonic()) < deadline:
+            with self._changed:
+                quiet_for = 0.0 if self._in_flight else now - self._last_answer
+            if quiet_for >= ANSWER_QUIET:
+                return
+            time.sleep(min(ANSWER_QUIET - quiet_for, deadline - now))
 
     def _submit(self, run_ids: list[str]) -> None:
         runs = ",".join(run_ids)
         try:
-            report = submit_runs(self.runtime, run_ids)
+            report = submit_runs(self.runtime, run_ids, before_each=self._answers_first)
         except WesctlError as exc:
             logger.warning("runs=%s not submitted, left for the timer: %s", runs, exc.message)
             return

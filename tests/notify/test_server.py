@@ -357,7 +357,7 @@ def test_database_outage_is_503(
     unreachable = f"sqlite:///{tmp_path / 'no-such-directory' / 'wes.db'}"
     settings = make_settings(tmp_path, unreachable, fake)
     path = str(tmp_path / "notify.sock")
-    with serving_unix(settings, path, idle_exit=0.3) as codes:
+    with serving_unix(settings, path, idle_exit=1.5) as codes:
         for _ in range(2):
             result = send_notification(str(uuid.uuid4()), host="", port=0, unix_socket=path)
             assert result.status == 503
@@ -422,7 +422,7 @@ def test_unix_socket_serve_and_idle_exit(
     settings = make_settings(tmp_path, sqlite_url, fake)
     path = str(tmp_path / "notify.sock")
     engine = create_engine(sqlite_url)
-    with serving_unix(settings, path, idle_exit=0.5) as codes:
+    with serving_unix(settings, path, idle_exit=1.5) as codes:
         run_id = add_run(engine)
         result = send_notification(run_id, host="ignored", port=0, unix_socket=path)
         assert result.ok, result
@@ -433,7 +433,7 @@ def test_unix_socket_serve_and_idle_exit(
     assert not Path(path).exists()
     logged = [r.getMessage() for r in caplog.records]
     assert any(line.startswith("POST / 200 run=") and "client=unix" in line for line in logged)
-    assert any("exiting (idle for 0.5 s)" in line for line in logged)
+    assert any("exiting (idle for 1.5 s)" in line for line in logged)
 
 
 def test_unix_socket_in_use_is_refused(tmp_path: Path) -> None:

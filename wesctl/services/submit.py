@@ -451,7 +451,7 @@ def submit_queued(
 
 def _runs_of_provider(runtime: Runtime, provider: str) -> list[str]:
     """Ids of claimable QUEUED runs that resolve to `provider`."""
-    with database_errors(), runtime.sessions() as session:
+    with database_errors(), runtime.readers() as session:
         rows = run_queries.list_runs(session, states=(RunState.QUEUED.value,))
         return [
             row.run_id
@@ -467,7 +467,7 @@ def _runs_of_provider(runtime: Runtime, provider: str) -> list[str]:
 def submit_one(runtime: Runtime, run_id: str) -> Report:
     """Submit one run if it is queued and claimable; say why not otherwise."""
     report = Report("submit-one")
-    with database_errors(), runtime.sessions() as session:
+    with database_errors(), runtime.readers() as session:
         row = run_queries.get_run(session, run_id)
         if row is None:
             from wesctl.errors import RunNotFound
@@ -504,7 +504,7 @@ def plan_submission(runtime: Runtime, *, limit: int | None, provider: str | None
     """What submit-queued would do now, without claiming or calling anything."""
     report = Report("submit-queued --dry-run")
     settings = runtime.settings
-    with database_errors(), runtime.sessions() as session:
+    with database_errors(), runtime.readers() as session:
         now = utcnow()
         in_flight = run_queries.count_in_flight(session, now)
         rows = run_queries.queued_unsubmitted(session)
@@ -557,13 +557,21 @@ def plan_submission(runtime: Runtime, *, limit: int | None, provider: str | None
     return report
 
 
-def submit_runs(runtime: Runtime, run_ids: Sequence[str]) -> Report:
+def submit_runs(
+    runtime: Runtime,
+    run_ids: Sequence[str],
+    *,
+    before_each: Callable[[], None] | None = None,
+) -> Report:
     """Submit the given runs that are queued and claimable, with one claim for all of them
-    (what a burst of notifications drives); the others are reported as skipped."""
+    (what a burst of notifications drives); the others are reported as skipped.
+    `before_each` runs before each provider submission (the notify server yields to answers)."""
     report = Report("submit-runs")
     submitter = Submitter(runtime, report)
     claims = submitter.claim(limit=len(run_ids), run_ids=run_ids)
     for claim in claims:
+        if before_each is not None:
+            before_each()
         report.add(submitter.submit_claimed(claim))
     claimed = {claim.run_id for claim in claims}
     for run_id in dict.fromkeys(run_ids):
