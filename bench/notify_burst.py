@@ -326,7 +326,7 @@ def report(
     )
     result.notes.append(
         f"serve-notify with DAEMON_MAX_CONCURRENT_WORKFLOWS={options.runs}, "
-        "WESCTL_SUBMIT_WORKERS=8 (default), rate limit raised to "
+        "WESCTL_SUBMIT_WORKERS at its default, rate limit raised to "
         f"{common.RATE_LIMIT}/s; {len(server_log.warnings)} warning/error lines in the server log."
     )
     for line in server_log.warnings[:5]:
