@@ -92,7 +92,9 @@ def test_queued_to_complete_with_outputs_task_logs_and_history(world: World) -> 
     assert world.cli_json("sync-status")["counts"] == {"unchanged": 1}
 
     world.fake.finish(task_id, succeed=True)
+    status_calls = world.fake.calls["status"]
     assert world.cli_json("sync-status")["counts"] == {"updated": 1}
+    assert world.fake.calls["status"] == status_calls + 1, "details reuse the bulk get's task"
     shown = world.cli_json("runs", "show", run_id)
     assert shown["state"] == "COMPLETE"
     assert shown["ended_at"] is not None

@@ -312,6 +312,8 @@ class SevenBridgesProvider:
         self._sleep = sleep
         self.limiter = TokenBucket(settings.sevenbridges_rate)
         self._quota_reset: float | None = None
+        # Finished tasks as this pass's bulk get returned them, for details() (no second GET).
+        self._finished: dict[str, Mapping[str, Any]] = {}
         api.session.hooks["response"].append(self._remember_quota_reset)
 
     # --- Provider -----------------------------------------------------------------------
@@ -404,6 +406,8 @@ class SevenBridgesProvider:
                 resource = record.field("resource")
                 if isinstance(resource, Mapping):
                     result[provider_id] = to_status(resource.get)
+                    if resource.get("status") in FINISHED:  # final: this record stays true
+                        self._finished[provider_id] = resource
                     continue
                 error = error if isinstance(error, Mapping) else {}
                 if error.get("status") == 404:
@@ -420,11 +424,17 @@ class SevenBridgesProvider:
         return result
 
     def new_pass(self) -> None:
-        """Nothing to forget: every bulk get is fresh."""
+        """Forget the finished tasks of the last pass that details() was not asked about."""
+        self._finished.clear()
 
     def details(self, provider_id: str) -> RunDetails:
-        """Return the task's outputs (File/Directory values with locations) and its jobs."""
-        task = self._get_task(provider_id)
+        """Return the task's outputs (File/Directory values with locations) and its jobs. A task
+        this pass's bulk get saw finished is taken from that answer instead of fetched again."""
+        record = self._finished.pop(provider_id, None)
+        if record is not None:
+            task = sevenbridges.Task(api=self._api, **record)
+        else:
+            task = self._get_task(provider_id)
         outputs = task.field("outputs")
         try:
             execution = self._retry("get execution details", task.get_execution_details)
