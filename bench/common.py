@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, overload
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, insert, text
 from sqlalchemy.engine import make_url
@@ -37,9 +37,8 @@ from wesctl.config import Settings, load_settings
 from wesctl.db import schema
 from wesctl.db.engine import make_engine, utcnow
 from wesctl.db.tables import WorkflowRun
-from wesctl.fakes.healthomics import RUN_STATUSES, FakeRun, HealthOmicsFake
-from wesctl.fakes.healthomics import _page as healthomics_page
-from wesctl.fakes.http import Request, Response
+from wesctl.fakes.healthomics import FakeRun, HealthOmicsFake
+from wesctl.fakes.http import Request
 from wesctl.fakes.sevenbridges import (
     API_PREFIX,
     DEFAULT_APP,
@@ -293,10 +292,7 @@ class CountingSevenBridgesFake(SevenBridgesFake):
 
 
 class CountingHealthOmicsFake(HealthOmicsFake):
-    """The HealthOmics fake, counting requests per endpoint, whose ListRuns renders only the
-    page asked for. The stock fake renders every run for every page: paging through 10,000
-    runs would cost it about a million item renders, CPU charged to the wesctl pass sharing
-    this process. Filters, order and paging are the stock fake's."""
+    """The HealthOmics fake, counting requests per endpoint."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -305,45 +301,6 @@ class CountingHealthOmicsFake(HealthOmicsFake):
     def route(self, request: Request) -> tuple[str, Any]:
         self.endpoints.count(request)
         return super().route(request)
-
-    def _list_runs(self, request: Request) -> Response:
-        status = request.arg("status")
-        if status is not None and status not in RUN_STATUSES:
-            return super()._list_runs(request)  # the stock validation error
-        name, group = request.arg("name"), request.arg("runGroupId")
-        with self.lock:
-            selected = []
-            for run in reversed(self._runs.values()):
-                self._advance(run)
-                if (
-                    (status is None or run.status == status)
-                    and (name is None or run.request.get("name") == name)
-                    and (group is None or run.request.get("runGroupId") == group)
-                ):
-                    selected.append(run)
-            return healthomics_page(request, "runs", _RenderedItems(self, selected))
-
-
-class _RenderedItems(Sequence[dict[str, Any]]):
-    """ListRuns items rendered only when sliced out for a page."""
-
-    def __init__(self, fake: HealthOmicsFake, runs: list[FakeRun]) -> None:
-        self._fake = fake
-        self._runs = runs
-
-    def __len__(self) -> int:
-        return len(self._runs)
-
-    @overload
-    def __getitem__(self, index: int) -> dict[str, Any]: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[dict[str, Any]]: ...
-
-    def __getitem__(self, index: int | slice) -> dict[str, Any] | list[dict[str, Any]]:
-        if isinstance(index, slice):
-            return [self._fake._list_item(run) for run in self._runs[index]]
-        return self._fake._list_item(self._runs[index])
 
 
 def start_fake(provider: str, latency: float) -> CountingSevenBridgesFake | CountingHealthOmicsFake:
@@ -354,10 +311,6 @@ def start_fake(provider: str, latency: float) -> CountingSevenBridgesFake | Coun
     else:
         fake = CountingHealthOmicsFake(latency=latency)
     fake.start()
-    # FakeService sets request_queue_size after the server has bound and listened, so the
-    # backlog stays socketserver's 5 and a burst of new connections is reset; re-listen.
-    assert fake._server is not None
-    fake._server.socket.listen(1024)
     return fake
 
 

@@ -431,8 +431,8 @@ class HealthOmicsFake(FakeService):
                     and (name is None or run.request.get("name") == name)
                     and (group is None or run.request.get("runGroupId") == group)
                 ):
-                    selected.append(self._list_item(run))
-        return _page(request, "runs", selected)
+                    selected.append(run)
+            return _page(request, "runs", selected, render=self._list_item)
 
     def _cancel_run(self, run_id: str) -> Response:
         with self.lock:
@@ -664,8 +664,14 @@ def _compact(body: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in body.items() if value is not None}
 
 
-def _page(request: Request, listing: str, items: list[dict[str, Any]]) -> Response:
-    """One page of `items` with HealthOmics paging: maxResults 1-100, an opaque nextToken."""
+def _page(
+    request: Request,
+    listing: str,
+    items: Sequence[Any],
+    render: Callable[[Any], dict[str, Any]] = lambda item: dict(item),
+) -> Response:
+    """One page of `items` with HealthOmics paging: maxResults 1-100, an opaque nextToken. Only
+    the page's items are rendered (paging through 10,000 runs must not render each 100 times)."""
     raw = request.arg("maxResults")
     if raw is not None and not (raw.isdigit() and 1 <= int(raw) <= 100):
         return aws_error(
@@ -682,7 +688,7 @@ def _page(request: Request, listing: str, items: list[dict[str, Any]]) -> Respon
             kind = ""
         if kind != listing:
             return aws_error("ValidationException", "The startingToken is not valid")
-    body: dict[str, Any] = {"items": items[start : start + size]}
+    body: dict[str, Any] = {"items": [render(item) for item in items[start : start + size]]}
     if start + size < len(items):
         body["nextToken"] = base64.urlsafe_b64encode(f"{listing}:{start + size}".encode()).decode()
     return _ok(200, body)
