@@ -4,6 +4,11 @@ sevenbridges-python client over HTTP against the Seven Bridges fake."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -434,6 +439,29 @@ def test_status_overview_counts_queue_flight_and_failures(world: World) -> None:
     assert human.exit_code == 0
     assert "in flight" in human.stdout
     assert "2 of 10" in human.stdout
+
+
+def test_status_watch_refreshes_until_interrupted(world: World) -> None:
+    first = world.add_run()
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "wesctl", "status", "--watch", "0.5"],
+        env={**os.environ, **world.env, "COLUMNS": "200"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(2.0)  # started, and showed one queued run
+        world.add_run()
+        time.sleep(1.5)  # at least two refreshes later
+    finally:
+        watcher.send_signal(signal.SIGINT)
+        out, err = watcher.communicate(timeout=20)
+    assert watcher.returncode == 0, err
+    # Not a terminal, so rich prints the last frame when the watch ends: it saw the new run.
+    assert re.search(r"queued\s+2\b", out), out
+    assert first in out  # still the oldest queued run
+    assert "Traceback" not in err
 
 
 def test_cancel_racing_a_submission_leaves_no_live_provider_run(world: World) -> None:
