@@ -46,7 +46,6 @@ def make_engine(uri: str, *, pool_size: int = 5) -> Engine:
             dbapi_connection.isolation_level = None  # let SQLAlchemy's BEGIN below apply
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
