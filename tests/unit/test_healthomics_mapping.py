@@ -361,7 +361,7 @@ def sent_url(provider: HealthOmicsProvider) -> str:
 def test_host_prefix_env_variable_wins_over_an_explicit_config_object(
     fake: HealthOmicsFake, provider: HealthOmicsProvider
 ) -> None:
-    # build() passes Config(connect_timeout, read_timeout, user_agent_extra) explicitly
+    # build() passes Config(connect_timeout, read_timeout, user_agent_extra, ...) explicitly
     assert provider.omics.meta.config.inject_host_prefix is False
     assert sent_url(provider) == f"{fake.base_url}/run/1"
 
@@ -385,6 +385,13 @@ def test_endpoint_retries_and_timeouts_follow_standard_config(
     assert config.read_timeout == 5
     assert "wesctl" in config.user_agent_extra
     assert config.retries["total_max_attempts"] == 1  # AWS_MAX_ATTEMPTS
+
+
+def test_connection_pool_holds_a_connection_per_worker(tmp_path: Path) -> None:
+    built = build(replace(make_settings(tmp_path), submit_workers=24))
+    config: Any = built.omics.meta.config
+    assert config.max_pool_connections == 24  # botocore's 10 would drop connections
+    built.close()
 
 
 def test_missing_region_is_a_configuration_error(env: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -896,11 +896,14 @@ def _task_stream(run: Mapping[str, Any], provider_id: str, task_id: str) -> str:
 
 
 def client_config(settings: Settings) -> Config:
-    """wesctl's only additions to boto3's standard client configuration: timeouts, user agent."""
+    """wesctl's only additions to boto3's standard client configuration: timeouts, user agent,
+    and a connection pool as large as the worker pool (botocore keeps 10 and would open and
+    drop a connection per call for the rest)."""
     return Config(
         connect_timeout=min(CONNECT_TIMEOUT, settings.provider_timeout),
         read_timeout=settings.provider_timeout,
         user_agent_extra="wesctl",
+        max_pool_connections=max(10, settings.submit_workers),
     )
 
 
