@@ -12,7 +12,9 @@ from tests.cli_helpers import wesctl
 from tests.wes_api import expire_claim, insert_api_run
 from wesctl.config import Settings, load_settings
 from wesctl.db import runs as run_queries
+from wesctl.db.engine import make_engine, make_session_factory
 from wesctl.db.tables import StateTransition, WorkflowRun
+from wesctl.errors import DatabaseUnavailable
 from wesctl.services.runtime import Runtime
 from wesctl.services.submit import Report, Submitter
 
@@ -179,3 +181,31 @@ def test_threads_of_one_process_take_turns_writing(queued: tuple[str, list[str]]
         assert count == len(ids)
     finally:
         runtime.close()
+
+
+def test_a_writer_waiting_too_long_for_sqlite_s_lock_gets_a_clear_error(sqlite_url: str) -> None:
+    assert wesctl("--database-uri", sqlite_url, "db", "upgrade").exit_code == 0
+    engine = make_engine(sqlite_url, busy_timeout=0.3)
+    ids = [insert_api_run(engine) for _ in range(2)]
+    sessions = make_session_factory(engine)
+    holding, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with sessions.begin() as session:
+            session.get(WorkflowRun, ids[0])
+            holding.set()
+            done.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(10)
+        expected = r"held SQLite's write lock for 0\.3 s"
+        with pytest.raises(DatabaseUnavailable, match=expected), sessions.begin() as session:
+            session.get(WorkflowRun, ids[1])
+    finally:
+        done.set()
+        holder.join(10)
+    with sessions.begin() as session:  # the lock is free again, and was never leaked
+        assert session.get(WorkflowRun, ids[1]) is not None
+    engine.dispose()

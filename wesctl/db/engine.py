@@ -24,21 +24,22 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-def make_engine(uri: str, *, pool_size: int = 5) -> Engine:
+def make_engine(uri: str, *, pool_size: int = 5, busy_timeout: float | None = None) -> Engine:
     """Return an engine for `uri`.
 
-    SQLite: WAL, a 30 s busy timeout, foreign keys on, and every transaction started with
-    BEGIN IMMEDIATE so concurrent writers queue on the lock instead of failing with
-    "database is locked" when a read turns into a write. PostgreSQL: sessions in UTC and a
-    short connect timeout so a dead server fails fast.
+    SQLite: WAL, a busy timeout (30 s unless `busy_timeout` says otherwise), foreign keys on,
+    and every writing transaction started with BEGIN IMMEDIATE so concurrent writers queue on
+    the lock instead of failing with "database is locked" when a read turns into a write.
+    PostgreSQL: sessions in UTC and a short connect timeout so a dead server fails fast.
     """
     url = make_url(uri)
+    busy = SQLITE_BUSY_TIMEOUT if busy_timeout is None else busy_timeout
     if url.get_backend_name() == "sqlite":
         engine = create_engine(
             url,
             pool_size=pool_size,
             max_overflow=pool_size,
-            connect_args={"timeout": 30, "check_same_thread": False},
+            connect_args={"timeout": busy, "check_same_thread": False},
         )
 
         @event.listens_for(engine, "connect")
@@ -47,10 +48,10 @@ def make_engine(uri: str, *, pool_size: int = 5) -> Engine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={busy * 1000:.0f}")
             cursor.close()
 
-        _serialise_sqlite_writers(engine)
+        _serialise_sqlite_writers(engine, busy)
         return engine
     return create_engine(
         url,
@@ -61,7 +62,7 @@ def make_engine(uri: str, *, pool_size: int = 5) -> Engine:
     )
 
 
-def _serialise_sqlite_writers(engine: Engine) -> None:
+def _serialise_sqlite_writers(engine: Engine, busy_timeout: float) -> None:
     """Start every SQLite transaction with BEGIN IMMEDIATE, one thread of this process at a time.
 
     SQLite has one writer. Threads of one process queue on a Python lock, held from BEGIN until
@@ -78,7 +79,11 @@ def _serialise_sqlite_writers(engine: Engine) -> None:
             return
         held = connection.connection.record_info
         if not held.get(_HOLDS_WRITER):  # a second transaction on the same checkout
-            writer.acquire()
+            if not writer.acquire(timeout=busy_timeout):
+                raise DatabaseUnavailable(
+                    f"database unavailable: another thread held SQLite's write lock for "
+                    f"{busy_timeout:g} s"
+                )
             held[_HOLDS_WRITER] = True
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -89,6 +94,7 @@ def _serialise_sqlite_writers(engine: Engine) -> None:
 
 
 _HOLDS_WRITER = "wesctl_holds_writer_lock"
+SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for SQLite's write lock before giving up
 # Execution option of sessions that only read (see make_session_factory): on SQLite they start
 # with a plain BEGIN and take neither lock.
 READ_ONLY = "wesctl_read_only"
