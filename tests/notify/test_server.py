@@ -392,6 +392,15 @@ def test_silent_connection_is_closed_after_the_read_timeout(
         assert_still_serving(running)
 
 
+def _accepts_connections(path: str) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except (FileNotFoundError, ConnectionRefusedError):
+            return False
+    return True
+
+
 @contextmanager
 def serving_unix(settings: Settings, path: str, idle_exit: float) -> Iterator[list[int]]:
     """`serve` itself, in a thread, on a unix socket; yields the list its exit code lands in."""
@@ -403,7 +412,7 @@ def serving_unix(settings: Settings, path: str, idle_exit: float) -> Iterator[li
     thread.start()
     try:
         deadline = time.monotonic() + 10
-        while not Path(path).exists():
+        while not _accepts_connections(path):  # bound is not enough: listen() comes next
             assert time.monotonic() < deadline, "no socket appeared"
             assert thread.is_alive(), "serve() ended early"
             time.sleep(0.01)
