@@ -36,7 +36,7 @@ from wesctl.db.tables import WorkflowRun
 from wesctl.errors import ConfigError
 from wesctl.fakes.sevenbridges import SevenBridgesFake
 from wesctl.notify import send_notification
-from wesctl.notify_server import bind_tcp, bind_unix, serve
+from wesctl.notify_server import SUBMIT_HOLD, bind_tcp, bind_unix, serve
 
 
 @pytest.fixture
@@ -378,6 +378,26 @@ def test_slow_client_does_not_block_others(shared: RunningServer) -> None:
         started = time.monotonic()
         assert send_notification(run_id, host=host, port=port).ok
         assert time.monotonic() - started < 1.0
+
+
+def test_submission_waits_for_answers_in_flight_but_not_for_long(
+    tmp_path: Path, sqlite_url: str, fake: SevenBridgesFake
+) -> None:
+    """Answers first: while another request is being received, a notified run is answered at
+    once but submitted only after a quiet moment, or after SUBMIT_HOLD at the latest."""
+    migrate(sqlite_url)
+    settings = make_settings(tmp_path, sqlite_url, fake)
+    with running_server(settings, bind_tcp("127.0.0.1", 0)) as running:
+        host, port = running.address
+        run_id = add_run(running.engine)
+        with socket.create_connection((host, port), timeout=10) as slow:
+            slow.sendall(b'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n{"run_')
+            time.sleep(0.2)  # its request line is read: it is in flight from now on
+            assert send_notification(run_id, host=host, port=port).ok
+            time.sleep(0.5)
+            assert fake.tasks_for_run(run_id) == []  # held back by the request in flight
+            wait_submitted(running.engine, [run_id], deadline=SUBMIT_HOLD + 2)
+        assert len(fake.tasks_for_run(run_id)) == 1
 
 
 def test_silent_connection_is_closed_after_the_read_timeout(
