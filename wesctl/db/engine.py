@@ -18,6 +18,12 @@ from wesctl.errors import DatabaseUnavailable, SchemaError
 
 logger = logging.getLogger(__name__)
 
+SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for SQLite's write lock before giving up
+# Execution option of sessions that only read (see make_session_factory): on SQLite they start
+# with a plain BEGIN and take neither lock.
+READ_ONLY = "wesctl_read_only"
+_HOLDS_WRITER = "wesctl_holds_writer_lock"  # connection record info: this one holds the lock
+
 
 def utcnow() -> datetime:
     """Naive UTC now, the form the WES API stores."""
@@ -91,13 +97,6 @@ def _serialise_sqlite_writers(engine: Engine, busy_timeout: float) -> None:
     def _checkin(_dbapi_connection: Any, record: Any) -> None:
         if record.record_info.pop(_HOLDS_WRITER, False):
             writer.release()
-
-
-_HOLDS_WRITER = "wesctl_holds_writer_lock"
-SQLITE_BUSY_TIMEOUT = 30.0  # seconds a writer waits for SQLite's write lock before giving up
-# Execution option of sessions that only read (see make_session_factory): on SQLite they start
-# with a plain BEGIN and take neither lock.
-READ_ONLY = "wesctl_read_only"
 
 
 def make_session_factory(engine: Engine, *, read_only: bool = False) -> sessionmaker[Session]:
