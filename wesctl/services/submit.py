@@ -278,17 +278,8 @@ class Submitter:
         }
         reason = f"{outcome} to {claim.provider} as {submission.provider_id}"
         with database_errors(), self.runtime.sessions.begin() as session:
-            previous = run_queries.finish_claim(
-                session,
-                claim.run_id,
-                owner=self.owner,
-                expected_state=RunState.QUEUED.value,
-                values={**values, "state": new_state.value},
-            )
+            previous = self._finish(session, claim, RunState.QUEUED, new_state, values, reason)
             if previous is not None:
-                run_queries.add_transition(
-                    session, claim.run_id, previous, new_state.value, reason, self.owner
-                )
                 cancel_now = False
             else:
                 # Not QUEUED any more: the WES API cancelled it while we were submitting.
@@ -324,25 +315,14 @@ class Submitter:
 
     def _fail(self, claim: Claim, reason: str) -> RunOutcome:
         now = utcnow()
+        values = {"end_time": now, "last_error": reason[:2000], "provider_type": claim.provider}
         with database_errors(), self.runtime.sessions.begin() as session:
-            previous = run_queries.finish_claim(
-                session,
-                claim.run_id,
-                owner=self.owner,
-                expected_state=RunState.QUEUED.value,
-                values={
-                    "state": RunState.SYSTEM_ERROR.value,
-                    "end_time": now,
-                    "last_error": reason[:2000],
-                    "provider_type": claim.provider,
-                },
+            previous = self._finish(
+                session, claim, RunState.QUEUED, RunState.SYSTEM_ERROR, values, reason
             )
             if previous is None:
                 self._release(session, claim)
                 return RunOutcome(claim.run_id, SKIPPED, claim.provider, reason="no longer queued")
-            run_queries.add_transition(
-                session, claim.run_id, previous, RunState.SYSTEM_ERROR.value, reason, self.owner
-            )
         log_transition(claim.run_id, claim.provider, previous, RunState.SYSTEM_ERROR, reason)
         return RunOutcome(claim.run_id, FAILED, claim.provider, reason=reason)
 
@@ -353,22 +333,14 @@ class Submitter:
                 f"gave up after {claim.attempts} submission attempts; last error: {reason}",
             )
         with database_errors(), self.runtime.sessions.begin() as session:
-            previous = run_queries.finish_claim(
+            self._finish(
                 session,
-                claim.run_id,
-                owner=self.owner,
-                expected_state=None,
-                values={"last_error": reason[:2000]},
+                claim,
+                None,
+                None,
+                {"last_error": reason[:2000]},
+                f"submission attempt {claim.attempts} failed (transient): {reason}",
             )
-            if previous is not None:
-                run_queries.add_transition(
-                    session,
-                    claim.run_id,
-                    previous,
-                    previous,
-                    f"submission attempt {claim.attempts} failed (transient): {reason}",
-                    self.owner,
-                )
         logger.warning(
             "run=%s provider=%s submission attempt %d failed, left queued: %s",
             claim.run_id,
@@ -377,6 +349,34 @@ class Submitter:
             reason,
         )
         return RunOutcome(claim.run_id, REQUEUED, claim.provider, reason=reason)
+
+    def _finish(
+        self,
+        session: Session,
+        claim: Claim,
+        expected: RunState | None,
+        new_state: RunState | None,
+        values: dict[str, Any],
+        reason: str,
+    ) -> str | None:
+        """Release our claim with `values` (and `new_state`) if the run is still in `expected`
+        (any state when None), and record the transition. Return the state the run was in,
+        or None if the guard failed."""
+        if new_state is not None:
+            values = {**values, "state": new_state.value}
+        previous = run_queries.finish_claim(
+            session,
+            claim.run_id,
+            owner=self.owner,
+            expected_state=expected.value if expected is not None else None,
+            values=values,
+        )
+        if previous is not None:
+            to_state = new_state.value if new_state is not None else previous
+            run_queries.add_transition(
+                session, claim.run_id, previous, to_state, reason, self.owner
+            )
+        return previous
 
     def _release(self, session: Session, claim: Claim) -> None:
         run_queries.finish_claim(
