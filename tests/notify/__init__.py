@@ -21,8 +21,6 @@ from wesctl.fakes.sevenbridges import DEFAULT_APP, DEFAULT_PROJECT, SevenBridges
 from wesctl.notify_server import Listener, NotifyServer
 from wesctl.services.runtime import Runtime
 
-SBG_TOKEN = "notify-test-sevenbridges-token"
-
 
 def provider_environ(fake: SevenBridgesFake) -> dict[str, str]:
     """Settings that point the Seven Bridges adapter at `fake`, with no client-side pacing and

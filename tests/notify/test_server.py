@@ -21,8 +21,8 @@ import pytest
 import requests
 from sqlalchemy import create_engine, select
 
+from tests.e2e.providers import sevenbridges_fake
 from tests.notify import (
-    SBG_TOKEN,
     RunningServer,
     add_run,
     make_settings,
@@ -39,26 +39,16 @@ from wesctl.notify import send_notification
 from wesctl.notify_server import SUBMIT_HOLD, bind_tcp, bind_unix, serve
 
 
-@pytest.fixture
-def fake() -> Iterator[SevenBridgesFake]:
-    fake = SevenBridgesFake(token=SBG_TOKEN)
-    fake.start()
-    yield fake
-    fake.stop()
-
-
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     """One endpoint on SQLite for the many request-validation cases."""
     tmp = tmp_path_factory.mktemp("notify")
-    fake = SevenBridgesFake(token=SBG_TOKEN)
-    fake.start()
     db_url = f"sqlite:///{tmp / 'wes.db'}"
     migrate(db_url)
-    settings = make_settings(tmp, db_url, fake)
-    with running_server(settings, bind_tcp("127.0.0.1", 0), fake=fake) as running:
-        yield running
-    fake.stop()
+    with sevenbridges_fake() as fake:
+        settings = make_settings(tmp, db_url, fake)
+        with running_server(settings, bind_tcp("127.0.0.1", 0), fake=fake) as running:
+            yield running
 
 
 # --- raw HTTP helpers ---------------------------------------------------------------------------

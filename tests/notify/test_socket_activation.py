@@ -21,20 +21,12 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine
 
-from tests.notify import SBG_TOKEN, add_run, migrate, provider_environ, wait_submitted
+from tests.notify import add_run, migrate, provider_environ, wait_submitted
 from wesctl.fakes.sevenbridges import SevenBridgesFake
 from wesctl.notify import NotifyResult, send_notification
 
 SOCKET_ACTIVATE = shutil.which("systemd-socket-activate")
 SERVE = [sys.executable, "-m", "wesctl", "serve-notify"]
-
-
-@pytest.fixture
-def fake() -> Iterator[SevenBridgesFake]:
-    fake = SevenBridgesFake(token=SBG_TOKEN)
-    fake.start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture
