@@ -38,7 +38,7 @@ from wesctl.db import schema
 from wesctl.db.engine import make_engine, utcnow
 from wesctl.db.tables import WorkflowRun
 from wesctl.fakes.healthomics import FakeRun, HealthOmicsFake
-from wesctl.fakes.http import Request
+from wesctl.fakes.http import FakeService, Request
 from wesctl.fakes.sevenbridges import (
     API_PREFIX,
     DEFAULT_APP,
@@ -278,9 +278,9 @@ class EndpointCounter:
         return sum(self.counts.values())
 
 
-class CountingSevenBridgesFake(SevenBridgesFake):
-    """The Seven Bridges fake, also counting requests per endpoint (its own counters merge
-    GET /tasks/{id} and the bulk status call under one operation)."""
+class _CountsEndpoints(FakeService):
+    """Counts requests per endpoint (the fakes' own counters are per operation, which merges
+    e.g. Seven Bridges' GET /tasks/{id} and its bulk status call)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -291,16 +291,12 @@ class CountingSevenBridgesFake(SevenBridgesFake):
         return super().route(request)
 
 
-class CountingHealthOmicsFake(HealthOmicsFake):
+class CountingSevenBridgesFake(_CountsEndpoints, SevenBridgesFake):
+    """The Seven Bridges fake, counting requests per endpoint."""
+
+
+class CountingHealthOmicsFake(_CountsEndpoints, HealthOmicsFake):
     """The HealthOmics fake, counting requests per endpoint."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.endpoints = EndpointCounter()
-
-    def route(self, request: Request) -> tuple[str, Any]:
-        self.endpoints.count(request)
-        return super().route(request)
 
 
 def start_fake(provider: str, latency: float) -> CountingSevenBridgesFake | CountingHealthOmicsFake:

@@ -24,6 +24,8 @@ from __future__ import annotations
 import argparse
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -79,6 +81,33 @@ class Measurement:
         )
 
 
+@contextmanager
+def queued_runs(
+    provider: str,
+    count: int,
+    latency: float,
+    server_uri: str | None,
+    directory: Path,
+    *,
+    fake_process: bool,
+    **overrides: str,
+) -> Iterator[tuple[Engine, Settings, common.FakeHandle]]:
+    """A started fake and a scratch database holding `count` queued runs for it, with the
+    settings that point wesctl at both; everything is stopped and dropped afterwards."""
+    fake = common.FakeHandle(provider, latency, separate_process=fake_process)
+    try:
+        with common.scratch_database(server_uri, directory) as url:
+            engine = make_engine(url)
+            try:
+                common.insert_rows(engine, common.queued_rows(count, provider))
+                environ = common.provider_environ(provider, fake.base_url, directory)
+                yield engine, common.settings_for(url, environ, directory, **overrides), fake
+            finally:
+                engine.dispose()
+    finally:
+        fake.stop()
+
+
 def measure_wesctl(
     provider: str,
     count: int,
@@ -91,33 +120,28 @@ def measure_wesctl(
     fake_process: bool = False,
 ) -> Measurement:
     """Time one `submit_queued` pass over `count` fresh queued runs."""
-    fake = common.FakeHandle(provider, latency, separate_process=fake_process)
-    try:
-        with common.scratch_database(server_uri, directory) as url:
-            engine = make_engine(url)
-            common.insert_rows(engine, common.queued_rows(count, provider))
-            settings = common.settings_for(
-                url,
-                common.provider_environ(provider, fake.base_url, directory),
-                directory,
-                WESCTL_SUBMIT_WORKERS=str(workers),
-            )
-            runtime = Runtime.open(settings, command="bench-submit")
-            timer = common.StatementTimer(runtime.engine)
-            claimed_at = ClaimClock(runtime.engine)
-            cpu_before = common.cpu_seconds()
-            started = time.perf_counter()
-            try:
-                report = submit_queued(runtime, batch_size=batch_size)
-            finally:
-                wall = time.perf_counter() - started
-                cpu = common.cpu_seconds() - cpu_before
-                runtime.close()
-            recorded = recorded_at(engine)
-            engine.dispose()
+    with queued_runs(
+        provider,
+        count,
+        latency,
+        server_uri,
+        directory,
+        fake_process=fake_process,
+        WESCTL_SUBMIT_WORKERS=str(workers),
+    ) as (engine, settings, fake):
+        runtime = Runtime.open(settings, command="bench-submit")
+        timer = common.StatementTimer(runtime.engine)
+        claimed_at = ClaimClock(runtime.engine)
+        cpu_before = common.cpu_seconds()
+        started = time.perf_counter()
+        try:
+            report = submit_queued(runtime, batch_size=batch_size)
+        finally:
+            wall = time.perf_counter() - started
+            cpu = common.cpu_seconds() - cpu_before
+            runtime.close()
+        recorded = recorded_at(engine)
         stats = fake.stats()
-    finally:
-        fake.stop()
     latencies = [
         (recorded[run_id] - at).total_seconds()
         for run_id, at in claimed_at.times.items()
@@ -177,24 +201,16 @@ def measure_naive(
     fake_process: bool = False,
 ) -> Measurement:
     """One run at a time: the adapter's submit, then one UPDATE; no claims, no pool."""
-    fake = common.FakeHandle(provider, latency, separate_process=fake_process)
-    try:
-        with common.scratch_database(server_uri, directory) as url:
-            engine = make_engine(url)
-            common.insert_rows(engine, common.queued_rows(count, provider))
-            settings = common.settings_for(
-                url, common.provider_environ(provider, fake.base_url, directory), directory
-            )
-            timer = common.StatementTimer(engine)
-            cpu_before = common.cpu_seconds()
-            started = time.perf_counter()
-            latencies = naive_pass(engine, settings, provider)
-            wall = time.perf_counter() - started
-            cpu = common.cpu_seconds() - cpu_before
-            engine.dispose()
+    with queued_runs(
+        provider, count, latency, server_uri, directory, fake_process=fake_process
+    ) as (engine, settings, fake):
+        timer = common.StatementTimer(engine)
+        cpu_before = common.cpu_seconds()
+        started = time.perf_counter()
+        latencies = naive_pass(engine, settings, provider)
+        wall = time.perf_counter() - started
+        cpu = common.cpu_seconds() - cpu_before
         stats = fake.stats()
-    finally:
-        fake.stop()
     return Measurement(
         label="naive loop",
         runs=count,
