@@ -1,8 +1,12 @@
-"""Running the real `wesctl` Typer app in-process, as a user would from a shell."""
+"""Running the real `wesctl`, as a user would from a shell: the Typer app in-process, or the
+command in its own process (for tests that kill or signal it)."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections.abc import Mapping
 from typing import Any
 
 from typer.testing import CliRunner, Result
@@ -18,3 +22,11 @@ def wesctl_json(*args: str, env: dict[str, str] | None = None) -> Any:
     result = wesctl(*args, "--json", env=env)
     assert result.exit_code == 0, result.stderr
     return json.loads(result.stdout)
+
+
+def wesctl_process(*args: str, env: Mapping[str, str], **popen: Any) -> subprocess.Popen[Any]:
+    """Start `python -m wesctl ARGS` in its own process (output discarded unless `popen` says
+    otherwise)."""
+    popen.setdefault("stdout", subprocess.DEVNULL)
+    popen.setdefault("stderr", subprocess.DEVNULL)
+    return subprocess.Popen([sys.executable, "-m", "wesctl", *args], env=dict(env), **popen)

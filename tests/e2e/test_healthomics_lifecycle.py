@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +15,7 @@ import boto3
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.cli_helpers import wesctl
+from tests.cli_helpers import wesctl, wesctl_process
 from tests.e2e.providers import HO_WORKFLOW, healthomics_env
 from tests.wes_api import expire_claim, insert_api_run
 from wesctl.fakes.healthomics import HealthOmicsFake
@@ -118,12 +116,7 @@ def test_healthomics_kill_after_start_run_never_starts_a_second_run(
     run_id = omics.add_run()
     omics.fake.inject("slow_after", "submit", delay=30.0)
     env = {**os.environ, **omics.env}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "wesctl", "-q", "submit-one", run_id],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = wesctl_process("-q", "submit-one", run_id, env=env)
     try:
         deadline = time.monotonic() + 20
         while omics.fake.runs_for(run_id) == 0 and time.monotonic() < deadline:

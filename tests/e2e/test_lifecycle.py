@@ -8,7 +8,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from tests.cli_helpers import wesctl
+from tests.cli_helpers import wesctl, wesctl_process
 from tests.e2e.providers import SBG_APP, sevenbridges_env, sevenbridges_fake
 from tests.wes_api import insert_api_run
 from wesctl.fakes.sevenbridges import SevenBridgesFake
@@ -443,8 +442,10 @@ def test_status_overview_counts_queue_flight_and_failures(world: World) -> None:
 
 def test_status_watch_refreshes_until_interrupted(world: World) -> None:
     first = world.add_run()
-    watcher = subprocess.Popen(
-        [sys.executable, "-m", "wesctl", "status", "--watch", "0.5"],
+    watcher = wesctl_process(
+        "status",
+        "--watch",
+        "0.5",
         env={**os.environ, **world.env, "COLUMNS": "200"},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -12,7 +12,6 @@ import dataclasses
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.cli_helpers import wesctl
+from tests.cli_helpers import wesctl, wesctl_process
 from tests.e2e.providers import SBG_APP, sevenbridges_env, sevenbridges_fake
 from tests.wes_api import expire_claim, insert_api_run
 from wesctl.config import load_settings
@@ -76,12 +75,8 @@ def test_race_of_processes_submits_every_run_exactly_once_within_the_cap(
     while rounds < 6:
         rounds += 1
         processes = [
-            subprocess.Popen(
-                [sys.executable, "-m", "wesctl", "-q", "submit-queued", "--json"],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
+            wesctl_process(
+                "-q", "submit-queued", "--json", env=env, stderr=subprocess.PIPE, text=True
             )
             for _ in range(4)
         ]
@@ -136,12 +131,7 @@ def test_kill_dash_nine_at_each_step_never_duplicates_nor_strands(
     run_id = insert_api_run(engine, workflow_url=SBG_APP)
     env = _environment(db_url, fake)
     fake.inject(kind, "submit", delay=30.0, skip=skip)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "wesctl", "-q", "submit-one", run_id],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = wesctl_process("-q", "submit-one", run_id, env=env)
     try:
         _wait_for(lambda: fake.calls["submit"] >= skip + 1)
         if kind == "slow_after":
