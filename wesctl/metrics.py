@@ -127,29 +127,14 @@ def _report_metrics(registry: CollectorRegistry, command: str, report: Report) -
         elif item.outcome == "failed":
             errors[(provider, "permanent")] += 1
     outcomes.update(report.tallies)
-    runs = _gauge(
-        registry, "wesctl_runs", "Runs handled by the last run, by outcome", "provider", "outcome"
-    )
-    for (provider, outcome), count in outcomes.items():
-        runs.labels(command, provider, outcome).set(count)
-    by_state = _gauge(
-        registry,
-        "wesctl_runs_synced",
-        "Runs whose state changed, by new state",
-        "provider",
-        "state",
-    )
-    for (provider, state), count in synced.items():
-        by_state.labels(command, provider, state).set(count)
-    failures = _gauge(
-        registry,
-        "wesctl_provider_errors",
-        "Runs hit by provider errors, by kind",
-        "provider",
-        "kind",
-    )
-    for (provider, kind), count in errors.items():
-        failures.labels(command, provider, kind).set(count)
+    for name, text, label, counts in (
+        ("wesctl_runs", "Runs handled by the last run, by outcome", "outcome", outcomes),
+        ("wesctl_runs_synced", "Runs whose state changed, by new state", "state", synced),
+        ("wesctl_provider_errors", "Runs hit by provider errors, by kind", "kind", errors),
+    ):
+        gauge = _gauge(registry, name, text, "provider", label)
+        for (provider, value), count in counts.items():
+            gauge.labels(command, provider, value).set(count)
 
 
 def _queue_metrics(registry: CollectorRegistry, command: str, runtime: Runtime) -> None:
