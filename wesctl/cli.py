@@ -11,11 +11,11 @@ import contextlib
 import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,6 +23,10 @@ from wesctl import __version__
 from wesctl.config import Settings, load_settings
 from wesctl.errors import ConfigError, WesctlError
 from wesctl.log import configure_logging
+
+if TYPE_CHECKING:  # imported lazily at run time, so `--help` stays fast
+    from wesctl.services.runtime import Runtime
+    from wesctl.services.submit import Report
 
 logger = logging.getLogger("wesctl")
 
@@ -437,6 +441,24 @@ def _job(ctx: typer.Context, command: str, metrics_file: Path | None) -> Iterato
             write_job_metrics(path, job, code)
 
 
+def _run_job(
+    ctx: typer.Context,
+    command: str,
+    metrics_file: Path | None,
+    as_json: bool,
+    work: Callable[[Runtime], Report],
+) -> None:
+    """Run a timer-job command: open the runtime, let `work` act with it, print its report and
+    exit with the report's code; the job's metrics are written with that code."""
+    with _job(ctx, command, metrics_file) as job:
+        _require_providers(ctx)
+        with cli_errors():
+            job.runtime = runtime = _open(ctx, command)
+            job.report = result = work(runtime)
+        _render_report(result, as_json)
+        raise typer.Exit(result.exit_code)
+
+
 @app.command("submit-queued")
 def submit_queued_command(
     ctx: typer.Context,
@@ -468,16 +490,12 @@ def submit_queued_command(
             result = submit.plan_submission(runtime, limit=limit, provider=provider)
         _render_report(result, as_json)
         raise typer.Exit(result.exit_code)
-    with _job(ctx, "submit-queued", metrics_file) as job:
-        _require_providers(ctx)
-        with cli_errors():
-            job.runtime = runtime = _open(ctx, "submit-queued")
-            with _progress("submitting", None) as advance:
-                job.report = result = submit.submit_queued(
-                    runtime, limit=limit, provider=provider, progress=advance
-                )
-        _render_report(result, as_json)
-        raise typer.Exit(result.exit_code)
+
+    def work(runtime: Runtime) -> Report:
+        with _progress("submitting", None) as advance:
+            return submit.submit_queued(runtime, limit=limit, provider=provider, progress=advance)
+
+    _run_job(ctx, "submit-queued", metrics_file, as_json, work)
 
 
 @app.command("submit-one")
@@ -493,13 +511,9 @@ def submit_one_command(
     """
     from wesctl.services import submit
 
-    with _job(ctx, "submit-one", metrics_file) as job:
-        _require_providers(ctx)
-        with cli_errors():
-            job.runtime = runtime = _open(ctx, "submit-one")
-            job.report = result = submit.submit_one(runtime, run_id)
-        _render_report(result, as_json)
-        raise typer.Exit(result.exit_code)
+    _run_job(
+        ctx, "submit-one", metrics_file, as_json, lambda runtime: submit.submit_one(runtime, run_id)
+    )
 
 
 @app.command("sync-status")
@@ -523,19 +537,16 @@ def sync_status_command(
     """
     from wesctl.services import sync
 
-    with _job(ctx, "sync-status", metrics_file) as job:
-        _require_providers(ctx)
-        with cli_errors():
-            job.runtime = runtime = _open(ctx, "sync-status")
-            with _progress("syncing", None) as advance:
-                job.report = result = sync.sync_status(
-                    runtime,
-                    run_ids=run_ids or None,
-                    stale_after=timedelta(seconds=stale_after) if stale_after is not None else None,
-                    progress=advance,
-                )
-        _render_report(result, as_json)
-        raise typer.Exit(result.exit_code)
+    def work(runtime: Runtime) -> Report:
+        with _progress("syncing", None) as advance:
+            return sync.sync_status(
+                runtime,
+                run_ids=run_ids or None,
+                stale_after=timedelta(seconds=stale_after) if stale_after is not None else None,
+                progress=advance,
+            )
+
+    _run_job(ctx, "sync-status", metrics_file, as_json, work)
 
 
 @app.command("cancel")
@@ -557,13 +568,9 @@ def cancel_command(
     """
     from wesctl.services import cancel
 
-    with _job(ctx, "cancel", metrics_file) as job:
-        _require_providers(ctx)
-        with cli_errors():
-            job.runtime = runtime = _open(ctx, "cancel")
-            job.report = result = cancel.cancel(runtime, run_ids or ())
-        _render_report(result, as_json)
-        raise typer.Exit(result.exit_code)
+    _run_job(
+        ctx, "cancel", metrics_file, as_json, lambda runtime: cancel.cancel(runtime, run_ids or ())
+    )
 
 
 @app.command("retry")
