@@ -61,10 +61,8 @@ class OmicsHarness:
 @pytest.fixture(scope="module")
 def fake(moto_url: str) -> Iterator[HealthOmicsFake]:
     """One fake per module (stopping one takes half a second); tests use distinct run ids."""
-    service = HealthOmicsFake(s3=s3_client(moto_url))
-    service.start()
-    yield service
-    service.stop()
+    with HealthOmicsFake(s3=s3_client(moto_url)) as service:
+        yield service
 
 
 @pytest.fixture

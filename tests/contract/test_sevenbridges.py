@@ -106,10 +106,8 @@ def make_harness(fake: SevenBridgesFake, tmp_path: Path, **environ: str) -> Seve
 @pytest.fixture(scope="module")
 def sevenbridges_fake() -> Iterator[SevenBridgesFake]:
     """One fake per module (stopping a server takes half a second); harnesses reset it."""
-    fake = SevenBridgesFake(token=TOKEN)
-    fake.start()
-    yield fake
-    fake.stop()
+    with SevenBridgesFake(token=TOKEN) as fake:
+        yield fake
 
 
 @pytest.fixture(autouse=True)

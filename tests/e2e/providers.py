@@ -17,12 +17,8 @@ SBG_APP = DEFAULT_APP
 
 @contextmanager
 def sevenbridges_fake(**kwargs: object) -> Iterator[SevenBridgesFake]:
-    fake = SevenBridgesFake(token=SBG_TOKEN, **kwargs)  # type: ignore[arg-type]
-    fake.start()
-    try:
+    with SevenBridgesFake(token=SBG_TOKEN, **kwargs) as fake:  # type: ignore[arg-type]
         yield fake
-    finally:
-        fake.stop()
 
 
 def sevenbridges_env(fake: SevenBridgesFake) -> dict[str, str]:

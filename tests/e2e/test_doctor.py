@@ -37,18 +37,14 @@ HEAD = schema.SCHEMA_HEAD
 
 @pytest.fixture(scope="module")
 def omics(moto_url: str) -> Iterator[HealthOmicsFake]:
-    fake = HealthOmicsFake(s3=s3_client(moto_url))
-    fake.start()
-    yield fake
-    fake.stop()
+    with HealthOmicsFake(s3=s3_client(moto_url)) as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module")
 def module_sbg() -> Iterator[SevenBridgesFake]:
-    fake = SevenBridgesFake(token=SBG_TOKEN)
-    fake.start()
-    yield fake
-    fake.stop()
+    with SevenBridgesFake(token=SBG_TOKEN) as fake:
+        yield fake
 
 
 @pytest.fixture

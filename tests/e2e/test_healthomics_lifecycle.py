@@ -63,14 +63,10 @@ def omics(db_url: str, moto_url: str, tmp_path: Path) -> Iterator[OmicsWorld]:
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    fake = HealthOmicsFake(s3=s3)
-    fake.start()
-    try:
+    with HealthOmicsFake(s3=s3) as fake:
         world = OmicsWorld(db_url, fake, moto_url, tmp_path)
         yield world
         world.engine.dispose()
-    finally:
-        fake.stop()
 
 
 def test_healthomics_run_from_queue_to_complete_with_s3_outputs(omics: OmicsWorld) -> None:

@@ -272,10 +272,8 @@ def test_cwl_file_objects_are_normalised_and_wdl_values_kept() -> None:
 @pytest.fixture(scope="module")
 def fake(moto_url: str) -> Iterator[HealthOmicsFake]:
     """One fake for the module (stopping one takes half a second); tests use distinct run ids."""
-    service = HealthOmicsFake(s3=s3_client(moto_url))
-    service.start()
-    yield service
-    service.stop()
+    with HealthOmicsFake(s3=s3_client(moto_url)) as service:
+        yield service
 
 
 @pytest.fixture(autouse=True)
@@ -800,11 +798,11 @@ def fresh_fake(
     moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[HealthOmicsFake]:
     """A fake of its own, for tests that count pages over every run it holds."""
-    service = HealthOmicsFake(s3=s3_client(moto_url))
-    service.start()
-    aws_environment(monkeypatch, omics_url=service.base_url, moto_url=moto_url, tmp_path=tmp_path)
-    yield service
-    service.stop()
+    with HealthOmicsFake(s3=s3_client(moto_url)) as service:
+        aws_environment(
+            monkeypatch, omics_url=service.base_url, moto_url=moto_url, tmp_path=tmp_path
+        )
+        yield service
 
 
 def test_large_status_batches_cost_few_calls(fresh_fake: HealthOmicsFake, tmp_path: Path) -> None:

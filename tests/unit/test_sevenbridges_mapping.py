@@ -75,12 +75,9 @@ def _no_proxy_for_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[SevenBridgesFake]:
-    fake = SevenBridgesFake(
-        token=TOKEN, apps=(FakeApp(DEFAULT_APP), FakeApp(STRICT_APP, inputs={"reads": "File"}))
-    )
-    fake.start()
-    yield fake
-    fake.stop()
+    apps = (FakeApp(DEFAULT_APP), FakeApp(STRICT_APP, inputs={"reads": "File"}))
+    with SevenBridgesFake(token=TOKEN, apps=apps) as fake:
+        yield fake
 
 
 @pytest.fixture
@@ -575,10 +572,8 @@ class HostileFake(SevenBridgesFake):
 
 @pytest.fixture(scope="module")
 def hostile_fake() -> Iterator[SevenBridgesFake]:
-    fake = HostileFake(token=TOKEN)
-    fake.start()
-    yield fake
-    fake.stop()
+    with HostileFake(token=TOKEN) as fake:
+        yield fake
 
 
 @pytest.mark.timeout(10)

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qs, urlsplit
 
 logger = logging.getLogger(__name__)
@@ -231,7 +231,7 @@ class FakeService:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> FakeService:
+    def __enter__(self) -> Self:
         self.start()
         return self
 
