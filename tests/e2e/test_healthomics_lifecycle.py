@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from sqlalchemy import create_engine, text
 
 from tests.cli_helpers import wesctl, wesctl_process
+from tests.contract.aws_fixtures import s3_client
 from tests.e2e.providers import HO_WORKFLOW, healthomics_env
 from tests.wes_api import expire_claim, insert_api_run
 from wesctl.fakes.healthomics import HealthOmicsFake
@@ -56,14 +56,7 @@ class OmicsWorld:
 @pytest.fixture
 def omics(db_url: str, moto_url: str, tmp_path: Path) -> Iterator[OmicsWorld]:
     assert wesctl("--database-uri", db_url, "db", "upgrade").exit_code == 0
-    s3 = boto3.client(
-        "s3",
-        region_name="us-east-1",
-        endpoint_url=moto_url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    with HealthOmicsFake(s3=s3) as fake:
+    with HealthOmicsFake(s3=s3_client(moto_url)) as fake:
         world = OmicsWorld(db_url, fake, moto_url, tmp_path)
         yield world
         world.engine.dispose()
