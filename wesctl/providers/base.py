@@ -1,8 +1,14 @@
 """The one small interface every execution provider implements, and its error family.
 
-Services talk to providers only through `Provider`; adapters translate SDK errors into
-`ProviderUnavailable` (transient: retry later) or `ProviderRejected` (permanent: the request or
-configuration is wrong) at their edge, carrying the provider's own message.
+Services talk to providers only through `Provider`; adapters translate SDK errors at their edge
+into one of three classes, carrying the provider's own message:
+- `ProviderUnavailable`: transient (throttling, 5xx, timeouts); the run is retried later;
+- `ProviderRejected`: this run's request is wrong (validation, unknown app, a per-run option
+  refused); that run ends in SYSTEM_ERROR;
+- `ProviderMisconfigured`: the installation is wrong (credentials missing, rejected or expired;
+  the configured project or role not accessible; an endpoint that is not the provider's API). No
+  run is at fault: the provider is unusable until an operator fixes `fix`, and no run changes
+  state because of it.
 """
 
 from __future__ import annotations
@@ -34,6 +40,14 @@ class ProviderUnavailable(ProviderError):
 
 class ProviderRejected(ProviderError):
     """Permanent: validation, access denied, unknown app/workflow, bad run parameters."""
+
+
+class ProviderMisconfigured(ProviderError):
+    """Installation-level: no run is at fault; `fix` names the setting or credential to fix."""
+
+    def __init__(self, provider: str, message: str, fix: str) -> None:
+        super().__init__(provider, message)
+        self.fix = fix
 
 
 class ProviderRunNotFound(ProviderRejected):
