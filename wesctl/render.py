@@ -10,6 +10,7 @@ from typing import Any
 
 from rich import box
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from wesctl.db.engine import utcnow
@@ -240,6 +241,7 @@ def overview(view: Any) -> Any:
     for label, at in (("last submit", view.last_submit), ("last sync", view.last_sync)):
         facts.add_row(label, f"{age(at)} ago" if at is not None else "never")
     parts: list[Any] = [facts, table]
+    parts.extend(f"[yellow]warning:[/] {escape(line)}" for line in data["warnings"])
     if data["failures_last_hour"]:
         failures = Table(
             title="failures in the last hour", box=box.SIMPLE_HEAD, title_justify="left"
@@ -261,7 +263,7 @@ def checks_table(rows: Sequence[dict[str, str]]) -> None:
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for column in ("CHECK", "RESULT", "DETAIL", "FIX"):
         table.add_column(column, no_wrap=column in ("CHECK", "RESULT"))
-    style = {"ok": "green", "fail": "bold red", "skip": "dim"}
+    style = {"ok": "green", "fail": "bold red", "skip": "dim", "warn": "yellow"}
     for row in rows:
         result = row["result"]
         table.add_row(
