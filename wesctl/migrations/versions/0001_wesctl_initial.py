@@ -16,6 +16,7 @@ Create Date: 2026-11-27
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,6 +26,8 @@ revision = "0001_wesctl_initial"
 down_revision = None
 branch_labels = None
 depends_on = None
+
+logger = logging.getLogger("wesctl.migrations")
 
 # The WES API's Alembic version table and its first revision, the one that creates its tables.
 API_VERSION_TABLE = "alembic_version"
@@ -123,6 +126,11 @@ def record_api_first_revision(*, has_version_table: bool) -> None:
     elif op.get_bind().execute(sa.select(version.c.version_num).limit(1)).first() is not None:
         return
     op.get_bind().execute(version.insert().values(version_num=API_FIRST_REVISION))
+    logger.info(
+        "created the WES API's tables; recorded its revision %s in %s",
+        API_FIRST_REVISION,
+        API_VERSION_TABLE,
+    )
 
 
 def downgrade() -> None:
