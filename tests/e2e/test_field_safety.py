@@ -212,3 +212,54 @@ def test_a_run_the_wes_api_cancelled_gets_an_end_time_once_the_provider_is_told(
     assert row.state == "CANCELED"
     assert row.end_time is not None
     assert site.sbg.task(task).status == "ABORTED"
+
+
+# --- rows that cannot be read, values that do not fit -----------------------------------------
+
+
+def _write_raw(site: Site, run_id: str, column: str, raw: str) -> None:
+    """What a buggy writer can leave in SQLite, which accepts any text in a JSON column."""
+    with site.engine.begin() as connection:
+        connection.execute(
+            text(f"UPDATE workflow_runs SET {column} = :raw WHERE run_id = :id"),
+            {"raw": raw, "id": run_id},
+        )
+
+
+def test_unreadable_rows_fail_alone_and_the_queue_goes_on(site: Site, db_url: str) -> None:
+    if not db_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL refuses text that is not JSON in a json column")
+    good = [site.add_sevenbridges_run() for _ in range(50)]
+    bad = [site.add_sevenbridges_run() for _ in range(5)]
+    for index, run_id in enumerate(bad):
+        _write_raw(site, run_id, "workflow_params" if index % 2 else "tags", "{not json")
+    env = {**site.env, "DAEMON_MAX_CONCURRENT_WORKFLOWS": "100"}
+
+    report = site.cli_json("submit-queued", expect=1, env=env)
+    assert report["counts"] == {"submitted": 50, "failed": 5}, report
+    assert {site.row(run_id).state for run_id in good} == {"INITIALIZING"}
+    for run_id in bad:
+        row = site.row(run_id)
+        assert row.state == "SYSTEM_ERROR"
+        assert "is not valid JSON" in row.last_error
+
+    assert site.cli("status", "--json", env=env).exit_code == 0
+    listed = site.cli_json("runs", "list", "--limit", "100", env=env)
+    assert len(listed) == 55  # type: ignore[arg-type]
+    shown = site.cli_json("runs", "show", bad[0], env=env)
+    assert shown["unreadable"]
+    assert shown["state"] == "SYSTEM_ERROR"
+
+
+def test_a_provider_status_longer_than_its_column_is_stored_cut(site: Site) -> None:
+    run_id = site.add_healthomics_run()
+    site.cli_json("submit-queued")
+    long_status = "STATUS_" + "X" * 80
+    site.omics.set_status(site.row(run_id).provider_id, long_status)
+    other = site.add_healthomics_run()
+    site.cli_json("submit-queued")
+    site.omics.set_status(site.row(other).provider_id, "RUNNING")
+
+    site.cli_json("sync-status")
+    assert site.row(run_id).provider_status == long_status[:50]
+    assert site.row(other).state == "RUNNING", "the rest of the batch is synced"

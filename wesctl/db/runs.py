@@ -30,7 +30,13 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from wesctl.db.engine import utcnow
-from wesctl.db.tables import StateTransition, TaskLogRow, WorkflowRun
+from wesctl.db.tables import (
+    ACTOR_LENGTH,
+    STATE_LENGTH,
+    StateTransition,
+    TaskLogRow,
+    WorkflowRun,
+)
 from wesctl.domain import states
 from wesctl.domain.types import TaskLog
 
@@ -38,6 +44,29 @@ from wesctl.domain.types import TaskLog
 # skip the ORM's bulk-update bookkeeping (about a tenth of a submission's CPU).
 RUNS = type_cast(Table, WorkflowRun.__table__)
 HISTORY = type_cast(Table, StateTransition.__table__)
+
+
+# --- what wesctl writes -------------------------------------------------------------------------
+
+LAST_ERROR_LIMIT = 2000  # characters of an error kept in last_error (the history keeps all)
+# Identifiers are never cut: a shortened id would name another run, task or claim.
+_IDENTITY_COLUMNS = frozenset({"run_id", "provider_id", "submission_key", "claimed_by"})
+
+
+def fit_run_values(values: dict[str, Any]) -> dict[str, Any]:
+    """Cut text values to their workflow_runs column's width (PostgreSQL and MySQL refuse longer
+    values, failing the whole statement): a provider status or type longer than its column is
+    stored cut, never a crash of the pass; last_error keeps LAST_ERROR_LIMIT characters."""
+    fitted = dict(values)
+    for name, value in values.items():
+        if not isinstance(value, str) or name in _IDENTITY_COLUMNS:
+            continue
+        length = getattr(RUNS.c[name].type, "length", None)
+        if name == "last_error":
+            length = LAST_ERROR_LIMIT
+        if length is not None and len(value) > length:
+            fitted[name] = value[:length]
+    return fitted
 
 
 # --- what the WES API wrote -------------------------------------------------------------------
@@ -214,6 +243,102 @@ def list_runs(
     return list(session.scalars(query))
 
 
+@dataclass(frozen=True)
+class RunRow:
+    """A run as `runs list` and `runs show` present it; JSON columns are decoded one row at a
+    time (`unreadable` names any that is not JSON), so one malformed row never hides the rest."""
+
+    run_id: str
+    state: str
+    provider: str
+    provider_id: str | None
+    provider_status: str | None
+    queued_at: datetime | None
+    ended_at: datetime | None
+    last_error: str | None
+    submit_attempts: int
+    submission_key: str | None
+    submitted_at: datetime | None
+
+
+def run_rows(
+    session: Session,
+    providers: ProviderFilter,
+    *,
+    run_id: str | None = None,
+    states: Sequence[str] = (),
+    queued_before: datetime | None = None,
+    queued_after: datetime | None = None,
+    limit: int | None = None,
+) -> list[RunRow]:
+    """Runs newest first (by queue time), filtered by id, state, queue time and provider."""
+    query = select(
+        WorkflowRun.run_id,
+        WorkflowRun.state,
+        resolved_provider(session, providers.default).label("provider"),
+        WorkflowRun.provider_id,
+        WorkflowRun.provider_status,
+        WorkflowRun.start_time,
+        WorkflowRun.end_time,
+        WorkflowRun.last_error,
+        WorkflowRun.submit_attempts,
+        WorkflowRun.submission_key,
+        WorkflowRun.submitted_at,
+    ).where(*providers.conditions(session))
+    if run_id is not None:
+        query = query.where(WorkflowRun.run_id == run_id)
+    if states:
+        query = query.where(WorkflowRun.state.in_(list(states)))
+    if queued_before is not None:
+        query = query.where(WorkflowRun.start_time < queued_before)
+    if queued_after is not None:
+        query = query.where(WorkflowRun.start_time >= queued_after)
+    query = query.order_by(WorkflowRun.start_time.desc(), WorkflowRun.run_id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [
+        RunRow(
+            run_id=row.run_id,
+            state=row.state,
+            provider=row.provider,
+            provider_id=row.provider_id,
+            provider_status=row.provider_status,
+            queued_at=row.start_time,
+            ended_at=row.end_time,
+            last_error=row.last_error,
+            submit_attempts=row.submit_attempts or 0,
+            submission_key=row.submission_key,
+            submitted_at=row.submitted_at,
+        )
+        for row in session.execute(query)
+    ]
+
+
+def run_request(session: Session, run_id: str) -> dict[str, Any]:
+    """The run's request columns other than the JSON ones."""
+    row = session.execute(
+        select(
+            WorkflowRun.workflow_url,
+            WorkflowRun.workflow_type,
+            WorkflowRun.workflow_type_version,
+            WorkflowRun.workflow_engine,
+            WorkflowRun.workflow_engine_version,
+        ).where(WorkflowRun.run_id == run_id)
+    ).one()
+    return dict(row._mapping)
+
+
+def run_documents(session: Session, run_id: str) -> dict[str, tuple[Any, str | None]]:
+    """The run's JSON columns, each as (value, None) or (None, why it cannot be decoded)."""
+    columns = ("workflow_params", "tags", "provider_metadata", "outputs")
+    row = session.execute(
+        select(*(cast(RUNS.c[name], Text).label(name) for name in columns)).where(
+            WorkflowRun.run_id == run_id
+        )
+    ).one()
+    return {name: decode_json(getattr(row, name), name) for name in columns}
+
+
 def task_logs(session: Session, run_id: str) -> list[TaskLogRow]:
     query = (
         select(TaskLogRow)
@@ -246,10 +371,10 @@ def add_transition(
         insert(HISTORY).values(
             run_id=run_id,
             at=at or utcnow(),
-            from_state=from_state,
-            to_state=to_state,
+            from_state=from_state[:STATE_LENGTH] if from_state else from_state,
+            to_state=to_state[:STATE_LENGTH],
             reason=reason,
-            actor=actor,
+            actor=actor[:ACTOR_LENGTH],
         )
     )
 
@@ -402,7 +527,7 @@ def finish_claim(
     statement = (
         update(RUNS)
         .where(*conditions)
-        .values(claimed_by=None, claim_expires_at=None, **values)
+        .values(claimed_by=None, claim_expires_at=None, **fit_run_values(values))
         .returning(RUNS.c.run_id)
     )
     return current if session.scalar(statement) is not None else None
@@ -413,7 +538,7 @@ def transition(session: Session, run_id: str, *, from_state: str, values: dict[s
     statement = (
         update(WorkflowRun)
         .where(WorkflowRun.run_id == run_id, WorkflowRun.state == from_state)
-        .values(**values)
+        .values(**fit_run_values(values))
         .returning(WorkflowRun.run_id)
         .execution_options(synchronize_session=False)
     )
@@ -436,8 +561,10 @@ def mark_cancel_sent(session: Session, run_id: str, *, error: str | None = None)
         ),
     }
     if error is not None:
-        values["last_error"] = error[:2000]
-    session.execute(update(WorkflowRun).where(WorkflowRun.run_id == run_id).values(**values))
+        values["last_error"] = error
+    session.execute(
+        update(WorkflowRun).where(WorkflowRun.run_id == run_id).values(**fit_run_values(values))
+    )
 
 
 @dataclass(frozen=True)

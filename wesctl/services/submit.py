@@ -362,7 +362,7 @@ class Submitter:
 
     def _fail(self, claim: Claim, reason: str) -> RunOutcome:
         now = utcnow()
-        values = {"end_time": now, "last_error": reason[:2000], "provider_type": claim.provider}
+        values = {"end_time": now, "last_error": reason, "provider_type": claim.provider}
         with database_errors(), self.runtime.sessions.begin() as session:
             previous = self._finish(
                 session, claim, RunState.QUEUED, RunState.SYSTEM_ERROR, values, reason
@@ -379,9 +379,7 @@ class Submitter:
         """Release the claim as if it had not been taken: same state, the attempt given back,
         the installation problem in last_error. The run is not at fault."""
         reason = f"{INSTALLATION_PROBLEM}{problem.message}; fix: {problem.fix}"
-        self._release(
-            claim, {"last_error": reason[:2000], "submit_attempts": max(0, claim.attempts - 1)}
-        )
+        self._release(claim, {"last_error": reason, "submit_attempts": max(0, claim.attempts - 1)})
         return RunOutcome(claim.run_id, BLOCKED, claim.provider, reason=reason)
 
     def _requeue(self, claim: Claim, reason: str) -> RunOutcome:
@@ -396,7 +394,7 @@ class Submitter:
                 claim,
                 None,
                 None,
-                {"last_error": reason[:2000]},
+                {"last_error": reason},
                 f"submission attempt {claim.attempts} failed (transient): {reason}",
             )
         logger.warning(

@@ -192,7 +192,7 @@ class StatusSync:
         if new_state in TERMINAL_STATES:
             values["end_time"] = status.ended_at or now
         if new_state in (RunState.EXECUTOR_ERROR, RunState.SYSTEM_ERROR) and status.message:
-            values["last_error"] = status.message[:2000]
+            values["last_error"] = status.message
         if details is not None:
             values["outputs"] = dict(details.outputs)
         reason = f"provider status {status.raw_status}"
