@@ -414,6 +414,14 @@ FIELDS: tuple[Field, ...] = (
         "First backoff, in seconds, before retrying a transient provider error (then doubles)",
     ),
     Field(
+        "pass_timeout",
+        "WESCTL_PASS_TIMEOUT",
+        "600",
+        _seconds,
+        "Seconds after which a submit, sync or cancel pass starts no more provider work and "
+        "leaves the rest for the next pass (below the units' 15-minute TimeoutStartSec)",
+    ),
+    Field(
         "not_found_confirmations",
         "WESCTL_NOT_FOUND_CONFIRMATIONS",
         "2",
@@ -482,6 +490,7 @@ class Settings:
     retry_attempts: int
     retry_max_wait: int
     retry_initial_wait: float
+    pass_timeout: int
     not_found_confirmations: int
     stuck_after: int
     metrics_dir: str | None

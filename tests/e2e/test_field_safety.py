@@ -198,7 +198,7 @@ def test_runs_whose_state_is_not_exactly_a_wes_state_are_reported(
     assert site.row(run_id).state == odd_state, "reported, never rewritten behind the API"
 
 
-def test_a_run_the_wes_api_cancelled_gets_an_end_time_once_the_provider_is_told(
+def test_a_run_the_wes_api_cancelled_gets_an_end_time_once_the_provider_stopped(
     site: Site,
 ) -> None:
     run_id = site.add_sevenbridges_run()
@@ -207,11 +207,15 @@ def test_a_run_the_wes_api_cancelled_gets_an_end_time_once_the_provider_is_told(
     site.sbg.set_status(task, "RUNNING")
     site.set_state(run_id, "CANCELED")  # POST /runs/{id}/cancel: no end time
     assert site.row(run_id).end_time is None
-    site.cli_json("sync-status")
+    first = site.cli_json("sync-status")  # asks the provider to stop the task
+    assert first["counts"] == {"cancel-sent": 1}, first
+    site.sbg.set_status(task, "ABORTED")
+    second = site.cli_json("sync-status")  # sees it stopped
+    assert second["counts"] == {"stopped": 1}, second
     row = site.row(run_id)
     assert row.state == "CANCELED"
     assert row.end_time is not None
-    assert site.sbg.task(task).status == "ABORTED"
+    assert site.cli_json("sync-status")["counts"] == {}, "nothing pending any more"
 
 
 # --- rows that cannot be read, values that do not fit -----------------------------------------

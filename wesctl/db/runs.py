@@ -546,24 +546,36 @@ def transition(session: Session, run_id: str, *, from_state: str, values: dict[s
 
 
 def mark_cancel_sent(session: Session, run_id: str, *, error: str | None = None) -> None:
-    """Record that the provider was asked to stop the run (or refused to, with `error`). A run
-    already CANCELED (by the WES API, which sets no end time, or before its submission was
-    recorded) gets its end time now: the provider has been told to stop it."""
+    """Record that the provider was just asked to stop the run (or refused to, with `error`;
+    a refusal is the provider's definitive answer, so the run is then taken as stopped)."""
     now = utcnow()
-    values: dict[str, Any] = {
-        "cancel_sent_at": now,
-        "end_time": case(
-            (
-                and_(WorkflowRun.state == "CANCELED", WorkflowRun.end_time.is_(None)),
-                literal(now, DateTime),
-            ),
-            else_=WorkflowRun.end_time,
-        ),
-    }
+    values: dict[str, Any] = {"cancel_sent_at": now}
     if error is not None:
         values["last_error"] = error
+        values["provider_stopped_at"] = now
     session.execute(
         update(WorkflowRun).where(WorkflowRun.run_id == run_id).values(**fit_run_values(values))
+    )
+
+
+def mark_stopped(session: Session, run_id: str, *, ended_at: datetime | None) -> None:
+    """The provider run of a cancelled run is final: stop asking. A run already CANCELED (by
+    the WES API, which sets no end time, or before its submission was recorded) gets its end
+    time now (or the provider's)."""
+    now = utcnow()
+    session.execute(
+        update(WorkflowRun)
+        .where(WorkflowRun.run_id == run_id)
+        .values(
+            provider_stopped_at=now,
+            end_time=case(
+                (
+                    and_(WorkflowRun.state == "CANCELED", WorkflowRun.end_time.is_(None)),
+                    literal(ended_at or now, DateTime),
+                ),
+                else_=WorkflowRun.end_time,
+            ),
+        )
     )
 
 
@@ -576,8 +588,7 @@ class CancelTarget:
     provider: str
     provider_id: str | None
     submitted: bool
-    cancel_sent: bool
-    end_time: datetime | None
+    stopped: bool  # the provider run was seen final
 
 
 def cancel_target(session: Session, run_id: str, default_provider: str) -> CancelTarget | None:
@@ -588,8 +599,7 @@ def cancel_target(session: Session, run_id: str, default_provider: str) -> Cance
             resolved_provider(session, default_provider).label("provider"),
             WorkflowRun.provider_id,
             WorkflowRun.submitted_at,
-            WorkflowRun.cancel_sent_at,
-            WorkflowRun.end_time,
+            WorkflowRun.provider_stopped_at,
         ).where(WorkflowRun.run_id == run_id)
     ).first()
     if row is None:
@@ -600,30 +610,51 @@ def cancel_target(session: Session, run_id: str, default_provider: str) -> Cance
         provider=row.provider,
         provider_id=row.provider_id,
         submitted=row.submitted_at is not None,
-        cancel_sent=row.cancel_sent_at is not None,
-        end_time=row.end_time,
+        stopped=row.provider_stopped_at is not None,
     )
 
 
-def pending_cancellation_ids(
-    session: Session, now: datetime, *, limit: int, providers: ProviderFilter
-) -> list[str]:
-    """Runs in CANCELING/CANCELED with a provider run that was not told to stop yet and that no
-    submission currently holds (the submitter stops those itself), of the providers `providers`
-    lets through."""
-    query = (
-        select(WorkflowRun.run_id)
-        .where(
-            WorkflowRun.state.in_(CANCEL_STATES),
-            WorkflowRun.provider_id.is_not(None),
-            WorkflowRun.cancel_sent_at.is_(None),
-            claim_free(now),
-            *providers.conditions(session),
-        )
-        .order_by(WorkflowRun.run_id)
-        .limit(limit)
+@dataclass(frozen=True)
+class PendingStop:
+    run_id: str
+    state: str
+    provider: str
+    provider_id: str
+
+
+def pending_stops(
+    session: Session,
+    now: datetime,
+    *,
+    after_run_id: str | None,
+    limit: int,
+    providers: ProviderFilter,
+    run_ids: Sequence[str] | None = None,
+) -> list[PendingStop]:
+    """Next batch (keyset by run_id) of cancelled runs (CANCELING, or CANCELED by the WES API or
+    an operator) whose provider run was not yet seen final and that no submission holds (the
+    submitter stops what it starts itself)."""
+    query = select(
+        WorkflowRun.run_id,
+        WorkflowRun.state,
+        resolved_provider(session, providers.default).label("provider"),
+        WorkflowRun.provider_id,
+    ).where(
+        WorkflowRun.state.in_(CANCEL_STATES),
+        WorkflowRun.provider_id.is_not(None),
+        WorkflowRun.provider_stopped_at.is_(None),
+        claim_free(now),
+        *providers.conditions(session),
     )
-    return list(session.scalars(query))
+    if after_run_id is not None:
+        query = query.where(WorkflowRun.run_id > after_run_id)
+    if run_ids is not None:
+        query = query.where(WorkflowRun.run_id.in_(list(run_ids)))
+    query = query.order_by(WorkflowRun.run_id).limit(limit)
+    return [
+        PendingStop(row.run_id, row.state, row.provider, row.provider_id)
+        for row in session.execute(query)
+    ]
 
 
 # --- status sync ------------------------------------------------------------------------------
@@ -661,8 +692,12 @@ def in_flight_batch(
         WorkflowRun.not_found_count,
     ).where(
         WorkflowRun.state.in_(NON_TERMINAL_STATES),
-        WorkflowRun.submitted_at.is_not(None),
         WorkflowRun.provider_id.is_not(None),
+        # Submitted, or cancelled during a submission whose process died (its claim is free).
+        or_(
+            WorkflowRun.submitted_at.is_not(None),
+            and_(WorkflowRun.state == "CANCELING", claim_free(utcnow())),
+        ),
         *providers.conditions(session),
     )
     if after_run_id is not None:

@@ -72,7 +72,9 @@ class WorkflowRun(Base):
     status_checked_at: Mapped[datetime | None] = mapped_column(DateTime)
     provider_changed_at: Mapped[datetime | None] = mapped_column(DateTime)
     not_found_count: Mapped[int] = mapped_column(Integer, server_default=text("0"), default=0)
-    cancel_sent_at: Mapped[datetime | None] = mapped_column(DateTime)
+    cancel_sent_at: Mapped[datetime | None] = mapped_column(DateTime)  # the last stop sent
+    # When the provider run of a cancelled run was seen final: until then every pass stops it.
+    provider_stopped_at: Mapped[datetime | None] = mapped_column(DateTime)
 
     __table_args__ = (Index("ix_workflow_runs_wesctl_state", "state"),)
 

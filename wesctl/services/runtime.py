@@ -6,6 +6,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -40,14 +41,26 @@ def log_transition(
     )
 
 
-class UnusableProviders:
-    """Providers found misconfigured during one pass. The first such answer is logged as one
-    error line naming the provider and what to fix (and noted in the report); later runs of that
-    provider are not tried in this pass, and no run changes state because of it."""
+# Transient failures in a row after which sync-status and cancel take a provider to be down for
+# the rest of the pass (submit-queued, which claims runs in parallel, uses a longer run).
+DOWN_AFTER = 3
 
-    def __init__(self, notes: list[str]) -> None:
+
+class ProviderTrouble:
+    """What one pass learnt about its providers, so one provider's trouble never costs the rest
+    of the pass: a misconfigured provider (the first such answer is logged as one error line
+    naming the provider and what to fix) or one that failed transiently DOWN_AFTER times in a row
+    is not called again in this pass; no run changes state because of it, its work is carried to
+    the next pass. The pass also ends, carrying the rest over, once `deadline` (a monotonic time)
+    has passed."""
+
+    def __init__(self, notes: list[str], *, deadline: float | None = None) -> None:
         self._notes = notes
+        self._deadline = deadline
         self._problems: dict[str, ProviderMisconfigured] = {}
+        self._failures: dict[str, int] = {}
+        self._down: set[str] = set()
+        self._expired = False
         self._lock = threading.Lock()
 
     def mark(self, problem: ProviderMisconfigured) -> ProviderMisconfigured:
@@ -67,17 +80,63 @@ class UnusableProviders:
         """A provider whose adapter cannot even be built (a setting missing or invalid)."""
         from wesctl.providers.base import ProviderMisconfigured
 
-        return self.mark(
-            ProviderMisconfigured(provider, error.message, "correct the setting named")
-        )
+        fix = "set or correct that setting, then check with `wesctl doctor`"
+        return self.mark(ProviderMisconfigured(provider, error.message, fix))
 
     def get(self, provider: str) -> ProviderMisconfigured | None:
         with self._lock:
             return self._problems.get(provider)
 
-    def names(self) -> frozenset[str]:
+    def failed(self, provider: str, reason: str) -> None:
+        """Count a transient failure; the DOWN_AFTER-th in a row takes the provider down."""
         with self._lock:
-            return frozenset(self._problems)
+            self._failures[provider] = self._failures.get(provider, 0) + 1
+            if self._failures[provider] < DOWN_AFTER or provider in self._down:
+                return
+            self._down.add(provider)
+            line = (
+                f"provider {provider} looks down ({DOWN_AFTER} transient failures in a row, "
+                f"last: {reason}); its runs are left for the next pass"
+            )
+            logger.warning("%s", line)
+            self._notes.append(line)
+
+    def answered(self, provider: str) -> None:
+        with self._lock:
+            self._failures[provider] = 0
+
+    def is_down(self, provider: str) -> bool:
+        with self._lock:
+            return provider in self._down
+
+    def names(self) -> frozenset[str]:
+        """Providers not to call again in this pass."""
+        with self._lock:
+            return frozenset(self._problems) | frozenset(self._down)
+
+    def expired(self) -> bool:
+        """True once the pass's deadline has passed (noted once)."""
+        with self._lock:
+            if self._deadline is None or self._expired:
+                return self._expired
+            if time.monotonic() < self._deadline:
+                return False
+            self._expired = True
+            line = "the pass reached WESCTL_PASS_TIMEOUT; the rest is left for the next pass"
+            logger.warning("%s", line)
+            self._notes.append(line)
+            return True
+
+    @property
+    def incomplete(self) -> bool:
+        """Work was carried over because a provider was down or time ran out (exit 75)."""
+        with self._lock:
+            return bool(self._down) or self._expired
+
+
+def pass_deadline(settings: Settings) -> float:
+    """The monotonic time by which a pass stops starting provider work."""
+    return time.monotonic() + settings.pass_timeout
 
 
 def default_actor(command: str) -> str:

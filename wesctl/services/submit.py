@@ -36,7 +36,7 @@ from wesctl.domain.states import RunState
 from wesctl.domain.types import RunSpec, Submission
 from wesctl.errors import EX_CONFIG, EX_TEMPFAIL, ConfigError, InvalidRun, WesctlError
 from wesctl.providers.base import ProviderMisconfigured, ProviderRejected, ProviderUnavailable
-from wesctl.services.runtime import Runtime, UnusableProviders, log_transition
+from wesctl.services.runtime import ProviderTrouble, Runtime, log_transition, pass_deadline
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +80,8 @@ class Report:
     notes: list[str] = field(default_factory=list)
     # Outcomes only counted, not listed (a sync pass's unchanged runs), so memory stays flat.
     tallies: Counter[tuple[str, str]] = field(default_factory=Counter)  # (provider, outcome)
+    # Work was carried to the next pass (a provider down, the pass timeout reached).
+    incomplete: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, outcome: RunOutcome) -> None:
@@ -105,6 +107,8 @@ class Report:
             return EX_CONFIG
         if counts.get(FAILED):
             return 1
+        if self.incomplete:
+            return EX_TEMPFAIL
         attempted = {name: n for name, n in counts.items() if name not in (SKIPPED, WAITING)}
         if attempted and set(attempted) == {REQUEUED}:
             return EX_TEMPFAIL
@@ -189,18 +193,25 @@ def disabled_providers(runtime: Runtime) -> frozenset[str]:
 class Submitter:
     """One submission pass of one process."""
 
-    def __init__(self, runtime: Runtime, report: Report, *, only: str | None = None) -> None:
+    def __init__(
+        self,
+        runtime: Runtime,
+        report: Report,
+        *,
+        only: str | None = None,
+        deadline: float | None = None,
+    ) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
         self.report = report
         self.owner = runtime.actor
         self.lease = timedelta(seconds=self.settings.claim_timeout)
         self.only = only
-        self.unusable = UnusableProviders(report.notes)
+        self.trouble = ProviderTrouble(report.notes, deadline=deadline)
 
     def provider_filter(self) -> ProviderFilter:
         """Runs of providers this host serves and that are usable in this pass."""
-        skip = disabled_providers(self.runtime) | self.unusable.names()
+        skip = disabled_providers(self.runtime) | self.trouble.names()
         return ProviderFilter(self.settings.default_provider, skip, self.only)
 
     # --- claiming ------------------------------------------------------------------------
@@ -265,13 +276,13 @@ class Submitter:
         if claim.provider not in self.settings.enabled_providers:  # claims skip these
             self._release(claim, {})
             return RunOutcome(claim.run_id, WAITING, claim.provider, reason="not served here")
-        problem = self.unusable.get(claim.provider)
+        problem = self.trouble.get(claim.provider)
         if problem is not None:
             return self._blocked(claim, problem)
         try:
             provider = self.runtime.provider(claim.provider)
         except ConfigError as exc:
-            return self._blocked(claim, self.unusable.mark_config_error(claim.provider, exc))
+            return self._blocked(claim, self.trouble.mark_config_error(claim.provider, exc))
         try:
             provider.validate(claim.spec)
             submission = provider.submit(
@@ -284,7 +295,7 @@ class Submitter:
         except ClaimLost:
             return RunOutcome(claim.run_id, SKIPPED, claim.provider, reason="claim taken over")
         except ProviderMisconfigured as exc:
-            return self._blocked(claim, self.unusable.mark(exc))
+            return self._blocked(claim, self.trouble.mark(exc))
         except ProviderRejected as exc:
             return self._fail(claim, exc.message)
         except ProviderUnavailable as exc:
@@ -345,20 +356,23 @@ class Submitter:
         if previous is not None and not cancel_now:
             log_transition(claim.run_id, claim.provider, previous, new_state.value, reason)
             return RunOutcome(claim.run_id, outcome, claim.provider, submission.provider_id, reason)
-        return self._cancel_raced(claim, submission.provider_id)
+        return self._cancel_raced(claim, submission.provider_id, previous)
 
-    def _cancel_raced(self, claim: Claim, provider_id: str) -> RunOutcome:
-        """The run was cancelled during submission: stop the provider run we just started."""
-        from wesctl.services.cancel import send_cancel
+    def _cancel_raced(self, claim: Claim, provider_id: str, state: str) -> RunOutcome:
+        """The run was cancelled during submission: stop the provider run we just started (if
+        that fails, the stop stays pending and every later sync-status or cancel pass sends it
+        again until the provider reports the run final)."""
+        from wesctl.services.cancel import CANCEL_SENT, send_cancel
 
-        send_cancel(self.runtime, claim.run_id, claim.provider, provider_id, self.unusable)
-        return RunOutcome(
-            claim.run_id,
-            CANCELED,
-            claim.provider,
-            provider_id,
-            "cancelled while being submitted; provider run stopped",
+        sent = send_cancel(
+            self.runtime, claim.run_id, claim.provider, provider_id, self.trouble, state=state
         )
+        reason = "cancelled while being submitted; " + (
+            "provider asked to stop the run"
+            if sent.outcome == CANCEL_SENT
+            else f"the stop is pending ({sent.reason})"
+        )
+        return RunOutcome(claim.run_id, CANCELED, claim.provider, provider_id, reason)
 
     def _fail(self, claim: Claim, reason: str) -> RunOutcome:
         now = utcnow()
@@ -472,7 +486,7 @@ def submit_queued(
     be down and no more runs are claimed.
     """
     report = Report("submit-queued")
-    submitter = Submitter(runtime, report, only=provider)
+    submitter = Submitter(runtime, report, only=provider, deadline=pass_deadline(runtime.settings))
     report_waiting(runtime, report)
     workers = runtime.settings.submit_workers
     batch_size = batch_size or workers
@@ -483,6 +497,8 @@ def submit_queued(
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="submit") as pool:
         pending: dict[Future[RunOutcome], str] = {}
         while True:
+            if more and submitter.trouble.expired():
+                more = False  # WESCTL_PASS_TIMEOUT: what is left waits for the next pass
             while more and len(pending) < workers and (limit is None or claimed < limit):
                 chunk = batch_size if limit is None else min(batch_size, limit - claimed)
                 # Runs whose outcome is not read yet may have been released already.
@@ -508,6 +524,7 @@ def submit_queued(
                     requeued_in_a_row = 0
             if requeued_in_a_row >= max(workers, PROVIDER_DOWN_AFTER):
                 more = False  # the provider is down; leave the rest for the next tick
+    report.incomplete = submitter.trouble.incomplete
     return report
 
 

@@ -31,8 +31,8 @@ from wesctl.domain.states import TERMINAL_STATES, RunState
 from wesctl.domain.types import ProviderStatus, RunDetails
 from wesctl.errors import ConfigError
 from wesctl.providers.base import ProviderError, ProviderMisconfigured, ProviderUnavailable
-from wesctl.services.cancel import pending_cancellations, send_cancel
-from wesctl.services.runtime import Runtime, UnusableProviders, log_transition
+from wesctl.services.cancel import deliver_stops
+from wesctl.services.runtime import ProviderTrouble, Runtime, log_transition, pass_deadline
 from wesctl.services.submit import (
     BLOCKED,
     FAILED,
@@ -59,17 +59,17 @@ def _next_state(current: str, reported: RunState | None) -> str | None:
 
 
 class StatusSync:
-    def __init__(self, runtime: Runtime, report: Report, unusable: UnusableProviders) -> None:
+    def __init__(self, runtime: Runtime, report: Report, trouble: ProviderTrouble) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
         self.report = report
         self.actor = runtime.actor
-        self.unusable = unusable
+        self.trouble = trouble
         self._started: set[str] = set()  # providers told that a new pass began
 
     def provider_filter(self) -> ProviderFilter:
         """Runs of providers this host serves and that are usable in this pass."""
-        skip = disabled_providers(self.runtime) | self.unusable.names()
+        skip = disabled_providers(self.runtime) | self.trouble.names()
         return ProviderFilter(self.settings.default_provider, skip)
 
     def run_batch(self, batch: Sequence[TrackedRun]) -> None:
@@ -89,14 +89,14 @@ class StatusSync:
             self.report.add(RunOutcome(run.run_id, BLOCKED, name, run.provider_id, problem.detail))
 
     def _sync_provider(self, name: str, runs: list[TrackedRun]) -> None:
-        problem = self.unusable.get(name)
+        problem = self.trouble.get(name)
         if problem is not None:
             self._blocked(name, runs, problem)
             return
         try:
             provider = self.runtime.provider(name)
         except ConfigError as exc:
-            self._blocked(name, runs, self.unusable.mark_config_error(name, exc))
+            self._blocked(name, runs, self.trouble.mark_config_error(name, exc))
             return
         if name not in self._started:
             provider.new_pass()
@@ -105,18 +105,25 @@ class StatusSync:
         changed: list[tuple[TrackedRun, ProviderStatus]] = []
         for start in range(0, len(runs), size):
             chunk = runs[start : start + size]
+            if name in self.trouble.names() or self.trouble.expired():
+                self.report.tally(REQUEUED, name, len(chunk))  # carried to the next pass
+                continue
             try:
                 statuses = provider.statuses([run.provider_id for run in chunk])
             except ProviderMisconfigured as exc:
-                self._blocked(name, runs[start:], self.unusable.mark(exc))
+                self._blocked(name, runs[start:], self.trouble.mark(exc))
                 break
+            except ProviderUnavailable as exc:
+                self.trouble.failed(name, exc.message)
+                self.report.tally(REQUEUED, name, len(chunk))
+                continue
             except ProviderError as exc:
-                outcome = REQUEUED if isinstance(exc, ProviderUnavailable) else FAILED
                 for run in chunk:
                     self.report.add(
-                        RunOutcome(run.run_id, outcome, name, run.provider_id, exc.message)
+                        RunOutcome(run.run_id, FAILED, name, run.provider_id, exc.message)
                     )
                 continue
+            self.trouble.answered(name)
             for run in chunk:
                 status = statuses.get(run.provider_id)
                 if status is None:
@@ -154,18 +161,22 @@ class StatusSync:
         return False
 
     def _finish(self, name: str, run: TrackedRun, status: ProviderStatus) -> RunOutcome:
-        problem = self.unusable.get(name)
+        problem = self.trouble.get(name)
         if problem is not None:
             return RunOutcome(run.run_id, BLOCKED, name, run.provider_id, problem.detail)
+        if self.trouble.is_down(name) or self.trouble.expired():
+            return RunOutcome(run.run_id, REQUEUED, name, run.provider_id, "left for next pass")
         try:
             details = self.runtime.provider(name).details(run.provider_id)
         except ProviderMisconfigured as exc:
-            problem = self.unusable.mark(exc)
+            problem = self.trouble.mark(exc)
             return RunOutcome(run.run_id, BLOCKED, name, run.provider_id, problem.detail)
-        except ProviderError as exc:
+        except ProviderUnavailable as exc:
             # Without outputs the final state would be recorded incomplete: retry next pass.
-            outcome = REQUEUED if isinstance(exc, ProviderUnavailable) else FAILED
-            return RunOutcome(run.run_id, outcome, name, run.provider_id, exc.message)
+            self.trouble.failed(name, exc.message)
+            return RunOutcome(run.run_id, REQUEUED, name, run.provider_id, exc.message)
+        except ProviderError as exc:
+            return RunOutcome(run.run_id, FAILED, name, run.provider_id, exc.message)
         refined = details.status
         if refined is not None and refined.state in TERMINAL_STATES:
             status = refined  # e.g. HealthOmics' failure reason, absent from its listing
@@ -191,6 +202,7 @@ class StatusSync:
         }
         if new_state in TERMINAL_STATES:
             values["end_time"] = status.ended_at or now
+            values["provider_stopped_at"] = now  # final at the provider: no stop pending
         if new_state in (RunState.EXECUTOR_ERROR, RunState.SYSTEM_ERROR) and status.message:
             values["last_error"] = status.message
         if details is not None:
@@ -268,14 +280,12 @@ def sync_status(
 ) -> Report:
     """Sync every run in flight (or just `run_ids`); return a report of what changed."""
     report = Report("sync-status")
-    unusable = UnusableProviders(report.notes)
-    for run_id in pending_cancellations(runtime):
-        if run_ids is None or run_id in run_ids:
-            report.add(_cancel_pending(runtime, run_id, unusable))
-    sync = StatusSync(runtime, report, unusable)
+    trouble = ProviderTrouble(report.notes, deadline=pass_deadline(runtime.settings))
+    deliver_stops(runtime, report, trouble, run_ids=run_ids)
+    sync = StatusSync(runtime, report, trouble)
     checked_before = utcnow() - stale_after if stale_after is not None else None
     after: str | None = None
-    while True:
+    while not trouble.expired():
         with database_errors(), runtime.readers() as session:
             batch = run_queries.in_flight_batch(
                 session,
@@ -291,12 +301,5 @@ def sync_status(
         after = batch[-1].run_id
         if progress is not None:
             progress(len(batch))
+    report.incomplete = trouble.incomplete
     return report
-
-
-def _cancel_pending(runtime: Runtime, run_id: str, unusable: UnusableProviders) -> RunOutcome:
-    with database_errors(), runtime.readers() as session:
-        target = run_queries.cancel_target(session, run_id, runtime.settings.default_provider)
-    assert target is not None
-    assert target.provider_id is not None
-    return send_cancel(runtime, run_id, target.provider, target.provider_id, unusable)
