@@ -158,6 +158,7 @@ class SevenBridgesFake(FakeService):
         self.token = token
         self.tokens = {token}  # every token the fake accepts
         self.username = username
+        self._first_projects = frozenset(projects)
         self.projects = set(projects)
         self.forbidden_projects: set[str] = set()
         self.apps = {app.id: app for app in apps}
@@ -283,14 +284,15 @@ class SevenBridgesFake(FakeService):
             self.forbidden_projects.add(project)
 
     def reset(self) -> None:
-        """Forget every task, file, fault and counter, accept only the first token again and
-        forbid no project (for a fake shared across tests)."""
+        """Forget every task, file, fault and counter; accept only the first token and know the
+        first projects again, forbidding none (for a fake shared across tests)."""
         with self._state_lock, self.lock:
             self.tasks.clear()
             self.files.clear()
             self.faults.clear()
             self.calls.clear()
             self.tokens = {self.token}
+            self.projects = set(self._first_projects)
             self.forbidden_projects.clear()
 
     # --- FakeService --------------------------------------------------------------------
