@@ -299,7 +299,7 @@ def classify_error(
         if code in _FIXES:
             return ProviderMisconfigured(NAME, detail, _FIXES[code])
         if operation in OMICS_OPERATIONS and (code.isdigit() or code in _NO_OPERATION_CODES):
-            return not_the_service(operation, detail)
+            return not_the_service(detail)
         if code in _ACCESS_DENIED_CODES:
             return _access_denied(operation, detail, own_options)
         if (code in _NOT_FOUND_CODES or status == 404) and operation in RUN_OPERATIONS:
@@ -318,7 +318,7 @@ def classify_error(
     return ProviderUnavailable(NAME, f"{operation} failed: {exc}")
 
 
-def not_the_service(operation: str, detail: str) -> ProviderMisconfigured:
+def not_the_service(detail: str) -> ProviderMisconfigured:
     """The endpoint answered, but not as HealthOmics does."""
     return ProviderMisconfigured(
         NAME, f"{detail} (the omics endpoint does not answer as HealthOmics)", ENDPOINT_FIX
@@ -511,7 +511,7 @@ class HealthOmicsProvider:
         if not provider_id:
             detail = "StartRun answered without a run id"
             if not answered_by_aws(response):
-                raise not_the_service("StartRun", detail)
+                raise not_the_service(detail)
             # An unparseable 2xx body reaches us as {}: the run may exist, so recover by key.
             raise ProviderUnavailable(NAME, detail)
         raw = response.get("status", "PENDING")
@@ -768,7 +768,7 @@ class HealthOmicsProvider:
     def _get_run(self, provider_id: str) -> Mapping[str, Any]:
         run = self._call("GetRun", partial(self.omics.get_run, id=provider_id))
         if "status" not in run and not answered_by_aws(run):
-            raise not_the_service("GetRun", "GetRun answered without a run status")
+            raise not_the_service("GetRun answered without a run status")
         return run
 
     def _get_status(self, provider_id: str) -> ProviderStatus | None:

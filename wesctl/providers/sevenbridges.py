@@ -842,8 +842,8 @@ class SevenBridgesProvider:
                     lambda: self._api.projects.get(id=default, api=self._api),
                     about_default_project=True,
                 )
-            except (ProviderMisconfigured, ProviderUnavailable) as decided:
-                raise decided from exc.__cause__  # the installation's, or undecided for now
+            except (ProviderMisconfigured, ProviderUnavailable):
+                raise  # the installation's, or undecided for now
             except ProviderRejected:
                 pass
             raise
