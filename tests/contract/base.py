@@ -7,13 +7,19 @@ A subclass supplies a `harness` fixture implementing `Harness` for its provider.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import pytest
 
 from wesctl.domain.states import TERMINAL_STATES, RunState
 from wesctl.domain.types import RunSpec
-from wesctl.providers.base import Provider, ProviderRejected, ProviderUnavailable
+from wesctl.providers.base import (
+    Provider,
+    ProviderMisconfigured,
+    ProviderRejected,
+    ProviderUnavailable,
+)
 from wesctl.providers.ratelimit import TokenBucket
 
 
@@ -43,7 +49,22 @@ class Harness(Protocol):
         """Requests the fake received for status lookups (batch or single)."""
         ...
 
+    def requests(self) -> int:
+        """Requests the fake received, of any kind."""
+        ...
+
+    def reject_credentials(self) -> None:
+        """Make the fake refuse the adapter's credentials, as the real service refuses a
+        revoked or expired one."""
+        ...
+
+    def accept_credentials(self) -> None:
+        """Make the fake accept them again (an operator fixed the credential)."""
+        ...
+
     running_status: str  # the provider's raw status for a running run
+    secret: str  # the adapter's secret credential, never to be shown
+    credential_setting: str  # a setting the fix for refused credentials names
 
 
 class FakeClock:
@@ -192,6 +213,42 @@ class ProviderContract:
             submit(harness, "run-rejected")
         assert "input 'reads' is not a valid file" in str(info.value)
         assert not isinstance(info.value, ProviderUnavailable)
+
+    @pytest.mark.parametrize("call", ["submit", "statuses", "details", "cancel"])
+    def test_refused_credentials_are_the_installations_and_not_retried(
+        self, harness: Harness, call: str
+    ) -> None:
+        pid = submit(harness, f"run-creds-{call}").provider_id
+        harness.set_raw_status(pid, harness.running_status)
+        calls: dict[str, Callable[[], object]] = {
+            "submit": lambda: submit(harness, f"run-creds-{call}-new"),
+            "statuses": lambda: harness.provider.statuses([pid]),
+            "details": lambda: harness.provider.details(pid),
+            "cancel": lambda: harness.provider.cancel(pid),
+        }
+        harness.reject_credentials()
+        before = harness.requests()
+        with pytest.raises(ProviderMisconfigured) as info:
+            calls[call]()
+        assert harness.requests() - before == 1  # waiting does not fix a credential
+        error = info.value
+        assert harness.credential_setting in error.fix
+        assert harness.secret not in f"{error} {error.fix}"
+        harness.accept_credentials()
+        calls[call]()  # the operator fixed it: the same call goes through
+
+    def test_transient_faults_stay_transient_next_to_refused_credentials(
+        self, harness: Harness
+    ) -> None:
+        pid = submit(harness, "run-creds-transient").provider_id
+        harness.reject_credentials()
+        with pytest.raises(ProviderMisconfigured):
+            harness.provider.statuses([pid])
+        harness.accept_credentials()
+        harness.inject("server_error", "status", count=100)
+        with pytest.raises(ProviderUnavailable) as info:
+            harness.provider.statuses([pid])
+        assert not isinstance(info.value, ProviderMisconfigured)
 
     def test_rate_limiter_paces_calls(self, harness: Harness) -> None:
         pid = submit(harness, "run-paced").provider_id

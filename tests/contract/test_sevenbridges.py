@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,10 +18,16 @@ from tests.contract.base import FakeClock, ProviderContract
 from wesctl.config import Settings, load_settings
 from wesctl.domain.states import RunState
 from wesctl.domain.types import RunSpec
+from wesctl.fakes.http import NOT_THE_API
 from wesctl.fakes.sevenbridges import DEFAULT_APP, DEFAULT_PROJECT, DEFAULT_USER, SevenBridgesFake
-from wesctl.providers.base import ProviderUnavailable
+from wesctl.providers.base import ProviderMisconfigured, ProviderRejected, ProviderUnavailable
 from wesctl.providers.ratelimit import TokenBucket
-from wesctl.providers.sevenbridges import SevenBridgesProvider, build
+from wesctl.providers.sevenbridges import (
+    ENDPOINT_FIX,
+    PROJECT_FIX,
+    SevenBridgesProvider,
+    build,
+)
 
 TOKEN = "contract-test-token"
 
@@ -39,6 +45,7 @@ class SevenBridgesHarness:
     """The Harness of tests.contract.base for Seven Bridges, reusable by other test modules."""
 
     running_status = "RUNNING"
+    credential_setting = "SEVENBRIDGES_API_TOKEN"
 
     def __init__(self, fake: SevenBridgesFake, settings: Settings) -> None:
         self.fake = fake
@@ -50,6 +57,9 @@ class SevenBridgesHarness:
             settings.sevenbridges_rate, clock=self.clock, sleep=self.clock.sleep
         )
         self.reads = fake.add_file("reads.fastq", b"@r1\nACGT\n+\nIIII\n")
+        token = settings.sevenbridges_api_token
+        assert token is not None
+        self.secret = token.get()
 
     def spec(self, run_id: str, **overrides: Any) -> RunSpec:
         spec = RunSpec(
@@ -81,6 +91,15 @@ class SevenBridgesHarness:
 
     def status_calls(self) -> int:
         return self.fake.calls["status"]
+
+    def requests(self) -> int:
+        return sum(self.fake.calls.values())
+
+    def reject_credentials(self) -> None:
+        self.fake.reject_token(self.secret)
+
+    def accept_credentials(self) -> None:
+        self.fake.accept_token(self.secret)
 
 
 def make_harness(fake: SevenBridgesFake, tmp_path: Path, **environ: str) -> SevenBridgesHarness:
@@ -244,3 +263,144 @@ def test_proxy_variables_are_honoured(
     with pytest.raises(ProviderUnavailable):
         sevenbridges_harness.provider.statuses([str(uuid.uuid4())])
     assert sevenbridges_harness.fake.calls["status"] == 0
+
+
+# --- installation errors ------------------------------------------------------------------------
+
+OWN_PROJECT = "wes-user/team-b"  # a project a run names itself
+
+
+def submit_run(harness: SevenBridgesHarness, run_id: str, **tags: str) -> str:
+    return harness.provider.submit(
+        harness.spec(run_id, tags=tags),
+        idempotency_key=f"key-{run_id}",
+        known_provider_id=None,
+        may_exist=False,
+        record_provider_id=lambda task_id: None,
+    ).provider_id
+
+
+@pytest.fixture
+def two_projects(sevenbridges_harness: SevenBridgesHarness) -> SevenBridgesHarness:
+    sevenbridges_harness.fake.projects.add(OWN_PROJECT)
+    return sevenbridges_harness
+
+
+def test_a_forbidden_default_project_is_the_installations(
+    two_projects: SevenBridgesHarness,
+) -> None:
+    harness = two_projects
+    pid = submit_run(harness, "run-before")
+    harness.fake.forbid_project(DEFAULT_PROJECT)
+    calls: dict[str, Callable[[], object]] = {
+        "submit": lambda: submit_run(harness, "run-after"),
+        "statuses": lambda: harness.provider.statuses([pid]),
+        "details": lambda: harness.provider.details(pid),
+        "cancel": lambda: harness.provider.cancel(pid),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ProviderMisconfigured, match="Insufficient privileges") as info:
+            call()
+        assert info.value.fix == PROJECT_FIX, name
+    assert submit_run(harness, "run-own", project=OWN_PROJECT)  # runs naming theirs go on
+
+
+def test_a_default_project_that_is_gone_is_the_installations(
+    sevenbridges_harness: SevenBridgesHarness,
+) -> None:
+    harness = sevenbridges_harness
+    harness.fake.projects.discard(DEFAULT_PROJECT)
+    with pytest.raises(ProviderMisconfigured, match="does not exist") as info:
+        submit_run(harness, "run-no-project")
+    assert "SEVENBRIDGES_PROJECT" in info.value.fix
+    with pytest.raises(ProviderMisconfigured):  # an interrupted submission's lookup
+        harness.provider.submit(
+            harness.spec("run-no-project"),
+            idempotency_key="key-run-no-project",
+            known_provider_id=None,
+            may_exist=True,
+            record_provider_id=lambda task_id: None,
+        )
+
+
+def test_an_unknown_app_in_the_default_project_is_the_runs(
+    sevenbridges_harness: SevenBridgesHarness,
+) -> None:
+    harness = sevenbridges_harness
+    spec = harness.spec("run-bad-app", workflow_url="wes-user/wes/no-such-app")
+    before = harness.requests()
+    with pytest.raises(ProviderRejected, match="no-such-app") as info:
+        harness.provider.submit(
+            spec,
+            idempotency_key="key-bad-app",
+            known_provider_id=None,
+            may_exist=False,
+            record_provider_id=lambda task_id: None,
+        )
+    assert not isinstance(info.value, ProviderMisconfigured)
+    assert harness.requests() - before == 2  # the create, then one look at the default project
+
+
+@pytest.mark.parametrize("forbidden", [True, False])
+def test_a_project_the_run_names_itself_is_that_runs(
+    two_projects: SevenBridgesHarness, forbidden: bool
+) -> None:
+    harness = two_projects
+    if forbidden:
+        harness.fake.forbid_project(OWN_PROJECT)
+    else:
+        harness.fake.projects.discard(OWN_PROJECT)
+    with pytest.raises(ProviderRejected, match=OWN_PROJECT) as info:
+        submit_run(harness, "run-own-refused", project=OWN_PROJECT)
+    assert not isinstance(info.value, ProviderMisconfigured)
+
+
+def test_a_task_in_a_runs_own_forbidden_project_is_that_runs(
+    two_projects: SevenBridgesHarness,
+) -> None:
+    harness = two_projects
+    pid = submit_run(harness, "run-own-task", project=OWN_PROJECT)
+    harness.fake.forbid_project(OWN_PROJECT)
+    for call in (lambda: harness.provider.statuses([pid]), lambda: harness.provider.cancel(pid)):
+        with pytest.raises(ProviderRejected, match="Insufficient privileges") as info:
+            call()
+        assert not isinstance(info.value, ProviderMisconfigured)
+
+
+def test_an_undecided_forbidden_task_stays_transient(two_projects: SevenBridgesHarness) -> None:
+    harness = two_projects
+    pid = submit_run(harness, "run-undecided", project=OWN_PROJECT)
+    harness.fake.forbid_project(OWN_PROJECT)
+    harness.fake.inject("server_error", "project", count=100)  # the default project's check
+    with pytest.raises(ProviderUnavailable):
+        harness.provider.statuses([pid])
+
+
+@pytest.mark.parametrize(
+    ("operation", "status"), [("status", 200), ("status", 404), ("submit", 404)]
+)
+def test_an_endpoint_that_is_not_the_api_is_the_installations(
+    sevenbridges_harness: SevenBridgesHarness, operation: str, status: int
+) -> None:
+    harness = sevenbridges_harness
+    pid = submit_run(harness, f"run-not-the-api-{operation}-{status}")
+    harness.fake.inject(NOT_THE_API, operation, count=100, status=status)
+    calls = {
+        "status": lambda: harness.provider.statuses([pid]),
+        "submit": lambda: submit_run(harness, "run-not-the-api-new"),
+    }
+    before = harness.requests()
+    with pytest.raises(ProviderMisconfigured, match="not") as info:
+        calls[operation]()
+    assert harness.requests() - before == 1
+    assert info.value.fix == ENDPOINT_FIX
+    if status != 200:  # a 2xx page is not shown: the client only says it is not JSON
+        assert "It works!" in info.value.detail
+
+
+def test_a_proxys_error_page_is_transient(sevenbridges_harness: SevenBridgesHarness) -> None:
+    harness = sevenbridges_harness
+    pid = submit_run(harness, "run-proxy-page")
+    harness.fake.inject(NOT_THE_API, "status", count=100, status=502)
+    with pytest.raises(ProviderUnavailable):
+        harness.provider.statuses([pid])

@@ -23,11 +23,14 @@ from botocore.exceptions import (
     ClientError,
     ConnectionClosedError,
     ConnectTimeoutError,
+    CredentialRetrievalError,
     EndpointConnectionError,
     NoCredentialsError,
     ParamValidationError,
     PartialCredentialsError,
     ReadTimeoutError,
+    TokenRetrievalError,
+    UnauthorizedSSOTokenError,
 )
 
 from tests.contract.aws_fixtures import (
@@ -45,12 +48,17 @@ from wesctl.errors import ConfigError
 from wesctl.fakes.healthomics import HealthOmicsFake
 from wesctl.fakes.http import FakeClock as ServiceClock
 from wesctl.providers.base import (
+    ProviderMisconfigured,
     ProviderRejected,
     ProviderRunNotFound,
     ProviderUnavailable,
 )
 from wesctl.providers.healthomics import (
+    CLOCK_FIX,
+    CREDENTIALS_FIX,
     DELETED_MESSAGE,
+    ENDPOINT_FIX,
+    EXPIRED_FIX,
     LISTING_TTL,
     STATUS_MAP,
     THROTTLE_RETRY_AFTER,
@@ -172,22 +180,22 @@ URL = "http://127.0.0.1:9/run"
         (client_error("ServiceQuotaExceededException", 402), "StartRun", ProviderUnavailable),
         (client_error("SlowDown", 503), "GetObject", ProviderUnavailable),
         (client_error("ValidationException", 400), "StartRun", ProviderRejected),
-        (client_error("AccessDeniedException", 403), "GetRun", ProviderRejected),
+        (client_error("AccessDeniedException", 403), "GetRun", ProviderMisconfigured),
         (client_error("ConflictException", 409), "StartRun", ProviderRejected),
         (client_error("ConflictException", 409), "CancelRun", ProviderRejected),
         (client_error("ResourceNotFoundException", 404), "GetRun", ProviderRunNotFound),
         (client_error("ResourceNotFoundException", 404), "CancelRun", ProviderRunNotFound),
-        (client_error("404", 404), "ListRunTasks", ProviderRunNotFound),
-        (client_error("AccessDenied", 403), "GetObject", ProviderRejected),
+        (client_error("404", 404), "ListRunTasks", ProviderMisconfigured),  # no service code
+        (client_error("AccessDenied", 403), "GetObject", ProviderMisconfigured),
         (EndpointConnectionError(endpoint_url=URL), "GetRun", ProviderUnavailable),
         (ConnectTimeoutError(endpoint_url=URL), "StartRun", ProviderUnavailable),
         (ReadTimeoutError(endpoint_url=URL), "GetRun", ProviderUnavailable),
         (ConnectionClosedError(endpoint_url=URL), "StartRun", ProviderUnavailable),
-        (NoCredentialsError(), "StartRun", ProviderRejected),
+        (NoCredentialsError(), "StartRun", ProviderMisconfigured),
         (
             PartialCredentialsError(provider="env", cred_var="AWS_SECRET_ACCESS_KEY"),
             "GetRun",
-            ProviderRejected,
+            ProviderMisconfigured,
         ),
         (
             ParamValidationError(report="Invalid type for parameter priority"),
@@ -200,6 +208,103 @@ def test_error_classification(error: Exception, operation: str, expected: type) 
     translated = classify_error(error, operation)
     assert type(translated) is expected
     assert operation in translated.detail
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "fix"),
+    [
+        ("UnrecognizedClientException", 403, "credentials"),
+        ("UnrecognizedClientException", 400, "credentials"),  # some JSON services say 400
+        ("InvalidClientTokenId", 403, "credentials"),
+        ("InvalidAccessKeyId", 403, "credentials"),
+        ("InvalidToken", 400, "credentials"),
+        ("InvalidSignatureException", 403, "credentials"),
+        ("SignatureDoesNotMatch", 403, "credentials"),
+        ("IncompleteSignatureException", 400, "credentials"),
+        ("ExpiredTokenException", 403, "expired"),
+        ("ExpiredToken", 400, "expired"),
+        ("RequestExpired", 400, "clock"),
+        ("RequestTimeTooSkewed", 403, "clock"),
+    ],
+)
+@pytest.mark.parametrize("operation", ["StartRun", "GetRun", "ListRuns", "CancelRun", "GetObject"])
+def test_refused_credentials_are_the_installations(
+    code: str, status: int, fix: str, operation: str
+) -> None:
+    translated = classify_error(
+        client_error(code, status, "token invalid"), operation, ("role_arn",)
+    )
+    assert type(translated) is ProviderMisconfigured
+    assert (
+        translated.fix
+        == {"credentials": CREDENTIALS_FIX, "expired": EXPIRED_FIX, "clock": CLOCK_FIX}[fix]
+    )
+    assert f"{operation} failed: {code}: token invalid" == translated.detail
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        CredentialRetrievalError(provider="custom-process", error_msg="exit status 1"),
+        TokenRetrievalError(provider="sso", error_msg="Token has expired and refresh failed"),
+        UnauthorizedSSOTokenError(),
+    ],
+)
+def test_a_failing_credential_provider_is_the_installations(error: Exception) -> None:
+    translated = classify_error(error, "GetRun")
+    assert type(translated) is ProviderMisconfigured
+    assert translated.fix == CREDENTIALS_FIX
+
+
+@pytest.mark.parametrize(
+    ("operation", "own_options", "expected", "named"),
+    [
+        ("StartRun", (), ProviderMisconfigured, "AWS_HEALTHOMICS_WORKFLOW_ROLE_ARN"),
+        ("StartRun", ("role_arn",), ProviderRejected, "role_arn"),
+        ("StartRun", ("output_uri",), ProviderRejected, "output_uri"),
+        ("StartRun", ("role_arn", "output_uri"), ProviderRejected, "role_arn / output_uri"),
+        ("StartRun", ("workflow_owner_id",), ProviderRejected, "workflow_owner_id"),
+        ("GetRun", (), ProviderMisconfigured, "omics:GetRun"),
+        ("ListRuns", (), ProviderMisconfigured, "omics:ListRuns"),
+        ("CancelRun", (), ProviderMisconfigured, "omics:CancelRun"),
+        ("ListRunTasks", (), ProviderMisconfigured, "omics:ListRunTasks"),
+        ("GetObject", (), ProviderMisconfigured, "AWS_HEALTHOMICS_OUTPUT_URI"),
+        ("ListObjectsV2", (), ProviderMisconfigured, "AWS_HEALTHOMICS_OUTPUT_URI"),
+        ("GetObject", ("output_uri",), ProviderRejected, "output_uri"),
+    ],
+)
+def test_access_denied_blames_a_runs_own_option_else_the_installation(
+    operation: str, own_options: tuple[str, ...], expected: type, named: str
+) -> None:
+    code = (
+        "AccessDenied" if operation in ("GetObject", "ListObjectsV2") else "AccessDeniedException"
+    )
+    translated = classify_error(client_error(code, 403, "not authorized"), operation, own_options)
+    assert type(translated) is expected
+    assert "not authorized" in translated.detail
+    said = translated.fix if isinstance(translated, ProviderMisconfigured) else translated.detail
+    assert named in said
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "operation", "expected"),
+    [
+        ("404", 404, "GetRun", ProviderMisconfigured),  # an HTML 404 page: botocore's fallback
+        ("403", 403, "StartRun", ProviderMisconfigured),
+        ("400", 400, "ListRuns", ProviderMisconfigured),
+        ("UnknownOperationException", 404, "CancelRun", ProviderMisconfigured),
+        ("MissingAuthenticationTokenException", 403, "GetRun", ProviderMisconfigured),
+        ("503", 503, "GetRun", ProviderUnavailable),  # a proxy's error page: transient
+        ("404", 404, "GetObject", ProviderRejected),  # S3 has its own HEAD-style 404s
+    ],
+)
+def test_an_endpoint_that_is_not_the_service_is_the_installations(
+    code: str, status: int, operation: str, expected: type
+) -> None:
+    translated = classify_error(client_error(code, status), operation)
+    assert type(translated) is expected
+    if isinstance(translated, ProviderMisconfigured):
+        assert translated.fix == ENDPOINT_FIX
 
 
 def test_a_missing_workflow_is_rejected_not_a_missing_run() -> None:
@@ -400,14 +505,13 @@ def test_missing_region_is_a_configuration_error(env: pytest.MonkeyPatch, tmp_pa
         build(settings)
 
 
-def test_missing_credentials_are_rejected_without_leaking(
-    env: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_missing_credentials_are_the_installations(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
     env.delenv("AWS_ACCESS_KEY_ID")
     env.delenv("AWS_SECRET_ACCESS_KEY")
     built, _ = build_provider(make_settings(tmp_path))
-    with pytest.raises(ProviderRejected, match="credential"):
+    with pytest.raises(ProviderMisconfigured, match="Unable to locate credentials") as info:
         submit(built, spec("run-no-creds"))
+    assert info.value.fix == CREDENTIALS_FIX
     built.close()
 
 
@@ -891,11 +995,24 @@ def test_cancel_of_an_unknown_run_is_not_found(provider: HealthOmicsProvider) ->
 def test_cancel_refused_for_a_running_run_is_raised(
     fake: HealthOmicsFake, provider: HealthOmicsProvider
 ) -> None:
+    pid = submit(provider, spec("run-cancel-refused"))
+    fake.set_status(pid, "RUNNING")
+    fake.inject_error("cancel", "ConflictException", message="run is being updated")
+    with pytest.raises(ProviderRejected, match="run is being updated"):
+        provider.cancel(pid)
+
+
+def test_cancel_denied_is_the_installations_without_a_status_read(
+    fake: HealthOmicsFake, provider: HealthOmicsProvider
+) -> None:
     pid = submit(provider, spec("run-cancel-denied"))
     fake.set_status(pid, "RUNNING")
     fake.inject_error("cancel", "AccessDeniedException", message="not allowed: omics:CancelRun")
-    with pytest.raises(ProviderRejected, match="omics:CancelRun"):
+    before = fake.api_calls["GetRun"]
+    with pytest.raises(ProviderMisconfigured, match="omics:CancelRun") as info:
         provider.cancel(pid)
+    assert "omics:CancelRun" in info.value.fix
+    assert fake.api_calls["GetRun"] == before
 
 
 @pytest.mark.parametrize(

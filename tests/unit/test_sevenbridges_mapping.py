@@ -8,6 +8,7 @@ against a server that keeps state.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import uuid
 from collections.abc import Iterator
@@ -49,17 +50,21 @@ from wesctl.fakes.http import (
 )
 from wesctl.fakes.sevenbridges import DEFAULT_APP, FakeApp, FakeTask, SevenBridgesFake
 from wesctl.providers.base import (
+    ProviderMisconfigured,
     ProviderRejected,
     ProviderRunNotFound,
     ProviderUnavailable,
 )
 from wesctl.providers.sevenbridges import (
+    ENDPOINT_FIX,
+    PROJECT_FIX,
     STATUS_MAP,
     SevenBridgesProvider,
     build,
     map_status,
     task_inputs,
     to_status,
+    token_fix,
     translate_error,
     translate_outputs,
 )
@@ -301,7 +306,7 @@ def test_valid_specs_pass(tmp_path: Path, overrides: dict[str, Any]) -> None:
     ("error", "expected"),
     [
         (BadRequest(message="Input 'reads' is invalid."), ProviderRejected),
-        (Unauthorized(message="Bad token."), ProviderRejected),
+        (Unauthorized(message="Bad token."), ProviderMisconfigured),
         (Forbidden(message="No execute permission."), ProviderRejected),
         (NotFound(message="Task not found."), ProviderRunNotFound),
         (MethodNotAllowed(message="Not allowed."), ProviderRejected),
@@ -316,7 +321,12 @@ def test_valid_specs_pass(tmp_path: Path, overrides: dict[str, Any]) -> None:
         (SbgError(message="Bad gateway.", status=502), ProviderUnavailable),
         (SbgError(message="Gateway timeout.", status=504), ProviderUnavailable),
         (NonJSONResponseError(status=502, message="<html>bad gateway</html>"), ProviderUnavailable),
-        (NonJSONResponseError(status=400, message="<html>bad request</html>"), ProviderRejected),
+        (
+            NonJSONResponseError(status=400, message="<html>bad request</html>"),
+            ProviderMisconfigured,
+        ),
+        (NonJSONResponseError(status=404, message="<html>not found</html>"), ProviderMisconfigured),
+        (NonJSONResponseError(status=503, message="<html>upstream</html>"), ProviderUnavailable),
         (SbgError(message="Max retries exceeded (Read timed out.)"), ProviderUnavailable),
     ],
 )
@@ -325,6 +335,69 @@ def test_error_classification(error: SbgError, expected: type[Exception]) -> Non
     assert type(translated) is expected
     assert str(error.message) in str(translated)
     assert "get task" in str(translated)
+
+
+ENDPOINT = "https://api.sbgenomics.com/v2"
+
+
+@pytest.mark.parametrize(
+    ("error", "about_default_project", "expected", "fix"),
+    [
+        (Unauthorized(message="Unauthorized", code=0), False, ProviderMisconfigured, "token"),
+        (Unauthorized(message="Unauthorized", code=0), True, ProviderMisconfigured, "token"),
+        (Forbidden(message="Insufficient privileges."), True, ProviderMisconfigured, "project"),
+        (NotFound(message="Project does not exist."), True, ProviderMisconfigured, "project"),
+        (Forbidden(message="Insufficient privileges."), False, ProviderRejected, None),
+        (NotFound(message="Task not found."), False, ProviderRunNotFound, None),
+        (BadRequest(message="Bad query."), True, ProviderRejected, None),
+        (ServerError(message="Internal server error."), True, ProviderUnavailable, None),
+        (
+            NonJSONResponseError(status=200, message="<p>hi</p>"),
+            False,
+            ProviderMisconfigured,
+            "url",
+        ),
+        (
+            NonJSONResponseError(status=401, message="<p>log in</p>"),
+            True,
+            ProviderMisconfigured,
+            "url",
+        ),
+    ],
+)
+def test_installation_errors(
+    error: SbgError, about_default_project: bool, expected: type, fix: str | None
+) -> None:
+    translated = translate_error(
+        error, "list tasks", endpoint=ENDPOINT, about_default_project=about_default_project
+    )
+    assert type(translated) is expected
+    fixes = {"token": token_fix(ENDPOINT), "project": PROJECT_FIX, "url": ENDPOINT_FIX}
+    assert getattr(translated, "fix", None) == (fixes[fix] if fix else None)
+
+
+def test_the_fixes_name_the_setting() -> None:
+    assert "SEVENBRIDGES_API_TOKEN" in token_fix(ENDPOINT)
+    assert "sevenbridges-api-token" in token_fix(None)
+    assert "SEVENBRIDGES_PROJECT" in PROJECT_FIX
+    assert "SEVENBRIDGES_API_ENDPOINT" in ENDPOINT_FIX
+
+
+def test_a_2xx_body_that_is_not_json_is_the_endpoints() -> None:
+    try:
+        json.loads("<!DOCTYPE html>")
+    except json.JSONDecodeError as exc:
+        translated = translate_error(exc, "get task", endpoint=ENDPOINT)
+    assert isinstance(translated, ProviderMisconfigured)
+    assert translated.fix == ENDPOINT_FIX
+    assert ENDPOINT in translated.detail
+
+
+def test_a_page_that_is_not_the_api_is_shown_short() -> None:
+    page = "<html>\n  <body>" + "x" * 5000 + "</body>\n</html>"
+    translated = translate_error(NonJSONResponseError(status=404, message=page), "get task")
+    assert len(translated.detail) < 400
+    assert "<html> <body>x" in translated.detail
 
 
 def test_only_a_throttle_carries_retry_after() -> None:
@@ -341,16 +414,18 @@ def test_the_token_never_appears_in_messages() -> None:
     assert TOKEN not in str(translate_error(error, "get task", secret=TOKEN))
 
 
-def test_wrong_token_is_rejected_without_echoing_it(
+def test_wrong_token_is_the_installations_without_echoing_it(
     harness: SevenBridgesHarness, tmp_path: Path
 ) -> None:
     other = make_harness(harness.fake, tmp_path, SEVENBRIDGES_API_TOKEN="not-the-token")
     try:
-        with pytest.raises(ProviderRejected, match="Unauthorized") as info:
+        with pytest.raises(ProviderMisconfigured, match="Unauthorized") as info:
             other.provider.statuses([str(uuid.uuid4())])
     finally:
         other.provider.close()
     assert "not-the-token" not in str(info.value)
+    assert "not-the-token" not in info.value.fix
+    assert info.value.fix == token_fix(harness.fake.api_url)
 
 
 def test_a_throttle_slows_the_limiter_down(harness: SevenBridgesHarness) -> None:

@@ -13,6 +13,13 @@ client (moto in tests), so it also runs without S3.
 Logical operation names (for fault injection and `calls`): "submit" (StartRun), "status" (GetRun,
 ListRuns), "cancel" (CancelRun), "tasks" (ListRunTasks, GetRunTask), "workflow" (GetWorkflow,
 ListWorkflows). `api_calls` counts by API operation name.
+
+Credentials and IAM: the fake does not check SigV4 signatures, but it reads the access key id
+from each request's `Authorization` header, and answers a key that `reject_credentials` named
+with that key's error (403 UnrecognizedClientException, ExpiredTokenException or
+InvalidSignatureException, in the JSON error shape botocore parses) until `accept_credentials`.
+`deny_role` makes StartRun answer AccessDeniedException for runs assuming that role, as the
+service does when the caller may not pass it.
 """
 
 from __future__ import annotations
@@ -72,6 +79,17 @@ ERROR_STATUS = {
     "ServiceUnavailableException": 503,
 }
 
+# The service's answers to credentials it does not accept (all HTTP 403).
+CREDENTIAL_ERRORS = {
+    "UnrecognizedClientException": "The security token included in the request is invalid.",
+    "ExpiredTokenException": "The security token included in the request is expired",
+    "InvalidSignatureException": (
+        "The request signature we calculated does not match the signature you provided. Check "
+        "your AWS Secret Access Key and signing method. Consult the service documentation for "
+        "details."
+    ),
+}
+_ACCESS_KEY = re.compile(r"Credential=([^/,\s]+)/")
 _ID = re.compile(r"[0-9]{1,18}")
 _VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _ACCOUNT_ID = re.compile(r"[0-9]{12}")
@@ -259,6 +277,8 @@ class HealthOmicsFake(FakeService):
         self._runs: dict[str, FakeRun] = {}  # insertion order = creation order
         self._requests: dict[str, dict[str, Any]] = {}  # requestId -> first StartRun reply
         self._errors: list[_InjectedError] = []
+        self._rejected_keys: dict[str, str] = {}  # access key id -> error code
+        self._denied_roles: set[str] = set()
         self._next_run = 2_000_001
         self._next_task = 7_000_001
         self._epoch = datetime.now(UTC)
@@ -312,11 +332,33 @@ class HealthOmicsFake(FakeService):
         with self.lock:
             self._errors.append(_InjectedError(operation, code, count, message))
 
+    def reject_credentials(
+        self, access_key_id: str, code: str = "UnrecognizedClientException"
+    ) -> None:
+        """Answer every request signed with `access_key_id` with the credential error `code`
+        (a key of CREDENTIAL_ERRORS) until `accept_credentials`."""
+        if code not in CREDENTIAL_ERRORS:
+            raise ValueError(f"unknown credential error {code!r}")
+        with self.lock:
+            self._rejected_keys[access_key_id] = code
+
+    def accept_credentials(self, access_key_id: str) -> None:
+        with self.lock:
+            self._rejected_keys.pop(access_key_id, None)
+
+    def deny_role(self, role_arn: str) -> None:
+        """Refuse StartRun (AccessDeniedException) for runs assuming `role_arn`."""
+        with self.lock:
+            self._denied_roles.add(role_arn)
+
     def clear_faults(self) -> None:
-        """Forget every injected fault and error that has not fired yet."""
+        """Forget every injected fault and error that has not fired yet, every rejected
+        credential and every denied role."""
         self.faults.clear()
         with self.lock:
             self._errors.clear()
+            self._rejected_keys.clear()
+            self._denied_roles.clear()
 
     # --- FakeService ------------------------------------------------------------------------
     def route(self, request: Request) -> tuple[str, Handler]:
@@ -361,6 +403,10 @@ class HealthOmicsFake(FakeService):
 
         def handle(request: Request) -> Response:
             with self.lock:
+                key = _ACCESS_KEY.search(request.headers.get("authorization", ""))
+                code = self._rejected_keys.get(key.group(1)) if key else None
+                if code is not None:
+                    return aws_error(code, CREDENTIAL_ERRORS[code], 403)
                 for error in self._errors:
                     if error.operation in (api, logical) and error.remaining > 0:
                         error.remaining -= 1
@@ -379,6 +425,12 @@ class HealthOmicsFake(FakeService):
         if problem is not None:
             return aws_error("ValidationException", problem)
         with self.lock:
+            if body["roleArn"] in self._denied_roles:
+                return aws_error(
+                    "AccessDeniedException",
+                    f"User: arn:aws:sts::{self.account}:assumed-role/wesctl/session is not "
+                    f"authorized to perform: iam:PassRole on resource: {body['roleArn']}",
+                )
             previous = self._requests.get(body["requestId"])
             if previous is not None:  # idempotent: the first reply again, no new run
                 return _ok(201, previous)

@@ -30,7 +30,22 @@ PERMANENT = "permanent"  # 400 validation error carrying `message`
 DROP_AFTER_ACCEPT = "drop_after_accept"  # the request is processed, then the connection is closed
 SLOW = "slow"  # the request waits `delay` seconds (real time) before it is processed
 SLOW_AFTER = "slow_after"  # the request is processed, then the answer waits `delay` seconds
-FAULT_KINDS = (THROTTLE, SERVER_ERROR, UNAVAILABLE, PERMANENT, DROP_AFTER_ACCEPT, SLOW, SLOW_AFTER)
+# Something that is not the API answers (a web server, a captive portal): an HTML page with HTTP
+# status `status` (200 unless given), no provider headers; the request is not processed.
+NOT_THE_API = "not_the_api"
+FAULT_KINDS = (
+    THROTTLE,
+    SERVER_ERROR,
+    UNAVAILABLE,
+    PERMANENT,
+    DROP_AFTER_ACCEPT,
+    SLOW,
+    SLOW_AFTER,
+    NOT_THE_API,
+)
+NOT_THE_API_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>Welcome</title></head><body>It works!</body></html>\n"
+)
 
 
 class FakeClock:
@@ -65,6 +80,7 @@ class FaultRule:
     message: str = "injected fault"
     delay: float = 0.0
     skip: int = 0  # let this many matching requests through first
+    status: int = 200  # the HTTP status of a NOT_THE_API answer
 
 
 @dataclass
@@ -169,8 +185,9 @@ class FakeService:
         message: str = "injected fault",
         delay: float = 0.0,
         skip: int = 0,
+        status: int = 200,
     ) -> None:
-        self.faults.add(FaultRule(kind, operation, count, rate, message, delay, skip))
+        self.faults.add(FaultRule(kind, operation, count, rate, message, delay, skip, status))
 
     # --- server -------------------------------------------------------------------------
     def start(self) -> str:
@@ -256,7 +273,13 @@ class FakeService:
         elif rule is not None and rule.kind == DROP_AFTER_ACCEPT:
             drop = True
             rule = None
-        response = self.fault_response(rule, operation) if rule is not None else func(request)
+        if rule is not None and rule.kind == NOT_THE_API:
+            page = {"Content-Type": "text/html; charset=utf-8"}
+            response = Response(rule.status, NOT_THE_API_PAGE, page)
+        elif rule is not None:
+            response = self.fault_response(rule, operation)
+        else:
+            response = func(request)
         if delay_answer:
             time.sleep(delay_answer)
         if drop:

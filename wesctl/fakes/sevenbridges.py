@@ -7,6 +7,13 @@ UUID task ids, `X-Total-Matching-Query` on lists, `...Z` timestamps, JSON error 
 sleep five minutes). Platform error codes other than 1000 (rate limit) are not documented per
 endpoint; the fake uses the HTTP status as the code.
 
+Credentials and access: a request whose `X-SBG-Auth-Token` is not an accepted token gets the
+platform's 401 (`{"status": 401, "code": 0, "message": "Unauthorized", ...}`); `reject_token` /
+`accept_token` change the accepted set while the fake runs (an operator fixing the credential).
+A project in `projects` that is `forbid_project`-ed answers 403 to its user, as the platform does
+for a member without the needed permission: reading it, listing, creating or running its tasks,
+and reading or aborting them. A project not in `projects` answers 404.
+
 Tasks move DRAFT -> (run) QUEUED -> RUNNING -> COMPLETED/FAILED either by `set_status`/`finish`
 (tests) or by a `script` of (status, seconds after run) steps driven by the fake's clock (demo and
 benchmarks). A run whose inputs set `fail_input` to a true value ends FAILED instead of COMPLETED.
@@ -121,6 +128,10 @@ def _error(status: int, message: str, code: int | None = None) -> Response:
     return Response(status, body)
 
 
+def _forbidden(project: str) -> Response:
+    return _error(403, f"Insufficient privileges to access project {project}.")
+
+
 def _is_file_value(value: Any) -> bool:
     return isinstance(value, dict) and str(value.get("class", "")).lower() in ("file", "directory")
 
@@ -145,8 +156,11 @@ class SevenBridgesFake(FakeService):
     ) -> None:
         super().__init__(latency=latency, clock=clock, seed=seed)
         self.token = token
+        self.tokens = {token}  # every token the fake accepts
         self.username = username
+        self._first_projects = frozenset(projects)
         self.projects = set(projects)
+        self.forbidden_projects: set[str] = set()
         self.apps = {app.id: app for app in apps}
         self.script = tuple(script) if script is not None else None
         self.fail_input = fail_input
@@ -254,13 +268,32 @@ class SevenBridgesFake(FakeService):
         with self._state_lock:
             self._finish(self.tasks[task_id], succeed=succeed)
 
+    def accept_token(self, token: str) -> None:
+        """Accept `token` from now on (besides the others)."""
+        with self._state_lock:
+            self.tokens.add(token)
+
+    def reject_token(self, token: str) -> None:
+        """Answer 401 to `token` from now on, as for a revoked or expired token."""
+        with self._state_lock:
+            self.tokens.discard(token)
+
+    def forbid_project(self, project: str) -> None:
+        """Answer 403 to everything in `project` (the user lost its permission there)."""
+        with self._state_lock:
+            self.forbidden_projects.add(project)
+
     def reset(self) -> None:
-        """Forget every task, file, fault and counter (for a fake shared across tests)."""
+        """Forget every task, file, fault and counter; accept only the first token and know the
+        first projects again, forbidding none (for a fake shared across tests)."""
         with self._state_lock, self.lock:
             self.tasks.clear()
             self.files.clear()
             self.faults.clear()
             self.calls.clear()
+            self.tokens = {self.token}
+            self.projects = set(self._first_projects)
+            self.forbidden_projects.clear()
 
     # --- FakeService --------------------------------------------------------------------
     def route(self, request: Request) -> tuple[str, Any]:
@@ -293,10 +326,10 @@ class SevenBridgesFake(FakeService):
     # --- plumbing -----------------------------------------------------------------------
     def _endpoint(self, handler: Handler, groups: dict[str, str]) -> Callable[[Request], Response]:
         def respond(request: Request) -> Response:
-            if request.headers.get("x-sbg-auth-token") != self.token:
-                response = _error(401, "Unauthorized: the authentication token is not valid.")
-            else:
-                with self._state_lock:
+            with self._state_lock:
+                if request.headers.get("x-sbg-auth-token") not in self.tokens:
+                    response = _error(401, "Unauthorized", code=0)
+                else:
                     response = handler(request, groups)
             return self._with_headers(response)
 
@@ -490,8 +523,9 @@ class SevenBridgesFake(FakeService):
 
     def _get_project(self, request: Request, groups: dict[str, str]) -> Response:
         project = groups["project"]
-        if project not in self.projects:
-            return _error(404, f"Project {project} does not exist or you do not have access.")
+        refusal = self._project_refusal(project)
+        if refusal is not None:
+            return refusal
         return Response(
             200,
             {
@@ -567,8 +601,10 @@ class SevenBridgesFake(FakeService):
         inputs = body.get("inputs") if body.get("inputs") is not None else {}
         if not isinstance(name, str) or not name:
             return _error(400, "Task name is required.")
-        if not isinstance(project, str) or project not in self.projects:
-            return _error(404, f"Project {project} does not exist or you do not have access.")
+        refusal = self._project_refusal(project)
+        if refusal is not None:
+            return refusal
+        assert isinstance(project, str)  # _project_refusal refused anything else
         found = self._find_app(app_id) if isinstance(app_id, str) else None
         if found is None:
             return _error(404, f"App {app_id} does not exist or you do not have access to it.")
@@ -634,8 +670,9 @@ class SevenBridgesFake(FakeService):
         if order_by not in TASK_ORDER_KEYS or order not in ("asc", "desc"):
             return _error(400, f"Cannot order by {order_by!r} {order!r}.")
         project, status = request.arg("project"), request.arg("status")
-        if project is not None and project not in self.projects:
-            return _error(404, f"Project {project} does not exist or you do not have access.")
+        refusal = self._project_refusal(project) if project is not None else None
+        if refusal is not None:
+            return refusal
         tasks = [
             task
             for task in (self._live_task(task_id) for task_id in list(self.tasks))
@@ -677,7 +714,17 @@ class SevenBridgesFake(FakeService):
         task = self._live_task(task_id)
         if task is None:
             return _error(404, f"Task {task_id} does not exist or you do not have access.")
+        if task.project in self.forbidden_projects:
+            return _forbidden(task.project)
         return task
+
+    def _project_refusal(self, project: Any) -> Response | None:
+        """The platform's answer to a project its user cannot use, or None if it can."""
+        if not isinstance(project, str) or project not in self.projects:
+            return _error(404, f"Project {project} does not exist or you do not have access.")
+        if project in self.forbidden_projects:
+            return _forbidden(project)
+        return None
 
     def _get_task(self, request: Request, groups: dict[str, str]) -> Response:
         task = self._task_or_404(groups["task_id"])
@@ -768,6 +815,8 @@ class SevenBridgesFake(FakeService):
             task = self._live_task(task_id)
             if task is None:
                 items.append({"error": _error(404, f"Task {task_id} not found.").body})
+            elif task.project in self.forbidden_projects:
+                items.append({"error": _forbidden(task.project).body})
             else:
                 items.append({"resource": self._task_json(task, request.base_url)})
         return Response(200, {"items": items})

@@ -10,6 +10,42 @@ it (botocore keeps the option "UNSET" and reads its config store).
 A submission is idempotent through StartRun's `requestId` (the caller's stored idempotency key).
 Every run is also named `wes-<run_id>` and tagged with the WES run id and the key, so an
 interrupted submission is found again by name and tags even if HealthOmics has forgotten the token.
+
+How the service's answers map to the three error classes (`classify_error` decides; the call site
+names the run's own options a request carries):
+
+    answer                                                     class
+    throttling, 5xx, 408, connection errors, quota (402)       unavailable (quota: retried later)
+    UnrecognizedClientException, InvalidClientTokenId,         misconfigured: boto3's credential
+      InvalidAccessKeyId, InvalidToken, Invalid-                 chain (AWS_PROFILE, keys, role)
+      SignatureException, SignatureDoesNotMatch,
+      IncompleteSignatureException; no or partial
+      credentials, a failed credential process or SSO login
+    ExpiredTokenException, ExpiredToken                        misconfigured: renew credentials
+    RequestExpired, RequestTimeTooSkewed                       misconfigured: the host's clock
+    AccessDenied(Exception) on StartRun, the run using the     misconfigured: IAM of the caller,
+      installation's role and output URI                         the role, the output bucket
+    AccessDenied(Exception) on StartRun, the run carrying      rejected: that run
+      its own role_arn or output_uri (differing from
+      AWS_HEALTHOMICS_WORKFLOW_ROLE_ARN /
+      AWS_HEALTHOMICS_OUTPUT_URI) or workflow_owner_id
+    AccessDenied(Exception) on any other omics call            misconfigured: the caller's IAM
+    AccessDenied on S3 reads of the installation's bucket      misconfigured; another bucket
+                                                                 (a run's own): rejected
+    not the service: an omics error naming no error code       misconfigured:
+      (botocore falls back to the HTTP status, e.g. '404'),      AWS_ENDPOINT_URL_OMICS / region
+      UnknownOperationException, MissingAuthentication-
+      TokenException; a 2xx StartRun or GetRun answer with
+      neither the expected field nor an AWS request id
+    ResourceNotFound on GetRun, CancelRun, ListRunTasks        not found
+    anything else the service refuses, invalid parameters      rejected
+
+The credential codes come from the services' own error documentation; botocore 1.44.8 neither
+retries nor refreshes credentials on any of them (none occurs in its source or retry tables).
+AccessDenied cannot say which part of a StartRun was refused (the caller's omics:StartRun, its
+iam:PassRole on the role, the role's trust or the output bucket), so a run's own option, the one
+thing that differs from every other run, is taken as the likely culprit. Misconfigured errors are
+never retried in process.
 """
 
 from __future__ import annotations
@@ -32,11 +68,14 @@ from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    CredentialRetrievalError,
     HTTPClientError,
     NoCredentialsError,
     NoRegionError,
     ParamValidationError,
     PartialCredentialsError,
+    SSOError,
+    TokenRetrievalError,
 )
 
 from wesctl.config import Settings
@@ -52,6 +91,7 @@ from wesctl.domain.types import (
 from wesctl.errors import ConfigError
 from wesctl.providers.base import (
     ProviderError,
+    ProviderMisconfigured,
     ProviderRejected,
     ProviderRunNotFound,
     ProviderUnavailable,
@@ -143,6 +183,60 @@ _TRANSIENT_CODES = frozenset(
 )
 _NOT_FOUND_CODES = frozenset({"ResourceNotFoundException", "NoSuchKey", "NoSuchBucket"})
 _QUOTA_CODE = "ServiceQuotaExceededException"
+OMICS_OPERATIONS = frozenset(
+    {"StartRun", "GetRun", "ListRuns", "CancelRun", "ListRunTasks", "GetRunTask", "ListWorkflows"}
+)
+CREDENTIALS_FIX = (
+    "configure boto3's credential chain: AWS_PROFILE, AWS_ACCESS_KEY_ID and "
+    "AWS_SECRET_ACCESS_KEY, or an instance or task role"
+)
+EXPIRED_FIX = (
+    "renew the temporary credentials boto3's chain finds (AWS_SESSION_TOKEN, an SSO login, an "
+    "assumed role) or configure lasting ones (AWS_PROFILE, AWS_ACCESS_KEY_ID and "
+    "AWS_SECRET_ACCESS_KEY, an instance or task role)"
+)
+CLOCK_FIX = "set this host's clock right (NTP): AWS refuses requests signed minutes off"
+ENDPOINT_FIX = (
+    "set AWS_ENDPOINT_URL_OMICS to the HealthOmics endpoint of AWS_REGION, or unset it; check "
+    "AWS_REGION"
+)
+START_DENIED_FIX = (
+    "allow the caller omics:StartRun and iam:PassRole on AWS_HEALTHOMICS_WORKFLOW_ROLE_ARN, and "
+    "that role to write to AWS_HEALTHOMICS_OUTPUT_URI"
+)
+S3_DENIED_FIX = (
+    "allow the caller s3:GetObject and s3:ListBucket on the bucket of AWS_HEALTHOMICS_OUTPUT_URI"
+)
+_FIXES = {
+    **dict.fromkeys(
+        (
+            "UnrecognizedClientException",  # JSON services: unknown access key or token
+            "InvalidClientTokenId",  # query services (STS): unknown access key
+            "InvalidAccessKeyId",  # S3
+            "InvalidToken",  # S3: a malformed session token
+            "InvalidSignatureException",  # JSON services: wrong secret key
+            "SignatureDoesNotMatch",  # S3 and query services: wrong secret key
+            "IncompleteSignatureException",
+        ),
+        CREDENTIALS_FIX,
+    ),
+    "ExpiredTokenException": EXPIRED_FIX,  # JSON services
+    "ExpiredToken": EXPIRED_FIX,  # S3 and query services
+    "RequestExpired": CLOCK_FIX,  # signed too long ago
+    "RequestTimeTooSkewed": CLOCK_FIX,  # S3
+}
+_ACCESS_DENIED_CODES = frozenset({"AccessDeniedException", "AccessDenied"})
+# What an endpoint answers that routes to no HealthOmics operation.
+_NO_OPERATION_CODES = frozenset(
+    {"UnknownOperationException", "MissingAuthenticationTokenException"}
+)
+_CREDENTIAL_ERRORS = (
+    NoCredentialsError,
+    PartialCredentialsError,
+    CredentialRetrievalError,
+    TokenRetrievalError,
+    SSOError,
+)
 
 
 def map_status(raw: str, failure_reason: str | None = None) -> RunState | None:
@@ -177,8 +271,16 @@ def is_throttling(exc: Exception) -> bool:
     return code in _THROTTLING_CODES or status == 429
 
 
-def classify_error(exc: Exception, operation: str) -> ProviderError:
-    """Translate a botocore error into the provider error family (the one place that decides)."""
+def classify_error(
+    exc: Exception, operation: str, own_options: Sequence[str] = ()
+) -> ProviderError:
+    """Translate a botocore error into the provider error family by the table in the module
+    docstring (the one place that decides).
+
+    `own_options` names the run's own options the request carries (StartRun: role_arn,
+    output_uri, workflow_owner_id that differ from the installation's; an S3 read: output_uri when
+    the bucket is not the installation's); an access denial then rejects that run.
+    """
     if isinstance(exc, ClientError):
         code, status = error_code(exc)
         message = str(exc.response.get("Error", {}).get("Message") or code or status)
@@ -194,19 +296,52 @@ def classify_error(exc: Exception, operation: str) -> ProviderError:
             )
         if code in _TRANSIENT_CODES or status == 408 or status >= 500:
             return ProviderUnavailable(NAME, detail)
+        if code in _FIXES:
+            return ProviderMisconfigured(NAME, detail, _FIXES[code])
+        if operation in OMICS_OPERATIONS and (code.isdigit() or code in _NO_OPERATION_CODES):
+            return not_the_service(detail)
+        if code in _ACCESS_DENIED_CODES:
+            return _access_denied(operation, detail, own_options)
         if (code in _NOT_FOUND_CODES or status == 404) and operation in RUN_OPERATIONS:
             return ProviderRunNotFound(NAME, detail)
         return ProviderRejected(NAME, detail)
-    if isinstance(exc, NoCredentialsError | PartialCredentialsError):
-        return ProviderRejected(
+    if isinstance(exc, _CREDENTIAL_ERRORS):
+        return ProviderMisconfigured(
             NAME,
             f"{operation} failed: {exc}; configure boto3's credential chain (AWS_PROFILE, "
             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an instance or task role)",
+            CREDENTIALS_FIX,
         )
     if isinstance(exc, ParamValidationError):
         return ProviderRejected(NAME, f"{operation} request is invalid: {exc}")
     # Connection, timeout and any other client-side trouble: keep the run and try again later.
     return ProviderUnavailable(NAME, f"{operation} failed: {exc}")
+
+
+def not_the_service(detail: str) -> ProviderMisconfigured:
+    """The endpoint answered, but not as HealthOmics does."""
+    return ProviderMisconfigured(
+        NAME, f"{detail} (the omics endpoint does not answer as HealthOmics)", ENDPOINT_FIX
+    )
+
+
+def _access_denied(operation: str, detail: str, own_options: Sequence[str]) -> ProviderError:
+    if own_options:
+        return ProviderRejected(
+            NAME, f"{detail}; the run's own {' / '.join(own_options)} is the likely cause"
+        )
+    if operation == "StartRun":
+        return ProviderMisconfigured(NAME, detail, START_DENIED_FIX)
+    if operation in S3_OPERATIONS:
+        return ProviderMisconfigured(NAME, detail, S3_DENIED_FIX)
+    return ProviderMisconfigured(
+        NAME, detail, f"allow the caller omics:{operation} in AWS_REGION's HealthOmics"
+    )
+
+
+def answered_by_aws(response: Mapping[str, Any]) -> bool:
+    """Whether a parsed answer carries an AWS request id (every AWS service sends one)."""
+    return bool(response.get("ResponseMetadata", {}).get("RequestId"))
 
 
 def retry_now(exc: Exception, operation: str) -> bool:
@@ -369,11 +504,16 @@ class HealthOmicsProvider:
             if found is not None:
                 provider_id, run = found
                 return self._adopted(provider_id, run, idempotency_key)
-        response = self._call("StartRun", partial(self.omics.start_run, **request))
+        response = self._call(
+            "StartRun", partial(self.omics.start_run, **request), self._own_options(spec)
+        )
         provider_id = response.get("id")
         if not provider_id:
+            detail = "StartRun answered without a run id"
+            if not answered_by_aws(response):
+                raise not_the_service(detail)
             # An unparseable 2xx body reaches us as {}: the run may exist, so recover by key.
-            raise ProviderUnavailable(NAME, "StartRun answered without a run id")
+            raise ProviderUnavailable(NAME, detail)
         raw = response.get("status", "PENDING")
         logger.info("healthomics run started run=%s provider_id=%s", spec.run_id, provider_id)
         return Submission(
@@ -526,6 +666,17 @@ class HealthOmicsProvider:
             )
         return value
 
+    def _own_options(self, spec: RunSpec) -> tuple[str, ...]:
+        """The run's own options StartRun carries that other runs do not: the likely cause of an
+        access denial that names no culprit."""
+        settings = self.settings
+        own = {
+            "role_arn": spec.option("role_arn") not in (None, settings.healthomics_role_arn),
+            "output_uri": spec.option("output_uri") not in (None, settings.healthomics_output_uri),
+            "workflow_owner_id": spec.option("workflow_owner_id") is not None,
+        }
+        return tuple(option for option, differs in own.items() if differs)
+
     def _output_uri(self, spec: RunSpec) -> str:
         value = spec.option("output_uri") or self.settings.healthomics_output_uri
         if value is None:
@@ -580,14 +731,10 @@ class HealthOmicsProvider:
                 exc.detail,
                 "check the network path to AWS STS (AWS_ENDPOINT_URL_STS, proxy, firewall)",
             )
+        except ProviderMisconfigured as exc:
+            return ProbeResult(name, False, exc.detail, exc.fix)
         except ProviderError as exc:
-            return ProbeResult(
-                name,
-                False,
-                exc.detail,
-                "configure boto3's credential chain: AWS_PROFILE, AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY, or an instance or task role",
-            )
+            return ProbeResult(name, False, exc.detail, CREDENTIALS_FIX)
         finally:
             sts.close()
         return ProbeResult(
@@ -619,7 +766,10 @@ class HealthOmicsProvider:
 
     # --- runs -----------------------------------------------------------------------------
     def _get_run(self, provider_id: str) -> Mapping[str, Any]:
-        return self._call("GetRun", partial(self.omics.get_run, id=provider_id))
+        run = self._call("GetRun", partial(self.omics.get_run, id=provider_id))
+        if "status" not in run and not answered_by_aws(run):
+            raise not_the_service("GetRun answered without a run status")
+        return run
 
     def _get_status(self, provider_id: str) -> ProviderStatus | None:
         try:
@@ -728,17 +878,20 @@ class HealthOmicsProvider:
         if not location:
             return {}
         bucket, prefix = _split_s3_uri(location)
+        installation = self.settings.healthomics_output_uri
+        ours = installation is not None and _split_s3_uri(installation)[0] == bucket
+        own: tuple[str, ...] = () if ours else ("output_uri",)
         base = f"{prefix}/" if prefix else ""
         candidates = [f"{base}logs/outputs.json", f"{base}logs/output.json"]
         if run.get("uuid"):
             candidates.append(f"{base}{run['uuid']}/logs/outputs.json")
         for key in candidates:
-            summary = self._read_summary(bucket, key)
+            summary = self._read_summary(bucket, key, own)
             if summary is not None:
                 return normalise_outputs(summary)
-        return self._list_outputs(bucket, f"{base}out/")
+        return self._list_outputs(bucket, f"{base}out/", own)
 
-    def _read_summary(self, bucket: str, key: str) -> dict[str, Any] | None:
+    def _read_summary(self, bucket: str, key: str, own: Sequence[str]) -> dict[str, Any] | None:
         def read() -> bytes | None:
             try:
                 return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -747,7 +900,7 @@ class HealthOmicsProvider:
                     return None
                 raise
 
-        body = self._call("GetObject", read)
+        body = self._call("GetObject", read, own)
         if body is None:
             return None
         try:
@@ -761,7 +914,7 @@ class HealthOmicsProvider:
             return None
         return summary
 
-    def _list_outputs(self, bucket: str, prefix: str) -> dict[str, Any]:
+    def _list_outputs(self, bucket: str, prefix: str, own: Sequence[str]) -> dict[str, Any]:
         """Group `out/<name>/...` objects into {name: [s3 URIs]}."""
         outputs: dict[str, list[str]] = {}
         token: str | None = None
@@ -769,7 +922,7 @@ class HealthOmicsProvider:
             arguments: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
             if token:
                 arguments["ContinuationToken"] = token
-            page = self._call("ListObjectsV2", partial(self.s3.list_objects_v2, **arguments))
+            page = self._call("ListObjectsV2", partial(self.s3.list_objects_v2, **arguments), own)
             for item in page.get("Contents", []):
                 key = item.get("Key", "")
                 name = key[len(prefix) :].split("/", 1)[0]
@@ -817,15 +970,16 @@ class HealthOmicsProvider:
                 return logs
 
     # --- calls ------------------------------------------------------------------------------
-    def _call(self, operation: str, func: Callable[[], T]) -> T:
-        """Make one API request per attempt: paced, translated, retried when transient."""
+    def _call(self, operation: str, func: Callable[[], T], own_options: Sequence[str] = ()) -> T:
+        """Make one API request per attempt: paced, translated, retried when transient.
+        `own_options` as for classify_error."""
 
         def attempt() -> T:
             if operation == "StartRun":
                 self.start_limiter.acquire()
             if operation not in S3_OPERATIONS:
                 self.limiter.acquire()
-            with self._translated(operation):
+            with self._translated(operation, own_options):
                 return func()
 
         try:
@@ -840,11 +994,11 @@ class HealthOmicsProvider:
             raise exc.error from exc.__cause__
 
     @contextmanager
-    def _translated(self, operation: str) -> Iterator[None]:
+    def _translated(self, operation: str, own_options: Sequence[str]) -> Iterator[None]:
         try:
             yield
         except (ClientError, BotoCoreError) as exc:
-            error = classify_error(exc, operation)
+            error = classify_error(exc, operation, own_options)
             logger.debug("healthomics %s failed: %r", operation, exc)
             if is_throttling(exc) and operation not in S3_OPERATIONS:
                 limiter = self.start_limiter if operation == "StartRun" else self.limiter

@@ -12,11 +12,38 @@ Every request passes the `limiter` once. Transient failures are retried by `call
 client's own 300-second maintenance sleeper and urllib3's `Retry-After` sleeps are switched off so
 a timer job cannot hang. Task JSON is read raw (`Resource.field`), never through the client's
 lazy attributes, which would send unmetered GETs.
+
+How the platform's answers map to the three error classes (`translate_error` decides; the call
+site says whether the request was about the configured default project):
+
+    answer                                                     class
+    no HTTP answer, 408, 429, 5xx (even an HTML 5xx page)      unavailable, retried
+    401, any request                                           misconfigured: the token
+    not the API's answer: a non-JSON error body (an HTML 4xx   misconfigured:
+      page, a wrong path on some web server), a non-JSON 2xx     SEVENBRIDGES_API_ENDPOINT
+    403/404 on the default project itself (GET of it, or a     misconfigured:
+      listing of its tasks)                                      SEVENBRIDGES_PROJECT
+    403/404 creating, 403 running a task in the default        misconfigured if a GET of the
+      project (the run names none)                               default project then answers
+    403 on a task known by id (status, details, abort, edit)     403/404 too, else rejected
+    403/404 in a project the run names itself (tag, engine     rejected: that run
+      parameter)
+    404 on a task known by id                                  not found
+    any other 4xx, client-side validation                      rejected
+
+The platform answers 404 ("does not exist or you do not have access") for a project, app or file
+its user cannot see, and 403 for a permission missing on one it can see. A 403 on a task known
+only by id cannot name the task's project, so the default project is asked: if the installation
+can still use it, the task lies in a project a run named, or only that task is off limits, and the
+run is blamed. Known limit: a token whose user may read the default project but lost its write or
+execute permission is reported per run (each claimed run ends in SYSTEM_ERROR naming the 403);
+`wesctl doctor` does not check permissions either. Misconfigured errors are never retried.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 import time
@@ -28,7 +55,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import sevenbridges
-from sevenbridges.errors import SbgError
+from sevenbridges.errors import NonJSONResponseError, SbgError
 from sevenbridges.http.error_handlers import maintenance_sleeper
 
 from wesctl.config import Settings
@@ -44,6 +71,7 @@ from wesctl.domain.types import (
 from wesctl.errors import ConfigError
 from wesctl.providers.base import (
     ProviderError,
+    ProviderMisconfigured,
     ProviderRejected,
     ProviderRunNotFound,
     ProviderUnavailable,
@@ -77,6 +105,15 @@ STATUS_MAP: dict[str, RunState] = {
 FINISHED = frozenset({"COMPLETED", "FAILED", "ABORTED"})
 CANCELED_MARKER = "wesctl-canceled=true"
 _PROBE_FIX = "check SEVENBRIDGES_API_ENDPOINT and the token; retry if the platform is unavailable"
+PROJECT_FIX = (
+    "check SEVENBRIDGES_PROJECT (owner/project) and that the token's user is a member of that "
+    "project"
+)
+ENDPOINT_FIX = (
+    "set SEVENBRIDGES_API_ENDPOINT to the platform's API URL, ending in /v2 "
+    "(e.g. https://api.sbgenomics.com/v2)"
+)
+MAX_BODY_SHOWN = 200  # characters of a body that is not the API's, in messages
 
 # Owner, project and app short names: letters, digits, '_', '-', '.'; the revision is a number.
 _NAME = r"[A-Za-z0-9_.-]+"
@@ -86,6 +123,8 @@ PROJECT_ID = re.compile(rf"{_NAME}/{_NAME}")
 # repeated create safe without first looking for the task.
 _REFUSED_STATUSES = frozenset({408, 429, 503})
 _UNAVAILABLE_STATUSES = frozenset({408, 429})
+_DENIED = frozenset({403, 404})  # how the platform refuses a project, app or task
+_FORBIDDEN = frozenset({403})  # on a known task: 404 means the task is gone
 
 
 def map_status(raw: str) -> RunState | None:
@@ -247,22 +286,43 @@ def task_logs(jobs: Any) -> list[TaskLog]:
     return logs
 
 
+def token_fix(endpoint: str | None) -> str:
+    target = f" for {endpoint}" if endpoint else ""
+    return (
+        f"set a valid API token{target} in SEVENBRIDGES_API_TOKEN "
+        "(or the systemd credential 'sevenbridges-api-token')"
+    )
+
+
 def translate_error(
-    exc: SbgError,
+    exc: SbgError | ValueError,
     operation: str,
     retry_after: float | None = None,
     secret: str | None = None,
+    *,
+    endpoint: str | None = None,
+    about_default_project: bool = False,
 ) -> ProviderError:
-    """Classify a client error: throttling (429), 408, 5xx and transport failures (no status) are
-    transient; anything else the platform or the client refused is permanent, 404 as not found.
+    """Classify a client error by the table in the module docstring (the one place that decides).
 
-    `retry_after` is kept for a 429; `secret` (the token) is blanked out of the message.
+    `about_default_project` says the request was about the configured default project itself.
+    A ValueError is a 2xx body the client could not decode. `retry_after` is kept for a 429;
+    `secret` (the token) is blanked out of the message.
     """
+    if isinstance(exc, ValueError):
+        return ProviderMisconfigured(
+            PROVIDER,
+            f"{operation} failed: {endpoint or 'the endpoint'} answered with a body that is not "
+            "JSON, so it is not the Seven Bridges API",
+            ENDPOINT_FIX,
+        )
     try:
         status = int(exc.status) if exc.status is not None else None
     except (TypeError, ValueError):
         status = None
     text = str(exc.message or type(exc).__name__)
+    if isinstance(exc, NonJSONResponseError):
+        text = " ".join(text.split())[:MAX_BODY_SHOWN]
     if secret:
         text = text.replace(secret, "********")
     message = f"{operation} failed: {text}"
@@ -272,6 +332,17 @@ def translate_error(
         return ProviderUnavailable(
             PROVIDER, message, retry_after=retry_after if status == 429 else None
         )
+    if isinstance(exc, NonJSONResponseError):
+        return ProviderMisconfigured(
+            PROVIDER,
+            f"{operation} failed: {endpoint or 'the endpoint'} answered HTTP {status} with a body "
+            f"that is not the Seven Bridges API's: {text}",
+            ENDPOINT_FIX,
+        )
+    if status == 401:
+        return ProviderMisconfigured(PROVIDER, message, token_fix(endpoint))
+    if status in _DENIED and about_default_project:
+        return ProviderMisconfigured(PROVIDER, message, PROJECT_FIX)
     if status == 404:
         return ProviderRunNotFound(PROVIDER, message)
     return ProviderRejected(PROVIDER, message)
@@ -363,7 +434,7 @@ class SevenBridgesProvider:
             except _MaybeCreated as exc:
                 raise exc.error from exc.error.__cause__
             record_provider_id(task.id)
-        task = self._run_draft(task)
+        task = self._run_draft(task, project)
         logger.info(
             "submitted run=%s task=%s status=%s adopted=%s",
             spec.run_id,
@@ -413,14 +484,16 @@ class SevenBridgesProvider:
                 if error.get("status") == 404:
                     result[provider_id] = None
                     continue
-                raise translate_error(
-                    SbgError(
-                        message=error.get("message"),
-                        code=error.get("code"),
-                        status=error.get("status"),
-                    ),
-                    f"get task {provider_id}",
+                refusal = SbgError(
+                    message=error.get("message"), code=error.get("code"), status=error.get("status")
                 )
+                with self._access_checked(None):
+                    raise translate_error(
+                        refusal,
+                        f"get task {provider_id}",
+                        secret=self._api.token,
+                        endpoint=self._endpoint,
+                    ) from refusal
         return result
 
     def new_pass(self) -> None:
@@ -437,7 +510,8 @@ class SevenBridgesProvider:
             task = self._get_task(provider_id)
         outputs = task.field("outputs")
         try:
-            execution = self._retry("get execution details", task.get_execution_details)
+            with self._access_checked(None):
+                execution = self._retry("get execution details", task.get_execution_details)
             jobs = execution.field("jobs")
         except ProviderRunNotFound:  # never ran, or details not kept: no logs, not an error
             jobs = []
@@ -460,10 +534,11 @@ class SevenBridgesProvider:
             if is_canceled_draft(status, task.field("description")):
                 return
             try:
-                if status == "DRAFT":
-                    self._mark_canceled(task)
-                else:
-                    self._retry("abort task", task.abort)
+                with self._access_checked(None):
+                    if status == "DRAFT":
+                        self._mark_canceled(task)
+                    else:
+                        self._retry("abort task", task.abort)
                 logger.info("cancel task=%s: was %s", provider_id, status)
                 return
             except ProviderRunNotFound:
@@ -556,6 +631,7 @@ class SevenBridgesProvider:
             if since.tzinfo is not None:
                 since = since.astimezone(UTC).replace(tzinfo=None)
             created_from = (since - LOOKUP_MARGIN).strftime("%Y-%m-%dT%H:%M:%S")
+        about_default = project == self._default_project
         page = self._retry(
             "list tasks",
             lambda: self._api.tasks.query(
@@ -566,6 +642,7 @@ class SevenBridgesProvider:
                 limit=PAGE_SIZE,
                 api=self._api,
             ),
+            about_default_project=about_default,
         )
         matches: list[Any] = []
         while True:
@@ -576,7 +653,7 @@ class SevenBridgesProvider:
             )
             if not any(str(link.field("rel")).lower() == "next" for link in page.links):
                 break
-            page = self._retry("list tasks", page.next_page)
+            page = self._retry("list tasks", page.next_page, about_default_project=about_default)
         return matches
 
     def _delete_duplicate(self, task: Any, run_id: str) -> None:
@@ -600,7 +677,7 @@ class SevenBridgesProvider:
 
         def create() -> Any:
             try:
-                with _not_a_missing_run():
+                with self._access_checked(project, _DENIED), _not_a_missing_run():
                     return self._call(
                         "create task",
                         lambda: self._api.tasks.create(
@@ -620,7 +697,7 @@ class SevenBridgesProvider:
 
         return self._retried(create)
 
-    def _run_draft(self, task: Any) -> Any:
+    def _run_draft(self, task: Any, project: str) -> Any:
         """Run `task` if it is a runnable DRAFT; each retry re-reads it, so it runs once."""
         attempt = 0
 
@@ -632,7 +709,8 @@ class SevenBridgesProvider:
             status = task.field("status")
             if status != "DRAFT" or is_canceled_draft(status, task.field("description")):
                 return task
-            task = self._call("run task", task.run)
+            with self._access_checked(project):
+                task = self._call("run task", task.run)
             errors = task.field("errors")
             if task.field("status") == "DRAFT" and errors:
                 raise ProviderRejected(
@@ -656,17 +734,13 @@ class SevenBridgesProvider:
         name = f"{PROVIDER} token"
         try:
             user = self._call("get user", lambda: self._api.users.me(api=self._api))
+        except ProviderMisconfigured as exc:
+            if getattr(exc.__cause__, "status", None) == 401:
+                detail = "SEVENBRIDGES_API_TOKEN was rejected (401)"
+                return ProbeResult(name, False, detail, exc.fix)
+            return ProbeResult(name, False, exc.detail, exc.fix)
         except ProviderError as exc:
-            status = getattr(exc.__cause__, "status", None)
-            if status == 401:
-                return ProbeResult(
-                    name,
-                    False,
-                    "SEVENBRIDGES_API_TOKEN was rejected (401)",
-                    f"set a valid API token for {self._endpoint} in SEVENBRIDGES_API_TOKEN "
-                    "(or the systemd credential 'sevenbridges-api-token')",
-                )
-            if status is None:  # no HTTP answer at all
+            if getattr(exc.__cause__, "status", None) is None:  # no HTTP answer at all
                 return ProbeResult(
                     name,
                     False,
@@ -682,27 +756,32 @@ class SevenBridgesProvider:
     def _probe_project(self, project: str) -> ProbeResult:
         name = f"{PROVIDER} project"
         try:
-            self._call("get project", lambda: self._api.projects.get(id=project, api=self._api))
-        except ProviderError as exc:
-            if getattr(exc.__cause__, "status", None) in (403, 404):
+            self._call(
+                "get project",
+                lambda: self._api.projects.get(id=project, api=self._api),
+                about_default_project=True,
+            )
+        except ProviderMisconfigured as exc:
+            if getattr(exc.__cause__, "status", None) in _DENIED:
                 return ProbeResult(
-                    name,
-                    False,
-                    f"project {project} not found or not accessible",
-                    "check SEVENBRIDGES_PROJECT (owner/project) and that the token's user is a "
-                    "member of that project",
+                    name, False, f"project {project} not found or not accessible", exc.fix
                 )
+            return ProbeResult(name, False, exc.detail, exc.fix)
+        except ProviderError as exc:
             return ProbeResult(name, False, exc.detail, _PROBE_FIX)
         return ProbeResult(name, True, f"project {project} is accessible")
 
     def _get_task(self, provider_id: str) -> Any:
-        return self._retry("get task", lambda: self._api.tasks.get(provider_id, api=self._api))
+        with self._access_checked(None):
+            return self._retry("get task", lambda: self._api.tasks.get(provider_id, api=self._api))
 
     # --- calls, retries and errors ------------------------------------------------------
-    def _call(self, operation: str, func: Callable[[], T]) -> T:
+    def _call(
+        self, operation: str, func: Callable[[], T], *, about_default_project: bool = False
+    ) -> T:
         """Make one API request: wait for the limiter, translate errors."""
         self.limiter.acquire()
-        with self._translated_errors(operation):
+        with self._translated_errors(operation, about_default_project):
             return func()
 
     def _retried(self, func: Callable[[], T]) -> T:
@@ -714,22 +793,60 @@ class SevenBridgesProvider:
             sleep=self._sleep,
         )
 
-    def _retry(self, operation: str, func: Callable[[], T]) -> T:
-        return self._retried(lambda: self._call(operation, func))
+    def _retry(
+        self, operation: str, func: Callable[[], T], *, about_default_project: bool = False
+    ) -> T:
+        return self._retried(
+            lambda: self._call(operation, func, about_default_project=about_default_project)
+        )
 
     @contextmanager
-    def _translated_errors(self, operation: str) -> Iterator[None]:
+    def _translated_errors(self, operation: str, about_default_project: bool) -> Iterator[None]:
         """Turn client errors into the ProviderError family; back off the limiter on 429."""
         try:
             yield
-        except SbgError as exc:
+        except (SbgError, json.JSONDecodeError) as exc:  # the latter: a 2xx body that isn't JSON
             retry_after = None
-            if exc.status == 429:
+            if isinstance(exc, SbgError) and exc.status == 429:
                 retry_after = self._seconds_to_quota_reset()
                 self.limiter.penalize(retry_after if retry_after is not None else 1.0)
-            error = translate_error(exc, operation, retry_after, secret=self._api.token)
-            logger.debug("Seven Bridges %s: %s (code=%s)", operation, error, exc.code)
+            error = translate_error(
+                exc,
+                operation,
+                retry_after,
+                secret=self._api.token,
+                endpoint=self._endpoint,
+                about_default_project=about_default_project,
+            )
+            logger.debug("Seven Bridges %s: %s", operation, error)
             raise error from exc
+
+    @contextmanager
+    def _access_checked(
+        self, project: str | None, statuses: frozenset[int] = _FORBIDDEN
+    ) -> Iterator[None]:
+        """Blame the installation for a refusal (`statuses`) of a request in the default project
+        (`project`; None for a task known only by id) when the default project itself is not
+        accessible: one GET of it decides, on this error path only. Otherwise the run is
+        blamed, as the refusal says."""
+        try:
+            yield
+        except ProviderRejected as exc:
+            default = self._default_project
+            status = getattr(exc.__cause__, "status", None)
+            if status not in statuses or not default or project not in (None, default):
+                raise
+            try:
+                self._call(
+                    "get project",
+                    lambda: self._api.projects.get(id=default, api=self._api),
+                    about_default_project=True,
+                )
+            except (ProviderMisconfigured, ProviderUnavailable):
+                raise  # the installation's, or undecided for now
+            except ProviderRejected:
+                pass
+            raise
 
     def _remember_quota_reset(self, response: Any, *args: Any, **kwargs: Any) -> None:
         """requests response hook: note when a throttled quota refills (X-RateLimit-Reset)."""
