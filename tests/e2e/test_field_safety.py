@@ -18,6 +18,7 @@ from tests.contract.aws_fixtures import s3_client
 from tests.e2e.providers import (
     HO_WORKFLOW,
     SBG_APP,
+    SBG_TOKEN,
     healthomics_env,
     sevenbridges_env,
     sevenbridges_fake,
@@ -116,6 +117,19 @@ def test_the_original_variable_names_alone_serve_every_configured_provider(site:
     site.cli_json("sync-status", env=env)
     assert site.row(sbg_run).state == "COMPLETE"
     assert site.row(omics_run).state == "COMPLETE"
+
+
+def test_without_any_aws_region_the_original_fallback_region_is_used(site: Site) -> None:
+    env = {
+        key: value
+        for key, value in site.original_names_only().items()
+        if key not in ("AWS_REGION", "AWS_DEFAULT_REGION")
+    }
+    run_id = site.add_healthomics_run()
+    result = site.cli("submit-queued", env=env)
+    assert result.exit_code == 0, result.output
+    assert "using us-east-1" in result.stderr
+    assert site.omics.runs_for(run_id) == 1
 
 
 def test_two_hosts_each_submit_only_their_providers_runs(site: Site) -> None:
@@ -267,3 +281,90 @@ def test_a_provider_status_longer_than_its_column_is_stored_cut(site: Site) -> N
     site.cli_json("sync-status")
     assert site.row(run_id).provider_status == long_status[:50]
     assert site.row(other).state == "RUNNING", "the rest of the batch is synced"
+
+
+# --- credentials the provider refuses ---------------------------------------------------------
+
+
+def _untouched(site: Site, run_ids: list[str], state: str = "QUEUED") -> None:
+    for run_id in run_ids:
+        row = site.row(run_id)
+        assert (row.state, row.claimed_by) == (state, None), run_id
+        if state == "QUEUED":
+            assert (row.submit_attempts, row.provider_id) == (0, None), run_id
+
+
+def _history_rows(site: Site) -> int:
+    with site.engine.connect() as connection:
+        return int(connection.execute(text("SELECT count(*) FROM run_state_history")).scalar_one())
+
+
+def _one_line_naming(stderr: str, *words: str) -> None:
+    lines = [line for line in stderr.splitlines() if all(word in line for word in words)]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+
+
+def test_a_rejected_seven_bridges_token_changes_no_run(site: Site) -> None:
+    runs = [site.add_sevenbridges_run() for _ in range(5)]
+    site.sbg.reject_token(SBG_TOKEN)
+    history = _history_rows(site)
+
+    result = site.cli("submit-queued")
+    assert result.exit_code == 78, result.output
+    _one_line_naming(result.stderr, "sevenbridges", "SEVENBRIDGES_API_TOKEN")
+    _untouched(site, runs)
+    assert _history_rows(site) == history
+    assert "SEVENBRIDGES_API_TOKEN" in site.row(runs[0]).last_error
+    assert all(not site.sbg.tasks_for_run(run_id) for run_id in runs)
+    status = site.cli_json("status")
+    assert any("sevenbridges" in line and "token" in line.lower() for line in status["warnings"])
+
+    site.sbg.accept_token(SBG_TOKEN)  # the operator installs a valid token
+    assert site.cli_json("submit-queued")["counts"] == {"submitted": 5}
+    assert [len(site.sbg.tasks_for_run(run_id)) for run_id in runs] == [1] * 5
+
+
+@pytest.mark.parametrize("code", ["UnrecognizedClientException", "ExpiredTokenException"])
+def test_rejected_aws_credentials_change_no_run(site: Site, code: str) -> None:
+    runs = [site.add_healthomics_run() for _ in range(5)]
+    site.omics.reject_credentials(site.env["AWS_ACCESS_KEY_ID"], code)
+
+    result = site.cli("submit-queued")
+    assert result.exit_code == 78, result.output
+    _one_line_naming(result.stderr, "healthomics", "credential")
+    _untouched(site, runs)
+    assert all(site.omics.runs_for(run_id) == 0 for run_id in runs)
+
+    site.omics.accept_credentials(site.env["AWS_ACCESS_KEY_ID"])
+    assert site.cli_json("submit-queued")["counts"] == {"submitted": 5}
+    assert [site.omics.runs_for(run_id) for run_id in runs] == [1] * 5
+
+
+def test_credentials_rejected_during_sync_and_cancel_change_no_run(site: Site) -> None:
+    sbg_runs = [site.add_sevenbridges_run() for _ in range(3)]
+    omics_runs = [site.add_healthomics_run() for _ in range(3)]
+    site.cli_json("submit-queued")
+    for run_id in sbg_runs:
+        site.sbg.set_status(site.row(run_id).provider_id, "RUNNING")
+    site.set_state(sbg_runs[0], "CANCELED")  # the WES API's cancel: wesctl must stop the task
+    site.sbg.reject_token(SBG_TOKEN)
+    history = _history_rows(site)
+
+    result = site.cli("sync-status")
+    assert result.exit_code == 78, result.output
+    _one_line_naming(result.stderr, "sevenbridges", "SEVENBRIDGES_API_TOKEN")
+    _untouched(site, sbg_runs[1:], "INITIALIZING")
+    assert site.row(sbg_runs[0]).cancel_sent_at is None, "the stop stays pending"
+    assert {site.row(run_id).state for run_id in omics_runs} == {"INITIALIZING"}
+    assert _history_rows(site) == history
+
+    result = site.cli("cancel")
+    assert result.exit_code == 78, result.output
+    assert site.row(sbg_runs[0]).cancel_sent_at is None
+    assert _history_rows(site) == history
+
+    site.sbg.accept_token(SBG_TOKEN)
+    site.cli_json("sync-status")
+    assert site.sbg.task(site.row(sbg_runs[0]).provider_id).status == "ABORTED"
+    assert {site.row(run_id).state for run_id in sbg_runs[1:]} == {"RUNNING"}

@@ -71,7 +71,6 @@ from botocore.exceptions import (
     CredentialRetrievalError,
     HTTPClientError,
     NoCredentialsError,
-    NoRegionError,
     ParamValidationError,
     PartialCredentialsError,
     SSOError,
@@ -88,7 +87,6 @@ from wesctl.domain.types import (
     Submission,
     TaskLog,
 )
-from wesctl.errors import ConfigError
 from wesctl.providers.base import (
     ProviderError,
     ProviderMisconfigured,
@@ -1066,15 +1064,21 @@ def build(
 ) -> HealthOmicsProvider:
     """Build the adapter from boto3's standard configuration plus wesctl's timeouts.
 
+    With no region anywhere in boto3's chain (AWS_REGION, AWS_DEFAULT_REGION, the profile),
+    the original daemon's fallback `us-east-1` is used and said once in the log, so an
+    installation configured as the original daemon was keeps working.
     `sleep` is the retry back-off's sleep (tests pass a no-op).
     """
     session = boto3.session.Session(region_name=settings.aws_region or None)
+    if session.region_name is None:
+        logger.info(
+            "no AWS region configured; using %s, as the original daemon did", FALLBACK_REGION
+        )
+        session = boto3.session.Session(region_name=FALLBACK_REGION)
     config = client_config(settings)
-    try:
-        omics = session.client("omics", config=config)
-        s3 = session.client("s3", config=config)
-    except NoRegionError:
-        raise ConfigError(
-            "the healthomics provider needs an AWS region: set AWS_REGION (or a profile's region)"
-        ) from None
+    omics = session.client("omics", config=config)
+    s3 = session.client("s3", config=config)
     return HealthOmicsProvider(settings, omics, s3, sleep=sleep)
+
+
+FALLBACK_REGION = "us-east-1"
