@@ -578,16 +578,17 @@ def retry_command(
     ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(help="A run in SYSTEM_ERROR.")],
 ) -> None:
-    """Put a SYSTEM_ERROR run back in the queue (recorded in its history).
+    """Put a SYSTEM_ERROR run back in the queue (recorded in its history), never starting a
+    second provider run: one its last submission left running is kept and adopted.
 
     Example: wesctl retry 2f1c6b7e-8d7e-4f6a-9a55-3b1f0c2d9e11
     """
-    from wesctl.services.runs import retry_run
+    from wesctl.services.submit import retry_run
 
     with cli_errors():
         runtime = _open(ctx, "retry")
-        retry_run(runtime, run_id)
-    typer.echo(f"{run_id} re-queued")
+        done = retry_run(runtime, run_id)
+    typer.echo(f"{run_id} {done}")
 
 
 @app.command("status")

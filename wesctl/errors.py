@@ -4,6 +4,7 @@ WesctlError (1)
 ├── ConfigError (78, EX_CONFIG)            bad setting, unknown provider, missing secret
 ├── SchemaError (78)                        database schema missing, behind or incompatible
 ├── DatabaseUnavailable (75, EX_TEMPFAIL)   cannot connect / database went away
+├── TryAgainLater (75)                      a provider could not answer what an action needs
 ├── RunNotFound (1)                         no such run id
 └── InvalidRun (1)                          a run row or request that cannot be submitted
 """
@@ -42,6 +43,10 @@ class SchemaError(WesctlError):
 
 
 class DatabaseUnavailable(WesctlError):
+    exit_code = EX_TEMPFAIL
+
+
+class TryAgainLater(WesctlError):
     exit_code = EX_TEMPFAIL
 
 

@@ -44,7 +44,6 @@ from tests.contract.aws_fixtures import (
 from tests.contract.base import FakeClock
 from wesctl.domain.states import RunState
 from wesctl.domain.types import RunSpec
-from wesctl.errors import ConfigError
 from wesctl.fakes.healthomics import HealthOmicsFake
 from wesctl.fakes.http import FakeClock as ServiceClock
 from wesctl.providers.base import (
@@ -497,12 +496,17 @@ def test_connection_pool_holds_a_connection_per_worker(tmp_path: Path) -> None:
     built.close()
 
 
-def test_missing_region_is_a_configuration_error(env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_without_a_region_the_original_daemons_us_east_1_is_used(
+    env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     env.delenv("AWS_REGION")
     env.delenv("AWS_DEFAULT_REGION")
     settings = replace(make_settings(tmp_path), aws_region=None)
-    with pytest.raises(ConfigError, match="AWS_REGION"):
-        build(settings)
+    provider = build(settings)
+    try:
+        assert provider.omics.meta.region_name == "us-east-1"
+    finally:
+        provider.close()
 
 
 def test_missing_credentials_are_the_installations(env: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -155,6 +155,7 @@ class QueuedRun:
     claimed_by: str | None
     claim_expires_at: datetime | None
     submitted: bool
+    last_error: str | None
 
 
 def _queued_runs(
@@ -179,6 +180,7 @@ def _queued_runs(
             WorkflowRun.claimed_by,
             WorkflowRun.claim_expires_at,
             WorkflowRun.submitted_at,
+            WorkflowRun.last_error,
         )
         .where(*conditions)
         .order_by(WorkflowRun.start_time, WorkflowRun.run_id)
@@ -207,6 +209,7 @@ def _queued_runs(
                 claimed_by=row.claimed_by,
                 claim_expires_at=row.claim_expires_at,
                 submitted=row.submitted_at is not None,
+                last_error=row.last_error,
             )
         )
     return runs

@@ -93,6 +93,14 @@ class Provider(Protocol):
         """
         ...
 
+    def lookup(
+        self, spec: RunSpec, *, idempotency_key: str, known_provider_id: str | None
+    ) -> str | None:
+        """Return the id of the provider run this submission (`idempotency_key`) created, or
+        None when the provider answered that none exists; create nothing. Raises
+        ProviderUnavailable when that cannot be told now (the run must then not be given up)."""
+        ...
+
     def statuses(self, provider_ids: Sequence[str]) -> Mapping[str, ProviderStatus | None]:
         """Return the status of each id (None where the provider has no such run)."""
         ...

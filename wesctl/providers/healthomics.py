@@ -525,6 +525,21 @@ class HealthOmicsProvider:
             },
         )
 
+    def lookup(
+        self, spec: RunSpec, *, idempotency_key: str, known_provider_id: str | None
+    ) -> str | None:
+        """Return the id of the run this submission started (the recorded id if HealthOmics has
+        it, else the run named wes-<run_id> carrying the key's tag), starting nothing. None
+        means HealthOmics answered that there is none."""
+        if known_provider_id is not None:
+            try:
+                self._get_run(known_provider_id)
+                return known_provider_id
+            except ProviderRunNotFound:
+                logger.info("run=%s recorded run %s does not exist", spec.run_id, known_provider_id)
+        found = self._find_run(f"wes-{spec.run_id}", spec.run_id, idempotency_key)
+        return found[0] if found is not None else None
+
     def statuses(self, provider_ids: Sequence[str]) -> Mapping[str, ProviderStatus | None]:
         """GetRun each id when that costs no more calls than the last listing; otherwise read
         them from a ListRuns snapshot and GetRun only the DELETED and unlisted ones. A FAILED

@@ -144,15 +144,22 @@ def task_description(run_id: str, idempotency_key: str) -> str:
     return (
         f"Submitted by wesctl for WES run {run_id}.\n"
         f"{run_marker(run_id)}\n"
-        f"wesctl-key={idempotency_key}"
+        f"{key_marker(idempotency_key)}"
     )
 
 
-def carries_marker(name: Any, description: Any, run_id: str) -> bool:
-    """True if a task's name and description mark it as WES run `run_id`'s task."""
+def key_marker(idempotency_key: str) -> str:
+    return f"wesctl-key={idempotency_key}"
+
+
+def carries_marker(name: Any, description: Any, run_id: str, idempotency_key: str) -> bool:
+    """True if a task's name and description mark it as the task of WES run `run_id`'s
+    submission `idempotency_key` (a retried run has a new key, so its earlier, finished task is
+    never taken for the new submission's)."""
     if name != task_name(run_id) or not isinstance(description, str):
         return False
-    return run_marker(run_id) in description.splitlines()
+    lines = description.splitlines()
+    return run_marker(run_id) in lines and key_marker(idempotency_key) in lines
 
 
 def is_canceled_draft(status: Any, description: Any) -> bool:
@@ -424,7 +431,7 @@ class SevenBridgesProvider:
         if known_provider_id:
             task = self._get_task(known_provider_id)
         elif may_exist:
-            task = self._find_task(spec, project)
+            task = self._find_task(spec, project, idempotency_key)
             if task is not None:
                 record_provider_id(task.id)
         adopted = task is not None
@@ -452,6 +459,23 @@ class SevenBridgesProvider:
                 "task_name": task_name(spec.run_id),
             },
         )
+
+    def lookup(
+        self, spec: RunSpec, *, idempotency_key: str, known_provider_id: str | None
+    ) -> str | None:
+        """Return the id of the task this submission created (the recorded id if the platform
+        has it, else the task carrying the run's and the key's marker), creating nothing. None
+        means the platform answered that there is none."""
+        self.validate(spec)
+        if known_provider_id:
+            try:
+                return str(self._get_task(known_provider_id).id)
+            except ProviderRunNotFound:
+                logger.info(
+                    "run=%s recorded task %s does not exist", spec.run_id, known_provider_id
+                )
+        task = self._find_task(spec, self._project(spec), idempotency_key)
+        return str(task.id) if task is not None else None
 
     def statuses(self, provider_ids: Sequence[str]) -> dict[str, ProviderStatus | None]:
         """Return every id's status (None where the platform has no such task), 100 per call."""
@@ -589,13 +613,13 @@ class SevenBridgesProvider:
             )
         return project
 
-    def _find_task(self, spec: RunSpec, project: str) -> Any | None:
+    def _find_task(self, spec: RunSpec, project: str, idempotency_key: str) -> Any | None:
         """Find the task an earlier attempt created for this run; keep one, delete extra drafts.
 
         A task that was run (or a canceled draft) wins over drafts; among equals the oldest.
         """
         with _not_a_missing_run():
-            matches = self._marked_tasks(spec, project)
+            matches = self._marked_tasks(spec, project, idempotency_key)
         if not matches:
             return None
         matches.sort(key=lambda task: parse_time(task.field("created_time")) or _EPOCH)
@@ -621,7 +645,7 @@ class SevenBridgesProvider:
         logger.info("found task=%s for run=%s", keep.id, spec.run_id)
         return keep
 
-    def _marked_tasks(self, spec: RunSpec, project: str) -> list[Any]:
+    def _marked_tasks(self, spec: RunSpec, project: str, idempotency_key: str) -> list[Any]:
         """List the project's tasks created since the run was queued, less a margin (all of
         them when the queue time is unknown), newest first and every page, and return those
         carrying the run's marker; the API cannot filter by name or description."""
@@ -649,7 +673,9 @@ class SevenBridgesProvider:
             matches.extend(
                 task
                 for task in page
-                if carries_marker(task.field("name"), task.field("description"), spec.run_id)
+                if carries_marker(
+                    task.field("name"), task.field("description"), spec.run_id, idempotency_key
+                )
             )
             if not any(str(link.field("rel")).lower() == "next" for link in page.links):
                 break

@@ -14,7 +14,7 @@ from wesctl.db.tables import RUN_ID_LENGTH, WorkflowRun
 from wesctl.domain.providers import PROVIDER_TAG
 from wesctl.domain.states import RunState
 from wesctl.errors import InvalidRun, RunNotFound
-from wesctl.services.runtime import Runtime, log_transition
+from wesctl.services.runtime import Runtime
 
 
 @dataclass(frozen=True)
@@ -224,54 +224,3 @@ def show_run(runtime: Runtime, run_id: str) -> RunView:
         history=transitions,
         unreadable=[why for _, why in documents.values() if why is not None],
     )
-
-
-def retry_run(runtime: Runtime, run_id: str) -> str:
-    """Put a SYSTEM_ERROR run back in the queue with a fresh submission key; return the key.
-
-    The old provider id and key are dropped so the next submission starts a new provider run
-    (the failed attempt's run, if any, is finished or never existed).
-    """
-    key = f"wesctl-{run_id}-{uuid.uuid4().hex[:8]}"
-    providers = ProviderFilter(runtime.settings.default_provider)
-    with database_errors(), runtime.sessions.begin() as session:
-        rows = run_queries.run_rows(session, providers, run_id=run_id)
-        if not rows:
-            raise RunNotFound(f"no run with id {run_id!r}")
-        row = rows[0]
-        if row.state != RunState.SYSTEM_ERROR:
-            raise InvalidRun(f"run {run_id} is {row.state}; only SYSTEM_ERROR runs can be retried")
-        moved = run_queries.transition(
-            session,
-            run_id,
-            from_state=RunState.SYSTEM_ERROR.value,
-            values={
-                "state": RunState.QUEUED.value,
-                "end_time": None,
-                "provider_id": None,
-                "provider_status": None,
-                "provider_metadata": None,
-                "outputs": None,
-                "submission_key": key,
-                "submit_attempts": 0,
-                "submitted_at": None,
-                "claimed_by": None,
-                "claim_expires_at": None,
-                "not_found_count": 0,
-                "cancel_sent_at": None,
-                "provider_changed_at": None,
-            },
-        )
-        if not moved:
-            raise InvalidRun(f"run {run_id} changed state meanwhile; try again")
-        reason = f"re-queued by operator (previous error: {row.last_error or '-'})"
-        run_queries.add_transition(
-            session,
-            run_id,
-            RunState.SYSTEM_ERROR.value,
-            RunState.QUEUED.value,
-            reason,
-            runtime.actor,
-        )
-    log_transition(run_id, row.provider, RunState.SYSTEM_ERROR, RunState.QUEUED, reason)
-    return key

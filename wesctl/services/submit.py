@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -32,9 +33,17 @@ from wesctl.config import PROVIDER_NAMES
 from wesctl.db import runs as run_queries
 from wesctl.db.engine import database_errors, utcnow
 from wesctl.db.runs import ProviderFilter, QueuedRun
-from wesctl.domain.states import RunState
+from wesctl.domain.states import TERMINAL_STATES, RunState
 from wesctl.domain.types import RunSpec, Submission
-from wesctl.errors import EX_CONFIG, EX_TEMPFAIL, ConfigError, InvalidRun, WesctlError
+from wesctl.errors import (
+    EX_CONFIG,
+    EX_TEMPFAIL,
+    ConfigError,
+    InvalidRun,
+    RunNotFound,
+    TryAgainLater,
+    WesctlError,
+)
 from wesctl.providers.base import ProviderMisconfigured, ProviderRejected, ProviderUnavailable
 from wesctl.services.runtime import ProviderTrouble, Runtime, log_transition, pass_deadline
 
@@ -398,10 +407,53 @@ class Submitter:
 
     def _requeue(self, claim: Claim, reason: str) -> RunOutcome:
         if claim.attempts >= self.settings.max_submit_attempts:
-            return self._fail(
-                claim,
-                f"gave up after {claim.attempts} submission attempts; last error: {reason}",
+            return self._give_up(claim, reason)
+        return self._keep_queued(claim, reason)
+
+    def _give_up(self, claim: Claim, reason: str) -> RunOutcome:
+        """The attempts are used up, but an earlier attempt may have created a provider run (a
+        lost answer, a recorded draft). The run ends only once the provider proves that nothing
+        exists for its submission key; a provider run that exists is adopted; while the
+        provider cannot tell, the run stays queued and is looked up again next pass."""
+        assert claim.spec is not None
+        provider = self.runtime.provider(claim.provider)
+        try:
+            found = provider.lookup(
+                claim.spec,
+                idempotency_key=claim.submission_key,
+                known_provider_id=claim.known_provider_id,
             )
+            if found is None:
+                return self._fail(
+                    claim,
+                    f"gave up after {claim.attempts} submission attempts; {claim.provider} "
+                    f"confirmed that no run exists for submission key {claim.submission_key}; "
+                    f"last error: {reason}",
+                )
+            self._record_id(claim, found)
+            submission = provider.submit(
+                claim.spec,
+                idempotency_key=claim.submission_key,
+                known_provider_id=found,
+                may_exist=True,
+                record_provider_id=lambda provider_id: self._record_id(claim, provider_id),
+            )
+        except ClaimLost:
+            return RunOutcome(claim.run_id, SKIPPED, claim.provider, reason="claim taken over")
+        except ProviderMisconfigured as exc:
+            return self._blocked(claim, self.trouble.mark(exc))
+        except ProviderRejected as exc:
+            return self._fail(claim, exc.message)
+        except WesctlError as exc:
+            return self._keep_queued(
+                claim,
+                f"{reason}; the attempts are used up but whether {claim.provider} holds a run "
+                f"for this submission cannot be told now ({exc.message}); looked up again "
+                "next pass",
+            )
+        return self._submitted(claim, submission)
+
+    def _keep_queued(self, claim: Claim, reason: str) -> RunOutcome:
         with database_errors(), self.runtime.sessions.begin() as session:
             self._finish(
                 session,
@@ -568,8 +620,6 @@ def submit_one(runtime: Runtime, run_id: str) -> Report:
     with database_errors(), runtime.readers() as session:
         row = run_queries.queued_run(session, run_id, runtime.settings.default_provider)
     if row is None:
-        from wesctl.errors import RunNotFound
-
         raise RunNotFound(f"no run with id {run_id!r}")
     claimed = row.claimed_by is not None and (
         row.claim_expires_at is not None and row.claim_expires_at > utcnow()
@@ -706,3 +756,93 @@ def submit_runs(
                 )
             )
     return report
+
+
+def retry_run(runtime: Runtime, run_id: str) -> str:
+    """Put a SYSTEM_ERROR run back in the queue without ever adding a second provider run, and
+    say in one line what was done.
+
+    A provider run its last submission may have created (its recorded id, its key's marker) is
+    looked up first: one that is still going is kept, with the same key, for the next pass to
+    adopt; a fresh submission key is used only when nothing exists or what exists is final.
+    """
+    default = runtime.settings.default_provider
+    with database_errors(), runtime.readers() as session:
+        row = run_queries.queued_run(session, run_id, default)
+    if row is None:
+        raise RunNotFound(f"no run with id {run_id!r}")
+    if row.state != RunState.SYSTEM_ERROR:
+        raise InvalidRun(f"run {run_id} is {row.state}; only SYSTEM_ERROR runs can be retried")
+    live = _live_provider_run(runtime, row)
+    values: dict[str, Any] = {
+        "state": RunState.QUEUED.value,
+        "end_time": None,
+        "provider_status": None,
+        "provider_metadata": None,
+        "outputs": None,
+        "submitted_at": None,
+        "claimed_by": None,
+        "claim_expires_at": None,
+        "not_found_count": 0,
+        "cancel_sent_at": None,
+        "provider_stopped_at": None,
+        "provider_changed_at": None,
+    }
+    if live is not None:
+        values.update(provider_id=live, submit_attempts=1)
+        done = f"re-queued; its {row.provider} run {live} is still going and will be adopted"
+    else:
+        values.update(
+            provider_id=None,
+            submission_key=f"wesctl-{run_id}-{uuid.uuid4().hex[:8]}",
+            submit_attempts=0,
+        )
+        done = "re-queued with a new submission key (no provider run of it is going)"
+    reason = f"{done} (previous error: {row.last_error or '-'})"
+    with database_errors(), runtime.sessions.begin() as session:
+        if not run_queries.transition(
+            session, run_id, from_state=RunState.SYSTEM_ERROR.value, values=values
+        ):
+            raise InvalidRun(f"run {run_id} changed state meanwhile; try again")
+        run_queries.add_transition(
+            session,
+            run_id,
+            RunState.SYSTEM_ERROR.value,
+            RunState.QUEUED.value,
+            reason,
+            runtime.actor,
+        )
+    log_transition(run_id, row.provider, RunState.SYSTEM_ERROR, RunState.QUEUED, reason)
+    return done
+
+
+def _live_provider_run(runtime: Runtime, row: QueuedRun) -> str | None:
+    """The id of a provider run the run's last submission created that is not final, if any.
+    Raises TryAgainLater when the provider cannot tell now, ConfigError when it refuses us."""
+    if row.submission_key is None and row.provider_id is None:
+        return None  # never claimed: nothing was ever sent
+    if row.provider not in PROVIDER_NAMES:
+        return None  # ended for naming no provider wesctl knows: nothing was sent
+    try:
+        spec = spec_from_row(row)
+    except InvalidRun:
+        return None  # malformed rows are refused before any provider call
+    provider = runtime.provider(row.provider)
+    key = row.submission_key or f"wesctl-{row.run_id}"
+    try:
+        found = provider.lookup(spec, idempotency_key=key, known_provider_id=row.provider_id)
+        if found is None:
+            return None
+        status = provider.statuses([found]).get(found)
+    except ProviderMisconfigured as exc:
+        raise ConfigError(f"{exc.message}; fix: {exc.fix}") from None
+    except ProviderUnavailable as exc:
+        raise TryAgainLater(
+            f"cannot tell whether {row.provider} still runs a run of {row.run_id}: {exc.message}; "
+            "nothing was changed, try again later"
+        ) from None
+    except ProviderRejected:
+        return None  # the request itself is refused, so it never created a run
+    if status is None or status.state in TERMINAL_STATES:
+        return None
+    return found
