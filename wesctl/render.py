@@ -65,13 +65,13 @@ _BARE = re.compile(r'[^\s"=\\]+')  # a value needing no quotes
 
 
 def plain_value(value: Value) -> str:
-    """A value as it appears after `key=`: `-` for none, bare when it is one printable word,
-    else a JSON string (quotes, backslashes, newlines and other control characters escaped), so
+    """A value as it appears after `key=`: `-` for none, bare when it is one printable word
+    (other than `-`), else a JSON string (quotes, backslashes, newlines and other control characters escaped), so
     a value never spans lines or fools a parser."""
     if value is None:
         return "-"
     if value.isprintable():
-        if _BARE.fullmatch(value):
+        if _BARE.fullmatch(value) and value != "-":
             return value
         if '"' not in value and "\\" not in value:
             return f'"{value}"'
