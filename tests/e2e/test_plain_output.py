@@ -56,7 +56,7 @@ class World:
         """A run the provider rejected with `message` (its last error and history reason)."""
         run_id = self.add_run()
         self.fake.inject("permanent", "submit", count=None, message=message)
-        self.cli("submit-one", run_id, expect=1)
+        self.cli("submit-one", run_id, "--json", expect=1)
         self.fake.faults.rules.clear()
         return run_id
 
@@ -187,6 +187,15 @@ def test_submit_one_prints_the_run_in_full(world: World) -> None:
     assert lines[0]["run"] == run_id
     assert LONG in (lines[0]["reason"] or "")
     assert lines[1] == {"command": "submit-one", "total": "1", "failed": "1"}
+
+
+def test_a_provider_message_with_brackets_is_printed_as_written(world: World) -> None:
+    run_id = world.add_run()
+    world.fake.inject("permanent", "submit", count=None, message="[ERROR] [b]x[/b] [/]")
+
+    lines = world.plain("submit-one", run_id, expect=1)
+
+    assert "[ERROR] [b]x[/b] [/]" in (_only(lines, run=run_id)["reason"] or "")
 
 
 def test_sync_status_prints_each_run_with_its_provider_id(world: World) -> None:
