@@ -66,8 +66,8 @@ _BARE = re.compile(r'[^\s"=\\]+')  # a value needing no quotes
 
 def plain_value(value: Value) -> str:
     """A value as it appears after `key=`: `-` for none, bare when it is one printable word
-    (other than `-`), else a JSON string (quotes, backslashes, newlines and other control characters escaped), so
-    a value never spans lines or fools a parser."""
+    (other than `-`), else a JSON string (quotes, backslashes, newlines and other non-printable
+    characters escaped), so a value never spans lines or fools a parser."""
     if value is None:
         return "-"
     if value.isprintable():
@@ -399,8 +399,7 @@ def runs_table(summaries: Sequence[RunSummary]) -> None:
         Column("age", "AGE"),
         Column("last_error", "LAST ERROR", shorten=60),
     )
-    states = Counter(item.state for item in summaries)
-    emit([Rows(columns, rows, empty="no runs match"), _summary("runs list", len(rows), states)])
+    emit([Rows(columns, rows, empty="no runs match"), _summary("runs list", len(rows))])
 
 
 def run_detail(view: RunView) -> None:
