@@ -103,7 +103,7 @@ class Column:
     key: str
     header: str
     styles: Mapping[str, str] = field(default_factory=dict)  # value -> style on a terminal
-    shorten: int | None = None  # on a terminal: first line, at most this many characters
+    shown: Callable[[str], str] | None = None  # how a table shows a value; lines show it all
     no_wrap: bool = False
     justify: Literal["left", "right"] = "left"
 
@@ -111,11 +111,25 @@ class Column:
         """The value as table text: never parsed as rich markup, so `[x]` stays `[x]`."""
         from rich.text import Text
 
-        shown = "-" if value is None else value
-        if self.shorten is not None and shown:
-            first = shown.splitlines()[0]
-            shown = first if len(first) <= self.shorten else first[: self.shorten - 1] + "…"
-        return Text(shown, style=self.styles.get(shown, ""))
+        if value is None:
+            return Text("-")
+        shown = self.shown(value) if self.shown is not None else value
+        return Text(shown, style=self.styles.get(value, ""))
+
+
+def first_line(width: int) -> Callable[[str], str]:
+    """A table's view of long text: its first line, cut to `width` characters."""
+
+    def cut(text: str) -> str:
+        line = text.splitlines()[0] if text else ""
+        return line if len(line) <= width else line[: width - 1] + "…"
+
+    return cut
+
+
+def time_of_day(iso: str) -> str:
+    """HH:MM:SS of an ISO timestamp, for a table of the last hour."""
+    return iso[11:19]
 
 
 @dataclass(frozen=True)
@@ -349,7 +363,7 @@ def report_blocks(result: Report) -> list[Block]:
             Column("outcome", "OUTCOME", _OUTCOME_STYLE, no_wrap=True),
             _PROVIDER,
             _PROVIDER_ID,
-            Column("reason", "DETAIL", shorten=80),
+            Column("reason", "DETAIL", shown=first_line(80)),
         ),
         rows,
         limit=REPORT_TABLE_ROWS,
@@ -397,7 +411,7 @@ def runs_table(summaries: Sequence[RunSummary]) -> None:
         _PROVIDER,
         _PROVIDER_ID,
         Column("age", "AGE"),
-        Column("last_error", "LAST ERROR", shorten=60),
+        Column("last_error", "LAST ERROR", shown=first_line(60)),
     )
     emit([Rows(columns, rows, empty="no runs match"), _summary("runs list", len(rows))])
 
@@ -463,7 +477,7 @@ def run_detail(view: RunView) -> None:
                 Column("at", "AT"),
                 Column("from", "FROM"),
                 Column("to", "TO", _STATE_STYLE),
-                Column("reason", "REASON", shorten=70),
+                Column("reason", "REASON", shown=first_line(70)),
                 Column("by", "BY"),
             ),
             [
@@ -568,10 +582,10 @@ def overview(view: Overview) -> list[Block]:
     )
     failures = Rows(
         (
-            Column("at", "AT", no_wrap=True),
+            Column("at", "AT", shown=time_of_day, no_wrap=True),
             _RUN,
             _STATE,
-            Column("reason", "REASON", shorten=160),
+            Column("reason", "REASON", shown=first_line(160)),
         ),
         [(item["at"], item["run_id"], item["state"], item["reason"]) for item in view.failures],
         title="failures in the last hour",
