@@ -13,6 +13,7 @@ import struct
 import subprocess
 import tempfile
 import termios
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -239,7 +240,7 @@ def test_retry_prints_the_run_and_a_summary(world: World) -> None:
 
 def test_runs_list_prints_the_full_last_error(world: World) -> None:
     failed = world.failed_run()
-    queued = world.add_run()
+    queued = world.add_run(run_id=f"test-{uuid.uuid4()}")  # 41 characters, as the API's scripts
 
     lines = world.plain("runs", "list")
 
