@@ -137,6 +137,8 @@ def _database_uri(raw: str) -> str:
     from sqlalchemy.engine import make_url  # sqlalchemy's parser knows every dialect's form
 
     text = raw.strip()
+    if not text:
+        return ""  # the embedded default, as the help says
     try:
         url = make_url(text)
     except Exception:  # noqa: BLE001 - any parse failure means the same thing to an operator
@@ -359,7 +361,8 @@ FIELDS: tuple[Field, ...] = (
         "WESCTL_PROVIDERS",
         "",
         _provider_list,
-        "Comma-separated providers this installation uses; empty means the default provider",
+        "Comma-separated providers this host serves (and must be configured for); empty means "
+        "every provider whose settings are present",
     ),
     Field(
         "max_submit_attempts",
@@ -433,6 +436,20 @@ FIELDS: tuple[Field, ...] = (
     ),
 )
 FIELDS_BY_ENV = {f.env: f for f in FIELDS}
+FIELDS_BY_ATTR = {f.attr: f for f in FIELDS}
+
+# The settings each provider needs, and what for. With WESCTL_PROVIDERS unset, a provider is
+# enabled exactly when all of its settings are present; a provider added later adds its line.
+PROVIDER_REQUIREMENTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "healthomics": (
+        ("healthomics_role_arn", "the IAM role its runs assume"),
+        ("healthomics_output_uri", "an s3:// URI for run outputs"),
+    ),
+    "sevenbridges": (
+        ("sevenbridges_api_token", "an API token"),
+        ("sevenbridges_project", "the default project (owner/project) of its runs"),
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -472,39 +489,68 @@ class Settings:
 
     @property
     def enabled_providers(self) -> tuple[str, ...]:
-        return self.providers or (self.default_provider,)
+        """WESCTL_PROVIDERS when set; otherwise every provider whose required settings are all
+        present (what the original daemon did: every configured provider was usable at once)."""
+        if self.providers:
+            return self.providers
+        return tuple(name for name in PROVIDER_NAMES if not self.provider_problems((name,)))
 
     @property
     def uses_embedded_database(self) -> bool:
         return self.sources.get("database_uri") == "default"
 
     def provider_problems(self, names: tuple[str, ...] | None = None) -> list[str]:
-        """Return one line per setting a provider in `names` (default: enabled ones) lacks."""
+        """Return one line per required setting a provider in `names` (default: the enabled
+        ones) lacks."""
         problems: list[str] = []
-        for name in names or self.enabled_providers:
-            if name == "sevenbridges" and self.sevenbridges_api_token is None:
-                problems.append(
-                    "SEVENBRIDGES_API_TOKEN is not set (environment, env file or the systemd "
-                    "credential 'sevenbridges-api-token'); the sevenbridges provider needs it"
-                )
-            if name == "healthomics":
-                if self.healthomics_role_arn is None:
-                    problems.append(
-                        "AWS_HEALTHOMICS_WORKFLOW_ROLE_ARN is not set; the healthomics provider "
-                        "needs the IAM role its runs assume"
+        for name in self.enabled_providers if names is None else names:
+            for attr, purpose in PROVIDER_REQUIREMENTS.get(name, ()):
+                if getattr(self, attr) is None:
+                    field_ = FIELDS_BY_ATTR[attr]
+                    where = (
+                        f" (environment, env file or the systemd credential '{field_.credential}')"
+                        if field_.credential
+                        else ""
                     )
-                if self.healthomics_output_uri is None:
                     problems.append(
-                        "AWS_HEALTHOMICS_OUTPUT_URI is not set; the healthomics provider needs "
-                        "an s3:// URI for run outputs"
+                        f"{field_.env} is not set{where}; the {name} provider needs {purpose}"
                     )
         return problems
 
-    def require_providers(self, names: tuple[str, ...] | None = None) -> None:
-        """Raise ConfigError listing every missing provider setting."""
-        problems = self.provider_problems(names)
-        if problems:
-            raise ConfigError(problems)
+    def provider_enablement(self) -> list[tuple[str, bool, str]]:
+        """(provider, enabled, why) for every known provider, for `config show` and `doctor`."""
+        rows: list[tuple[str, bool, str]] = []
+        for name in PROVIDER_NAMES:
+            problems = self.provider_problems((name,))
+            needed = " and ".join(FIELDS_BY_ATTR[a].env for a, _ in PROVIDER_REQUIREMENTS[name])
+            if self.providers:
+                if name in self.providers:
+                    rows.append((name, True, "listed in WESCTL_PROVIDERS"))
+                else:
+                    rows.append((name, False, "not listed in WESCTL_PROVIDERS"))
+            elif problems:
+                missing = ", ".join(problem.split(" ", 1)[0] for problem in problems)
+                rows.append((name, False, f"not configured: {missing} not set"))
+            else:
+                rows.append((name, True, f"configured: {needed} set"))
+        return rows
+
+    def require_providers(self) -> None:
+        """Raise ConfigError when a provider listed in WESCTL_PROVIDERS lacks a setting, or when
+        no provider is configured at all (a provider command could then do nothing)."""
+        if self.providers:
+            problems = self.provider_problems(self.providers)
+            if problems:
+                raise ConfigError(problems)
+            return
+        if not self.enabled_providers:
+            raise ConfigError(
+                [
+                    "no provider is configured; configure at least one (or list them in "
+                    "WESCTL_PROVIDERS):",
+                    *self.provider_problems(PROVIDER_NAMES),
+                ]
+            )
 
     def display(self) -> list[tuple[str, str, str]]:
         """Return (variable, value, source) rows with every secret redacted."""
@@ -523,6 +569,8 @@ class Settings:
             else:
                 shown = str(value)
             rows.append((f.env, shown, source))
+        for name, enabled, why in self.provider_enablement():
+            rows.append((f"provider {name}", "enabled" if enabled else "not enabled", why))
         return rows
 
 

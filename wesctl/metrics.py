@@ -126,6 +126,8 @@ def _report_metrics(registry: CollectorRegistry, command: str, report: Report) -
             errors[(provider, "transient")] += 1
         elif item.outcome == "failed":
             errors[(provider, "permanent")] += 1
+        elif item.outcome == "blocked":
+            errors[(provider, "installation")] += 1
     outcomes.update(report.tallies)
     for name, text, label, counts in (
         ("wesctl_runs", "Runs handled by the last run, by outcome", "outcome", outcomes),

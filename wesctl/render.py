@@ -55,7 +55,7 @@ _OUTCOME_STYLE = {
     "unchanged": "dim",
     "failed": "bold red",
 }
-_CHECK_STYLE = {"ok": "green", "fail": "bold red", "skip": "dim"}
+_CHECK_STYLE = {"ok": "green", "fail": "bold red", "skip": "dim", "warn": "yellow"}
 REPORT_TABLE_ROWS = 200  # a terminal shows this many runs of a report; lines are never cut
 
 
@@ -219,6 +219,7 @@ class Line:
 
     text: str | None
     pairs: Sequence[Pair] | None = None
+    label: tuple[str, str] | None = None  # (word, style) before the text on a terminal
 
     def lines(self) -> Iterator[str]:
         if self.pairs is not None:
@@ -227,7 +228,12 @@ class Line:
     def renderable(self) -> RenderableType | None:
         from rich.text import Text
 
-        return Text(self.text) if self.text is not None else None
+        if self.text is None:
+            return None
+        if self.label is None:
+            return Text(self.text)
+        word, style = self.label
+        return Text.assemble((f"{word}: ", style), self.text)
 
 
 @dataclass(frozen=True)
@@ -546,7 +552,7 @@ class _PlainOnly:
 
 def overview(view: Overview) -> list[Block]:
     """The `wesctl status` screen: a panel on a terminal; off it, a line per count, per
-    provider and per recent failure, then the summary line with the queue facts."""
+    warning, per provider and per recent failure, then the summary line with the queue facts."""
     oldest_id, oldest_at = view.oldest_queued or (None, None)
     per_provider = ", ".join(f"{name} {count}" for name, count in view.in_flight.items())
     stuck_total = sum(view.stuck.values())
@@ -605,9 +611,11 @@ def overview(view: Overview) -> list[Block]:
             ("last_submit", _iso(view.last_submit)),
             ("last_sync", _iso(view.last_sync)),
             ("failures", str(len(view.failures))),
+            ("warnings", str(len(view.warnings))),
         ],
     )
-    panel = Frame(f"wesctl status · {_iso(view.now)}", [facts, counts, failures])
+    warnings = [Line(text, [("warning", text)], ("warning", "yellow")) for text in view.warnings]
+    panel = Frame(f"wesctl status · {_iso(view.now)}", [facts, counts, *warnings, failures])
     return [panel, _PlainOnly(by_provider), summary]
 
 

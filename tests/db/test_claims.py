@@ -20,7 +20,9 @@ from wesctl.services.submit import Report, Submitter
 
 
 def _settings(db_url: str, **overrides: object) -> Settings:
-    settings = load_settings(environ={"DATABASE_URI": db_url}, export_aws=False)
+    settings = load_settings(
+        environ={"DATABASE_URI": db_url, "WESCTL_PROVIDERS": "sevenbridges"}, export_aws=False
+    )
     return dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
 
 

@@ -43,13 +43,18 @@ def test_upgrade_creates_everything_on_an_empty_database_twice(db_url: str) -> N
     inspector = inspect(engine)
     tables = set(inspector.get_table_names())
     assert {"workflow_runs", "task_logs", "run_state_history", schema.VERSION_TABLE} <= tables
-    assert "alembic_version" not in tables, "wesctl must not create the WES API's version table"
+    versions = inspector.get_columns("alembic_version")
+    assert [(c["name"], c["nullable"]) for c in versions] == [("version_num", False)]
+    with engine.connect() as connection:
+        recorded = connection.execute(text("SELECT version_num FROM alembic_version")).all()
+    assert recorded == [(API_REVISION,)], "the API's first revision is marked done, once"
     columns = {c["name"] for c in inspector.get_columns("workflow_runs")}
     assert set(Base.metadata.tables["workflow_runs"].columns.keys()) <= columns
     engine.dispose()
     status = wesctl_json("--database-uri", db_url, "db", "status")
     assert status["current"] == status["head"] == schema.SCHEMA_HEAD
     assert status["upgrade_pending"] is False
+    assert status["wes_api_revision"] == API_REVISION
 
 
 def test_upgrade_of_a_wes_api_database_keeps_its_data_and_version(db_url: str) -> None:

@@ -139,6 +139,7 @@ def test_every_check_passes_on_a_working_installation(
         ("provider settings", Status.OK),
         ("database", Status.OK),
         ("schema", Status.OK),
+        ("runs", Status.OK),
         ("healthomics settings", Status.OK),
         ("healthomics credentials", Status.OK),
         ("healthomics access", Status.OK),
@@ -182,6 +183,7 @@ def test_invalid_configuration_stops_before_anything_else(doctor: Doctor) -> Non
         ("provider settings", Status.SKIP),
         ("database", Status.SKIP),
         ("schema", Status.SKIP),
+        ("runs", Status.SKIP),
         ("providers", Status.SKIP),
         ("notify endpoint", Status.SKIP),
     ]

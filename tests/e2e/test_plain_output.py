@@ -271,6 +271,7 @@ def test_runs_show_prints_the_run_request_and_history_in_full(world: World) -> N
 def test_status_prints_counts_failures_and_the_queue_facts(world: World) -> None:
     failed = world.failed_run()
     queued = world.add_run()
+    world.add_run(state="QUEUED ")  # not exactly a WES state: a warning, never rewritten
 
     lines = world.plain("status")
 
@@ -282,9 +283,12 @@ def test_status_prints_counts_failures_and_the_queue_facts(world: World) -> None
     failure = _only(lines, run=failed)
     assert failure["state"] == "SYSTEM_ERROR"
     assert LONG in (failure["reason"] or "")
+    [warning] = [line["warning"] or "" for line in lines if "warning" in line]
+    assert "1 runs have state 'QUEUED '" in warning
     summary = lines[-1]
     assert summary["command"] == "status"
-    assert (summary["queued"], summary["oldest_queued"], summary["failures"]) == ("1", queued, "1")
+    assert (summary["queued"], summary["oldest_queued"]) == ("1", queued)
+    assert (summary["failures"], summary["warnings"]) == ("1", "1")
     assert (summary["in_flight"], summary["cap"]) == ("0", "10")
 
 

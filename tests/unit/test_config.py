@@ -16,7 +16,65 @@ def test_defaults_use_embedded_sqlite_in_the_working_directory(tmp_path: Path) -
     assert settings.database_uri == f"sqlite:///{tmp_path / 'wes.db'}"
     assert settings.uses_embedded_database
     assert settings.poll_interval == 300
-    assert settings.enabled_providers == ("sevenbridges",)
+    assert settings.enabled_providers == ()  # nothing configured, nothing enabled
+
+
+def test_empty_database_uri_means_the_embedded_default(tmp_path: Path) -> None:
+    settings = load_settings(environ={"DATABASE_URI": ""})
+    assert settings.database_uri == f"sqlite:///{tmp_path / 'wes.db'}"
+    assert settings.uses_embedded_database
+
+
+SBG_SETTINGS = {"SEVENBRIDGES_API_TOKEN": "tok", "SEVENBRIDGES_PROJECT": "alice/wes"}
+HO_SETTINGS = {
+    "AWS_HEALTHOMICS_WORKFLOW_ROLE_ARN": "arn:aws:iam::123456789012:role/omics",
+    "AWS_HEALTHOMICS_OUTPUT_URI": "s3://bucket/out",
+}
+
+
+def test_every_configured_provider_is_enabled_when_wesctl_providers_is_unset() -> None:
+    both = load_settings(environ={**SBG_SETTINGS, **HO_SETTINGS})
+    assert both.enabled_providers == ("healthomics", "sevenbridges")
+    assert both.require_providers() is None
+    only_ho = load_settings(environ={**HO_SETTINGS, "SEVENBRIDGES_API_TOKEN": "tok"})
+    assert only_ho.enabled_providers == ("healthomics",)  # no project: not configured
+    why = {name: (enabled, reason) for name, enabled, reason in only_ho.provider_enablement()}
+    assert why["sevenbridges"] == (False, "not configured: SEVENBRIDGES_PROJECT not set")
+    assert why["healthomics"][0] is True
+
+
+def test_wesctl_providers_restricts_and_requires() -> None:
+    restricted = load_settings(
+        environ={**SBG_SETTINGS, **HO_SETTINGS, "WESCTL_PROVIDERS": "healthomics"}
+    )
+    assert restricted.enabled_providers == ("healthomics",)
+    incomplete = load_settings(environ={**HO_SETTINGS, "WESCTL_PROVIDERS": "sevenbridges"})
+    with pytest.raises(ConfigError, match="SEVENBRIDGES_API_TOKEN is not set"):
+        incomplete.require_providers()
+
+
+def test_no_provider_configured_is_one_error_per_missing_setting() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={}).require_providers()
+    assert caught.value.problems[0].startswith("no provider is configured")
+    assert len(caught.value.problems) == 5
+
+
+def test_config_show_says_which_providers_are_enabled_and_why() -> None:
+    shown = wesctl_json("config", "show", env={**SBG_SETTINGS})
+    rows = {row["name"]: row for row in shown}
+    assert rows["provider sevenbridges"]["value"] == "enabled"
+    assert rows["provider healthomics"]["value"] == "not enabled"
+    assert "AWS_HEALTHOMICS_WORKFLOW_ROLE_ARN" in rows["provider healthomics"]["source"]
+
+
+def test_an_unknown_database_driver_is_one_line_and_exit_78() -> None:
+    result = wesctl("--database-uri", "postgresql+nosuchdriver://u:secret@db.invalid/wes", "status")
+    assert result.exit_code == 78
+    assert "Traceback" not in result.stderr
+    assert "nosuchdriver" in result.stderr
+    assert "secret" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_precedence_cli_over_environment_over_env_file(tmp_path: Path) -> None:
@@ -92,7 +150,7 @@ def test_secret_values_never_appear_in_errors_or_display() -> None:
 def test_provider_requirements_are_listed_together() -> None:
     settings = load_settings(environ={"WESCTL_PROVIDERS": "sevenbridges,healthomics"})
     problems = settings.provider_problems()
-    assert len(problems) == 3
+    assert len(problems) == 4
     assert any("SEVENBRIDGES_API_TOKEN" in p for p in problems)
     assert any("AWS_HEALTHOMICS_WORKFLOW_ROLE_ARN" in p for p in problems)
 

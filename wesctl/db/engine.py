@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from wesctl.errors import DatabaseUnavailable, SchemaError
+from wesctl.errors import ConfigError, DatabaseUnavailable, SchemaError
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +37,20 @@ def make_engine(uri: str, *, pool_size: int = 5, busy_timeout: float | None = No
     and every writing transaction started with BEGIN IMMEDIATE so concurrent writers queue on
     the lock instead of failing with "database is locked" when a read turns into a write.
     PostgreSQL: sessions in UTC and a short connect timeout so a dead server fails fast.
+    A URL no engine can be made of (an unknown driver, a driver that is not installed) is a
+    ConfigError naming the driver, never a traceback.
     """
+    try:
+        return _make_engine(uri, pool_size=pool_size, busy_timeout=busy_timeout)
+    except (NoSuchModuleError, ImportError, ArgumentError) as exc:
+        url = make_url(uri)
+        raise ConfigError(
+            f"DATABASE_URI: wesctl cannot use the driver of {url.drivername}:// ({exc}); "
+            "use postgresql:// or sqlite:///PATH"
+        ) from None
+
+
+def _make_engine(uri: str, *, pool_size: int, busy_timeout: float | None) -> Engine:
     url = make_url(uri)
     busy = SQLITE_BUSY_TIMEOUT if busy_timeout is None else busy_timeout
     if url.get_backend_name() == "sqlite":

@@ -3,16 +3,22 @@ owns the transaction."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
+from typing import cast as type_cast
 
 from sqlalchemy import (
     ColumnElement,
+    DateTime,
     Table,
+    Text,
     and_,
+    case,
+    cast,
     delete,
     func,
     insert,
@@ -24,14 +30,186 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from wesctl.db.engine import utcnow
-from wesctl.db.tables import StateTransition, TaskLogRow, WorkflowRun
+from wesctl.db.tables import (
+    ACTOR_LENGTH,
+    STATE_LENGTH,
+    StateTransition,
+    TaskLogRow,
+    WorkflowRun,
+)
 from wesctl.domain import states
 from wesctl.domain.types import TaskLog
 
 # The tables behind the models, for the per-run writes on the submission path: Core statements
 # skip the ORM's bulk-update bookkeeping (about a tenth of a submission's CPU).
-RUNS = cast(Table, WorkflowRun.__table__)
-HISTORY = cast(Table, StateTransition.__table__)
+RUNS = type_cast(Table, WorkflowRun.__table__)
+HISTORY = type_cast(Table, StateTransition.__table__)
+
+
+# --- what wesctl writes -------------------------------------------------------------------------
+
+LAST_ERROR_LIMIT = 2000  # characters of an error kept in last_error (the history keeps all)
+# Identifiers are never cut: a shortened id would name another run, task or claim.
+_IDENTITY_COLUMNS = frozenset({"run_id", "provider_id", "submission_key", "claimed_by"})
+
+
+def fit_run_values(values: dict[str, Any]) -> dict[str, Any]:
+    """Cut text values to their workflow_runs column's width (PostgreSQL and MySQL refuse longer
+    values, failing the whole statement): a provider status or type longer than its column is
+    stored cut, never a crash of the pass; last_error keeps LAST_ERROR_LIMIT characters."""
+    fitted = dict(values)
+    for name, value in values.items():
+        if not isinstance(value, str) or name in _IDENTITY_COLUMNS:
+            continue
+        length = getattr(RUNS.c[name].type, "length", None)
+        if name == "last_error":
+            length = LAST_ERROR_LIMIT
+        if length is not None and len(value) > length:
+            fitted[name] = value[:length]
+    return fitted
+
+
+# --- what the WES API wrote -------------------------------------------------------------------
+
+PROVIDER_TAG = "provider_type"
+
+
+def resolved_provider(session: Session, default_provider: str) -> ColumnElement[str]:
+    """The run's provider as SQL, resolved as `domain.providers.resolve_provider_name` does:
+    wesctl's provider_type column, else a string tags["provider_type"], else the default;
+    trimmed and lower-cased. Tags that are not valid JSON (SQLite stores text) or not an object
+    resolve to the default instead of failing the whole statement."""
+    column = func.nullif(func.lower(func.trim(WorkflowRun.provider_type)), "")
+    if session.get_bind().dialect.name == "postgresql":
+        tagged = WorkflowRun.tags[PROVIDER_TAG]
+        tag = case(
+            (func.json_typeof(tagged) == "string", WorkflowRun.tags[PROVIDER_TAG].as_string()),
+        )
+    else:  # SQLite: JSON is text, and json_type() raises on malformed text, so check first
+        path = f"$.{PROVIDER_TAG}"
+        tag = case(
+            (
+                func.json_valid(WorkflowRun.tags) == 1,
+                case(
+                    (
+                        func.json_type(WorkflowRun.tags, path) == "text",
+                        func.json_extract(WorkflowRun.tags, path),
+                    )
+                ),
+            )
+        )
+    tag_name = func.nullif(func.lower(func.trim(tag)), "")
+    return func.coalesce(column, tag_name, literal(default_provider))
+
+
+@dataclass(frozen=True)
+class ProviderFilter:
+    """Which runs a command serves, by resolved provider: never those in `skip` (known providers
+    this host does not serve, or that are unusable this pass); only `only` when set."""
+
+    default: str
+    skip: frozenset[str] = frozenset()
+    only: str | None = None
+
+    def conditions(self, session: Session) -> list[ColumnElement[bool]]:
+        provider = resolved_provider(session, self.default)
+        conditions: list[ColumnElement[bool]] = []
+        if self.skip:
+            conditions.append(provider.not_in(sorted(self.skip)))
+        if self.only is not None:
+            conditions.append(provider == self.only)
+        return conditions
+
+
+def decode_json(text: str | None, column: str) -> tuple[Any, str | None]:
+    """Decode a JSON column read as text: (value, None), or (None, why) for text that is not
+    JSON (SQLite accepts any text in a JSON column; the ORM would raise mid-statement)."""
+    if text is None:
+        return None, None
+    try:
+        return json.loads(text), None
+    except (TypeError, ValueError) as exc:
+        return None, f"{column} is not valid JSON ({exc})"
+
+
+@dataclass(frozen=True)
+class QueuedRun:
+    """A run read for submission, its JSON columns decoded one row at a time so a malformed
+    row is reported (`unreadable`) instead of failing the statement for every run."""
+
+    run_id: str
+    provider: str
+    state: str
+    workflow_url: str | None
+    workflow_type: str | None
+    workflow_type_version: str | None
+    workflow_engine: str | None
+    workflow_engine_version: str | None
+    workflow_params: Any
+    tags: Any
+    unreadable: str | None
+    start_time: datetime | None
+    provider_id: str | None
+    submission_key: str | None
+    submit_attempts: int
+    claimed_by: str | None
+    claim_expires_at: datetime | None
+    submitted: bool
+
+
+def _queued_runs(
+    session: Session, default_provider: str, *conditions: ColumnElement[bool]
+) -> list[QueuedRun]:
+    query = (
+        select(
+            WorkflowRun.run_id,
+            resolved_provider(session, default_provider).label("provider"),
+            WorkflowRun.state,
+            WorkflowRun.workflow_url,
+            WorkflowRun.workflow_type,
+            WorkflowRun.workflow_type_version,
+            WorkflowRun.workflow_engine,
+            WorkflowRun.workflow_engine_version,
+            cast(WorkflowRun.workflow_params, Text).label("workflow_params"),
+            cast(WorkflowRun.tags, Text).label("tags"),
+            WorkflowRun.start_time,
+            WorkflowRun.provider_id,
+            WorkflowRun.submission_key,
+            WorkflowRun.submit_attempts,
+            WorkflowRun.claimed_by,
+            WorkflowRun.claim_expires_at,
+            WorkflowRun.submitted_at,
+        )
+        .where(*conditions)
+        .order_by(WorkflowRun.start_time, WorkflowRun.run_id)
+    )
+    runs: list[QueuedRun] = []
+    for row in session.execute(query):
+        params, params_error = decode_json(row.workflow_params, "workflow_params")
+        tags, tags_error = decode_json(row.tags, "tags")
+        runs.append(
+            QueuedRun(
+                run_id=row.run_id,
+                provider=row.provider,
+                state=row.state,
+                workflow_url=row.workflow_url,
+                workflow_type=row.workflow_type,
+                workflow_type_version=row.workflow_type_version,
+                workflow_engine=row.workflow_engine,
+                workflow_engine_version=row.workflow_engine_version,
+                workflow_params=params,
+                tags=tags,
+                unreadable=params_error or tags_error,
+                start_time=row.start_time,
+                provider_id=row.provider_id,
+                submission_key=row.submission_key,
+                submit_attempts=row.submit_attempts or 0,
+                claimed_by=row.claimed_by,
+                claim_expires_at=row.claim_expires_at,
+                submitted=row.submitted_at is not None,
+            )
+        )
+    return runs
 
 
 def get_run(session: Session, run_id: str) -> WorkflowRun | None:
@@ -63,6 +241,102 @@ def list_runs(
     if limit is not None:
         query = query.limit(limit)
     return list(session.scalars(query))
+
+
+@dataclass(frozen=True)
+class RunRow:
+    """A run as `runs list` and `runs show` present it; JSON columns are decoded one row at a
+    time (`unreadable` names any that is not JSON), so one malformed row never hides the rest."""
+
+    run_id: str
+    state: str
+    provider: str
+    provider_id: str | None
+    provider_status: str | None
+    queued_at: datetime | None
+    ended_at: datetime | None
+    last_error: str | None
+    submit_attempts: int
+    submission_key: str | None
+    submitted_at: datetime | None
+
+
+def run_rows(
+    session: Session,
+    providers: ProviderFilter,
+    *,
+    run_id: str | None = None,
+    states: Sequence[str] = (),
+    queued_before: datetime | None = None,
+    queued_after: datetime | None = None,
+    limit: int | None = None,
+) -> list[RunRow]:
+    """Runs newest first (by queue time), filtered by id, state, queue time and provider."""
+    query = select(
+        WorkflowRun.run_id,
+        WorkflowRun.state,
+        resolved_provider(session, providers.default).label("provider"),
+        WorkflowRun.provider_id,
+        WorkflowRun.provider_status,
+        WorkflowRun.start_time,
+        WorkflowRun.end_time,
+        WorkflowRun.last_error,
+        WorkflowRun.submit_attempts,
+        WorkflowRun.submission_key,
+        WorkflowRun.submitted_at,
+    ).where(*providers.conditions(session))
+    if run_id is not None:
+        query = query.where(WorkflowRun.run_id == run_id)
+    if states:
+        query = query.where(WorkflowRun.state.in_(list(states)))
+    if queued_before is not None:
+        query = query.where(WorkflowRun.start_time < queued_before)
+    if queued_after is not None:
+        query = query.where(WorkflowRun.start_time >= queued_after)
+    query = query.order_by(WorkflowRun.start_time.desc(), WorkflowRun.run_id)
+    if limit is not None:
+        query = query.limit(limit)
+    return [
+        RunRow(
+            run_id=row.run_id,
+            state=row.state,
+            provider=row.provider,
+            provider_id=row.provider_id,
+            provider_status=row.provider_status,
+            queued_at=row.start_time,
+            ended_at=row.end_time,
+            last_error=row.last_error,
+            submit_attempts=row.submit_attempts or 0,
+            submission_key=row.submission_key,
+            submitted_at=row.submitted_at,
+        )
+        for row in session.execute(query)
+    ]
+
+
+def run_request(session: Session, run_id: str) -> dict[str, Any]:
+    """The run's request columns other than the JSON ones."""
+    row = session.execute(
+        select(
+            WorkflowRun.workflow_url,
+            WorkflowRun.workflow_type,
+            WorkflowRun.workflow_type_version,
+            WorkflowRun.workflow_engine,
+            WorkflowRun.workflow_engine_version,
+        ).where(WorkflowRun.run_id == run_id)
+    ).one()
+    return dict(row._mapping)
+
+
+def run_documents(session: Session, run_id: str) -> dict[str, tuple[Any, str | None]]:
+    """The run's JSON columns, each as (value, None) or (None, why it cannot be decoded)."""
+    columns = ("workflow_params", "tags", "provider_metadata", "outputs")
+    row = session.execute(
+        select(*(cast(RUNS.c[name], Text).label(name) for name in columns)).where(
+            WorkflowRun.run_id == run_id
+        )
+    ).one()
+    return {name: decode_json(getattr(row, name), name) for name in columns}
 
 
 def task_logs(session: Session, run_id: str) -> list[TaskLogRow]:
@@ -97,10 +371,10 @@ def add_transition(
         insert(HISTORY).values(
             run_id=run_id,
             at=at or utcnow(),
-            from_state=from_state,
-            to_state=to_state,
+            from_state=from_state[:STATE_LENGTH] if from_state else from_state,
+            to_state=to_state[:STATE_LENGTH],
             reason=reason,
-            actor=actor,
+            actor=actor[:ACTOR_LENGTH],
         )
     )
 
@@ -109,6 +383,7 @@ def add_transition(
 
 # The WES state sets, as the strings stored in the state column.
 NON_TERMINAL_STATES = tuple(state.value for state in states.NON_TERMINAL_STATES)
+ALL_STATES = tuple(state.value for state in states.RunState)
 CANCEL_STATES = tuple(state.value for state in states.CANCEL_STATES)
 
 
@@ -149,11 +424,12 @@ def claimable_run_ids(
     *,
     limit: int,
     needs_slot: bool,
+    providers: ProviderFilter,
     run_ids: Sequence[str] | None = None,
     exclude: Collection[str] = (),
 ) -> list[str]:
     """Return ids of QUEUED, never-submitted runs whose claim is free, oldest first (of `run_ids`
-    if given, never of `exclude`).
+    if given, never of `exclude`), of the providers `providers` lets through.
 
     With `needs_slot`, only runs with no provider id yet (new submissions); otherwise only runs
     whose provider id was recorded by an interrupted attempt (recoveries, which hold a slot
@@ -164,6 +440,7 @@ def claimable_run_ids(
         WorkflowRun.submitted_at.is_(None),
         claim_free(now),
         WorkflowRun.provider_id.is_(None) if needs_slot else WorkflowRun.provider_id.is_not(None),
+        *providers.conditions(session),
     )
     if run_ids is not None:
         query = query.where(WorkflowRun.run_id.in_(list(run_ids)))
@@ -174,8 +451,14 @@ def claimable_run_ids(
 
 
 def claim_runs(
-    session: Session, run_ids: Sequence[str], *, owner: str, now: datetime, lease: timedelta
-) -> list[WorkflowRun]:
+    session: Session,
+    run_ids: Sequence[str],
+    *,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    default_provider: str,
+) -> list[QueuedRun]:
     """Claim `run_ids` for submission with one guarded update; return the rows this call won.
 
     The guard (QUEUED, never submitted, claim free) makes the claim a compare-and-swap: of two
@@ -206,12 +489,7 @@ def claim_runs(
     won = list(session.scalars(statement))
     if not won:
         return []
-    rows = session.scalars(
-        select(WorkflowRun)
-        .where(WorkflowRun.run_id.in_(won))
-        .execution_options(populate_existing=True)
-    )
-    return sorted(rows, key=lambda row: (row.start_time or now, row.run_id))
+    return _queued_runs(session, default_provider, WorkflowRun.run_id.in_(won))
 
 
 def record_provider_id(
@@ -249,7 +527,7 @@ def finish_claim(
     statement = (
         update(RUNS)
         .where(*conditions)
-        .values(claimed_by=None, claim_expires_at=None, **values)
+        .values(claimed_by=None, claim_expires_at=None, **fit_run_values(values))
         .returning(RUNS.c.run_id)
     )
     return current if session.scalar(statement) is not None else None
@@ -260,7 +538,7 @@ def transition(session: Session, run_id: str, *, from_state: str, values: dict[s
     statement = (
         update(WorkflowRun)
         .where(WorkflowRun.run_id == run_id, WorkflowRun.state == from_state)
-        .values(**values)
+        .values(**fit_run_values(values))
         .returning(WorkflowRun.run_id)
         .execution_options(synchronize_session=False)
     )
@@ -268,16 +546,71 @@ def transition(session: Session, run_id: str, *, from_state: str, values: dict[s
 
 
 def mark_cancel_sent(session: Session, run_id: str, *, error: str | None = None) -> None:
-    """Record that the provider was asked to stop the run (or refused to, with `error`)."""
-    values: dict[str, Any] = {"cancel_sent_at": utcnow()}
+    """Record that the provider was asked to stop the run (or refused to, with `error`). A run
+    already CANCELED (by the WES API, which sets no end time, or before its submission was
+    recorded) gets its end time now: the provider has been told to stop it."""
+    now = utcnow()
+    values: dict[str, Any] = {
+        "cancel_sent_at": now,
+        "end_time": case(
+            (
+                and_(WorkflowRun.state == "CANCELED", WorkflowRun.end_time.is_(None)),
+                literal(now, DateTime),
+            ),
+            else_=WorkflowRun.end_time,
+        ),
+    }
     if error is not None:
-        values["last_error"] = error[:2000]
-    session.execute(update(WorkflowRun).where(WorkflowRun.run_id == run_id).values(**values))
+        values["last_error"] = error
+    session.execute(
+        update(WorkflowRun).where(WorkflowRun.run_id == run_id).values(**fit_run_values(values))
+    )
 
 
-def pending_cancellation_ids(session: Session, now: datetime, *, limit: int) -> list[str]:
+@dataclass(frozen=True)
+class CancelTarget:
+    """What cancelling a run needs to know (no JSON column is decoded)."""
+
+    run_id: str
+    state: str
+    provider: str
+    provider_id: str | None
+    submitted: bool
+    cancel_sent: bool
+    end_time: datetime | None
+
+
+def cancel_target(session: Session, run_id: str, default_provider: str) -> CancelTarget | None:
+    row = session.execute(
+        select(
+            WorkflowRun.run_id,
+            WorkflowRun.state,
+            resolved_provider(session, default_provider).label("provider"),
+            WorkflowRun.provider_id,
+            WorkflowRun.submitted_at,
+            WorkflowRun.cancel_sent_at,
+            WorkflowRun.end_time,
+        ).where(WorkflowRun.run_id == run_id)
+    ).first()
+    if row is None:
+        return None
+    return CancelTarget(
+        run_id=row.run_id,
+        state=row.state,
+        provider=row.provider,
+        provider_id=row.provider_id,
+        submitted=row.submitted_at is not None,
+        cancel_sent=row.cancel_sent_at is not None,
+        end_time=row.end_time,
+    )
+
+
+def pending_cancellation_ids(
+    session: Session, now: datetime, *, limit: int, providers: ProviderFilter
+) -> list[str]:
     """Runs in CANCELING/CANCELED with a provider run that was not told to stop yet and that no
-    submission currently holds (the submitter stops those itself)."""
+    submission currently holds (the submitter stops those itself), of the providers `providers`
+    lets through."""
     query = (
         select(WorkflowRun.run_id)
         .where(
@@ -285,6 +618,7 @@ def pending_cancellation_ids(session: Session, now: datetime, *, limit: int) -> 
             WorkflowRun.provider_id.is_not(None),
             WorkflowRun.cancel_sent_at.is_(None),
             claim_free(now),
+            *providers.conditions(session),
         )
         .order_by(WorkflowRun.run_id)
         .limit(limit)
@@ -301,8 +635,7 @@ class TrackedRun:
 
     run_id: str
     state: str
-    provider_type: str | None
-    tags: Any
+    provider: str
     provider_id: str
     provider_status: str | None
     not_found_count: int
@@ -313,15 +646,16 @@ def in_flight_batch(
     *,
     after_run_id: str | None,
     limit: int,
+    providers: ProviderFilter,
     run_ids: Sequence[str] | None = None,
     checked_before: datetime | None = None,
 ) -> list[TrackedRun]:
-    """Next batch (keyset-paginated by run_id) of submitted runs that are not finished."""
+    """Next batch (keyset-paginated by run_id) of submitted runs that are not finished, of the
+    providers `providers` lets through."""
     query = select(
         WorkflowRun.run_id,
         WorkflowRun.state,
-        WorkflowRun.provider_type,
-        WorkflowRun.tags,
+        resolved_provider(session, providers.default).label("provider"),
         WorkflowRun.provider_id,
         WorkflowRun.provider_status,
         WorkflowRun.not_found_count,
@@ -329,6 +663,7 @@ def in_flight_batch(
         WorkflowRun.state.in_(NON_TERMINAL_STATES),
         WorkflowRun.submitted_at.is_not(None),
         WorkflowRun.provider_id.is_not(None),
+        *providers.conditions(session),
     )
     if after_run_id is not None:
         query = query.where(WorkflowRun.run_id > after_run_id)
@@ -346,8 +681,7 @@ def in_flight_batch(
         TrackedRun(
             run_id=row.run_id,
             state=row.state,
-            provider_type=row.provider_type,
-            tags=row.tags,
+            provider=row.provider,
             provider_id=row.provider_id,
             provider_status=row.provider_status,
             not_found_count=row.not_found_count or 0,
@@ -395,14 +729,71 @@ def replace_task_logs(session: Session, run_id: str, logs: Sequence[TaskLog]) ->
 _TASK_LOG_NAMESPACE = uuid.UUID("6f1d3c1e-6a53-4c0e-9a8e-1f6f2f0b7a11")
 
 
-def queued_unsubmitted(session: Session) -> list[WorkflowRun]:
-    """QUEUED runs never submitted, oldest first (for a dry run)."""
-    query = (
-        select(WorkflowRun)
-        .where(WorkflowRun.state == "QUEUED", WorkflowRun.submitted_at.is_(None))
-        .order_by(WorkflowRun.start_time, WorkflowRun.run_id)
+def queued_run(session: Session, run_id: str, default_provider: str) -> QueuedRun | None:
+    """One run as submission reads it (whatever its state), or None."""
+    found = _queued_runs(session, default_provider, WorkflowRun.run_id == run_id)
+    return found[0] if found else None
+
+
+def queued_unsubmitted(session: Session, providers: ProviderFilter) -> list[QueuedRun]:
+    """QUEUED runs never submitted of the providers `providers` lets through, oldest first (for
+    a dry run)."""
+    return _queued_runs(
+        session,
+        providers.default,
+        WorkflowRun.state == "QUEUED",
+        WorkflowRun.submitted_at.is_(None),
+        *providers.conditions(session),
     )
-    return list(session.scalars(query))
+
+
+def waiting_by_provider(
+    session: Session, default_provider: str, providers: Collection[str]
+) -> dict[str, int]:
+    """How many QUEUED, never-submitted runs wait for each of `providers` (this host does not
+    serve them)."""
+    if not providers:
+        return {}
+    provider = resolved_provider(session, default_provider)
+    query = (
+        select(provider, func.count())
+        .where(
+            WorkflowRun.state == "QUEUED",
+            WorkflowRun.submitted_at.is_(None),
+            provider.in_(sorted(providers)),
+        )
+        .group_by(provider)
+    )
+    return {str(name): int(count) for name, count in session.execute(query)}
+
+
+def last_errors_by_provider(
+    session: Session, default_provider: str, prefix: str
+) -> dict[str, tuple[int, str]]:
+    """Per provider: how many QUEUED, never-submitted runs carry a last_error starting with
+    `prefix`, and the latest such error text (by the longest-waiting run's order)."""
+    provider = resolved_provider(session, default_provider)
+    query = (
+        select(provider, func.count(), func.max(WorkflowRun.last_error))
+        .where(
+            WorkflowRun.state == "QUEUED",
+            WorkflowRun.submitted_at.is_(None),
+            WorkflowRun.last_error.startswith(prefix, autoescape=True),
+        )
+        .group_by(provider)
+    )
+    return {str(name): (int(count), str(error)) for name, count, error in session.execute(query)}
+
+
+def inexact_states(session: Session) -> dict[str, int]:
+    """Run counts per stored state that is not exactly a WES state (`queued`, `QUEUED `): such
+    runs match no state wesctl acts on, so they are reported rather than silently left."""
+    query = (
+        select(WorkflowRun.state, func.count())
+        .where(or_(WorkflowRun.state.is_(None), WorkflowRun.state.not_in(ALL_STATES)))
+        .group_by(WorkflowRun.state)
+    )
+    return {str(state): int(count) for state, count in session.execute(query)}
 
 
 @dataclass(frozen=True)
@@ -449,24 +840,12 @@ def count_by_state_and_provider(
     session: Session, default_provider: str
 ) -> dict[tuple[str, str], int]:
     """Run counts per (state, provider); the provider of runs not yet submitted is resolved from
-    their tags as submission would."""
-    from wesctl.domain.providers import resolve_provider_name
-
-    counts: dict[tuple[str, str], int] = {}
+    their tags as submission would, in SQL (a malformed row counts under the default)."""
+    provider = resolved_provider(session, default_provider)
     grouped = session.execute(
-        select(WorkflowRun.state, WorkflowRun.provider_type, func.count())
-        .where(WorkflowRun.provider_type.is_not(None))
-        .group_by(WorkflowRun.state, WorkflowRun.provider_type)
+        select(WorkflowRun.state, provider, func.count()).group_by(WorkflowRun.state, provider)
     )
-    for state, provider, count in grouped:
-        counts[(state, provider)] = counts.get((state, provider), 0) + int(count)
-    unassigned = session.execute(
-        select(WorkflowRun.state, WorkflowRun.tags).where(WorkflowRun.provider_type.is_(None))
-    )
-    for state, tags in unassigned:
-        key = (state, resolve_provider_name(None, tags, default_provider))
-        counts[key] = counts.get(key, 0) + 1
-    return counts
+    return {(str(state), str(name)): int(count) for state, name, count in grouped}
 
 
 def oldest_queued(session: Session) -> tuple[str, datetime | None] | None:

@@ -1,7 +1,9 @@
 """Schema revision management with Alembic, shipped inside the package.
 
-wesctl records its revision in its own version table so that the WES API's `alembic_version`
-is never read or written by wesctl.
+wesctl records its revision in its own version table, so its history and the WES API's (in
+`alembic_version`) never mix. wesctl reads the API's revision only to show it, and writes it in one
+case: when its first migration creates the API's tables on a database without them, it records
+the API's first revision, which would otherwise fail on those tables (see 0001_wesctl_initial).
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from sqlalchemy import Engine, inspect
 from wesctl.db.tables import API_RUN_COLUMNS
 from wesctl.errors import SchemaError
 
-VERSION_TABLE = "wesctl_alembic_version"
-# The newest migration; checked against Alembic's head in tests so commands need not load Alembic.
 if TYPE_CHECKING:
     from alembic.config import Config
 
+VERSION_TABLE = "wesctl_alembic_version"
+API_VERSION_TABLE = "alembic_version"
+# The newest migration; checked against Alembic's head in tests so commands need not load Alembic.
 SCHEMA_HEAD = "0001_wesctl_initial"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -65,9 +68,9 @@ def schema_status(engine: Engine) -> SchemaStatus:
     with engine.connect() as connection:
         tables = set(inspect(connection).get_table_names())
         api_revision = None
-        if "alembic_version" in tables:
+        if API_VERSION_TABLE in tables:
             api_revision = connection.exec_driver_sql(
-                "SELECT version_num FROM alembic_version"
+                f"SELECT version_num FROM {API_VERSION_TABLE}"
             ).scalar()
     return SchemaStatus(
         current=current_revision(engine),

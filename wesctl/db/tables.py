@@ -16,6 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 RUN_ID_LENGTH = 36
 STATE_LENGTH = 20
+ACTOR_LENGTH = 100
 
 
 class Base(DeclarativeBase):
@@ -102,4 +103,4 @@ class StateTransition(Base):
     from_state: Mapped[str | None] = mapped_column(String(STATE_LENGTH))
     to_state: Mapped[str] = mapped_column(String(STATE_LENGTH))
     reason: Mapped[str | None] = mapped_column(Text)
-    actor: Mapped[str] = mapped_column(String(100))
+    actor: Mapped[str] = mapped_column(String(ACTOR_LENGTH))

@@ -1,8 +1,8 @@
 """Alembic environment for wesctl's own migrations.
 
 wesctl shares its database with the WES API, which owns the table `alembic_version`; wesctl keeps
-its revision in `wesctl_alembic_version` so neither tool ever touches the other's history. The
-connection is passed in by wesctl.db.schema.
+its revision in `wesctl_alembic_version` so the two histories never mix (the one write to the
+API's table is in 0001_wesctl_initial). The connection is passed in by wesctl.db.schema.
 """
 
 from __future__ import annotations

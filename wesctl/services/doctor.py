@@ -21,6 +21,7 @@ from wesctl.errors import ConfigError, DatabaseUnavailable, SchemaError
 
 if TYPE_CHECKING:
     from wesctl.db.schema import SchemaStatus
+    from wesctl.services.runtime import Runtime
 
 # Seconds to connect to and hear from the notification endpoint; a socket-activated endpoint
 # first has to start.
@@ -38,6 +39,7 @@ class Status(StrEnum):
     OK = "ok"
     FAIL = "fail"
     SKIP = "skip"  # not checked because an earlier check failed; not a failure itself
+    WARN = "warn"  # worth an operator's look, but nothing is broken (not a failure)
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,14 @@ def run_checks(settings_loader: Callable[[], Settings]) -> list[CheckResult]:
     try:
         settings = settings_loader()
     except ConfigError as exc:
-        not_checked = ("provider settings", "database", "schema", "providers", "notify endpoint")
+        not_checked = (
+            "provider settings",
+            "database",
+            "schema",
+            "runs",
+            "providers",
+            "notify endpoint",
+        )
         return [
             CheckResult(
                 "configuration",
@@ -81,10 +90,9 @@ def run_checks(settings_loader: Callable[[], Settings]) -> list[CheckResult]:
                 for name in not_checked
             ),
         ]
+    enabled = ", ".join(settings.enabled_providers) or "none"
     results = [
-        CheckResult(
-            "configuration", Status.OK, f"valid; providers: {', '.join(settings.enabled_providers)}"
-        ),
+        CheckResult("configuration", Status.OK, f"valid; providers: {enabled}"),
         _provider_settings(settings),
         *_database(settings),
     ]
@@ -95,12 +103,17 @@ def run_checks(settings_loader: Callable[[], Settings]) -> list[CheckResult]:
 
 
 def _provider_settings(settings: Settings) -> CheckResult:
-    problems = settings.provider_problems()
-    if problems:
-        return CheckResult("provider settings", Status.FAIL, "; ".join(problems), SETTINGS_FIX)
-    return CheckResult(
-        "provider settings", Status.OK, f"complete for {', '.join(settings.enabled_providers)}"
+    """Which providers are enabled and why; a failure only when none is, or a provider listed
+    in WESCTL_PROVIDERS lacks a setting."""
+    try:
+        settings.require_providers()
+    except ConfigError as exc:
+        return CheckResult("provider settings", Status.FAIL, "; ".join(exc.problems), SETTINGS_FIX)
+    detail = "; ".join(
+        f"{name} {'enabled' if enabled else 'not enabled'} ({why})"
+        for name, enabled, why in settings.provider_enablement()
     )
+    return CheckResult("provider settings", Status.OK, detail)
 
 
 def _database(settings: Settings) -> list[CheckResult]:
@@ -132,9 +145,28 @@ def _database(settings: Settings) -> list[CheckResult]:
         except DBAPIError as exc:  # e.g. no permission to read the tables
             detail = describe_database_error(exc)
             return [connected, CheckResult("schema", Status.FAIL, detail, DATABASE_FIX)]
-        return [connected, _schema(status)]
+        if not status.up_to_date:
+            return [connected, _schema(status)]
+        return [connected, _schema(status), _runs(runtime)]
     finally:
         runtime.close()
+
+
+def _runs(runtime: Runtime) -> CheckResult:
+    """Runs no command of this host will act on: another provider's, or a state that is not
+    exactly a WES state."""
+    from wesctl.services.status import run_warnings
+
+    warnings = run_warnings(runtime)
+    if warnings:
+        return CheckResult(
+            "runs",
+            Status.WARN,
+            "; ".join(warnings),
+            "enable the provider on a host (its settings, or WESCTL_PROVIDERS) and correct "
+            "states by hand",
+        )
+    return CheckResult("runs", Status.OK, "every queued run is served by this host")
 
 
 def _schema(status: SchemaStatus) -> CheckResult:

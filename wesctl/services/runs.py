@@ -9,8 +9,9 @@ from typing import Any
 
 from wesctl.db import runs as run_queries
 from wesctl.db.engine import database_errors, utcnow
+from wesctl.db.runs import ProviderFilter
 from wesctl.db.tables import RUN_ID_LENGTH, WorkflowRun
-from wesctl.domain.providers import PROVIDER_TAG, resolve_provider_name
+from wesctl.domain.providers import PROVIDER_TAG
 from wesctl.domain.states import RunState
 from wesctl.errors import InvalidRun, RunNotFound
 from wesctl.services.runtime import Runtime, log_transition
@@ -106,15 +107,15 @@ class RunSummary:
         }
 
 
-def _summary(row: WorkflowRun, default_provider: str) -> RunSummary:
+def _summary(row: run_queries.RunRow) -> RunSummary:
     return RunSummary(
         run_id=row.run_id,
         state=row.state,
-        provider=resolve_provider_name(row.provider_type, row.tags, default_provider),
+        provider=row.provider,
         provider_id=row.provider_id,
         provider_status=row.provider_status,
-        queued_at=row.start_time,
-        ended_at=row.end_time,
+        queued_at=row.queued_at,
+        ended_at=row.ended_at,
         last_error=row.last_error,
     )
 
@@ -128,28 +129,20 @@ def list_runs(
     newer_than: timedelta | None = None,
     limit: int = 50,
 ) -> list[RunSummary]:
-    """Return run summaries, newest first."""
+    """Return run summaries, newest first (no JSON column is read, so a malformed row lists
+    like any other)."""
     now = utcnow()
-    default = runtime.settings.default_provider
-    summaries: list[RunSummary] = []
+    providers = ProviderFilter(runtime.settings.default_provider, only=provider)
     with database_errors(), runtime.readers() as session:
-        # The provider is resolved per row (column, tag, default), so filter it here in batches.
-        offset_limit = None if provider else limit
-        rows = run_queries.list_runs(
+        rows = run_queries.run_rows(
             session,
+            providers,
             states=states,
             queued_before=now - older_than if older_than else None,
             queued_after=now - newer_than if newer_than else None,
-            limit=offset_limit,
+            limit=limit,
         )
-        for row in rows:
-            summary = _summary(row, default)
-            if provider and summary.provider != provider:
-                continue
-            summaries.append(summary)
-            if len(summaries) >= limit:
-                break
-    return summaries
+    return [_summary(row) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -163,6 +156,7 @@ class RunView:
     submitted_at: datetime | None
     task_logs: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # JSON columns that are not JSON
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -175,15 +169,20 @@ class RunView:
             "submitted_at": _iso(self.submitted_at),
             "task_logs": self.task_logs,
             "history": self.history,
+            "unreadable": self.unreadable,
         }
 
 
 def show_run(runtime: Runtime, run_id: str) -> RunView:
     """Return everything wesctl knows about one run; raise RunNotFound."""
+    providers = ProviderFilter(runtime.settings.default_provider)
     with database_errors(), runtime.readers() as session:
-        row = run_queries.get_run(session, run_id)
-        if row is None:
+        rows = run_queries.run_rows(session, providers, run_id=run_id)
+        if not rows:
             raise RunNotFound(f"no run with id {run_id!r}")
+        row = rows[0]
+        request = run_queries.run_request(session, run_id)
+        documents = run_queries.run_documents(session, run_id)
         logs = [
             {
                 "id": log.id,
@@ -208,25 +207,23 @@ def show_run(runtime: Runtime, run_id: str) -> RunView:
             }
             for item in run_queries.history(session, run_id)
         ]
-        return RunView(
-            summary=_summary(row, runtime.settings.default_provider),
-            request={
-                "workflow_url": row.workflow_url,
-                "workflow_type": row.workflow_type,
-                "workflow_type_version": row.workflow_type_version,
-                "workflow_engine": row.workflow_engine,
-                "workflow_engine_version": row.workflow_engine_version,
-                "workflow_params": row.workflow_params,
-                "tags": row.tags,
-            },
-            provider_metadata=row.provider_metadata,
-            outputs=row.outputs,
-            submit_attempts=row.submit_attempts or 0,
-            submission_key=row.submission_key,
-            submitted_at=row.submitted_at,
-            task_logs=logs,
-            history=transitions,
-        )
+    values = {name: value for name, (value, _) in documents.items()}
+    return RunView(
+        summary=_summary(row),
+        request={
+            **request,
+            "workflow_params": values["workflow_params"],
+            "tags": values["tags"],
+        },
+        provider_metadata=values["provider_metadata"],
+        outputs=values["outputs"],
+        submit_attempts=row.submit_attempts,
+        submission_key=row.submission_key,
+        submitted_at=row.submitted_at,
+        task_logs=logs,
+        history=transitions,
+        unreadable=[why for _, why in documents.values() if why is not None],
+    )
 
 
 def retry_run(runtime: Runtime, run_id: str) -> str:
@@ -236,10 +233,12 @@ def retry_run(runtime: Runtime, run_id: str) -> str:
     (the failed attempt's run, if any, is finished or never existed).
     """
     key = f"wesctl-{run_id}-{uuid.uuid4().hex[:8]}"
+    providers = ProviderFilter(runtime.settings.default_provider)
     with database_errors(), runtime.sessions.begin() as session:
-        row = run_queries.get_run(session, run_id)
-        if row is None:
+        rows = run_queries.run_rows(session, providers, run_id=run_id)
+        if not rows:
             raise RunNotFound(f"no run with id {run_id!r}")
+        row = rows[0]
         if row.state != RunState.SYSTEM_ERROR:
             raise InvalidRun(f"run {run_id} is {row.state}; only SYSTEM_ERROR runs can be retried")
         moved = run_queries.transition(
@@ -274,5 +273,5 @@ def retry_run(runtime: Runtime, run_id: str) -> str:
             reason,
             runtime.actor,
         )
-    log_transition(run_id, row.provider_type, RunState.SYSTEM_ERROR, RunState.QUEUED, reason)
+    log_transition(run_id, row.provider, RunState.SYSTEM_ERROR, RunState.QUEUED, reason)
     return key

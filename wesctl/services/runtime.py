@@ -15,9 +15,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from wesctl.config import Settings, redact_database_uri
 from wesctl.db import schema
 from wesctl.db.engine import database_errors, make_engine, make_session_factory
+from wesctl.errors import ConfigError
 
 if TYPE_CHECKING:
-    from wesctl.providers.base import Provider
+    from wesctl.providers.base import Provider, ProviderMisconfigured
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,46 @@ def log_transition(
         to_state,
         (reason or "-").replace("\n", " "),
     )
+
+
+class UnusableProviders:
+    """Providers found misconfigured during one pass. The first such answer is logged as one
+    error line naming the provider and what to fix (and noted in the report); later runs of that
+    provider are not tried in this pass, and no run changes state because of it."""
+
+    def __init__(self, notes: list[str]) -> None:
+        self._notes = notes
+        self._problems: dict[str, ProviderMisconfigured] = {}
+        self._lock = threading.Lock()
+
+    def mark(self, problem: ProviderMisconfigured) -> ProviderMisconfigured:
+        """Record `problem` (the first one per provider wins) and return the recorded one."""
+        with self._lock:
+            first = self._problems.setdefault(problem.provider, problem)
+            if first is problem:
+                line = (
+                    f"provider {problem.provider} is unusable here: {problem.detail}; "
+                    f"fix: {problem.fix}"
+                )
+                logger.error("%s", line)
+                self._notes.append(line)
+            return first
+
+    def mark_config_error(self, provider: str, error: ConfigError) -> ProviderMisconfigured:
+        """A provider whose adapter cannot even be built (a setting missing or invalid)."""
+        from wesctl.providers.base import ProviderMisconfigured
+
+        return self.mark(
+            ProviderMisconfigured(provider, error.message, "correct the setting named")
+        )
+
+    def get(self, provider: str) -> ProviderMisconfigured | None:
+        with self._lock:
+            return self._problems.get(provider)
+
+    def names(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._problems)
 
 
 def default_actor(command: str) -> str:

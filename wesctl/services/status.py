@@ -28,6 +28,8 @@ class Overview:
     last_submit: datetime | None
     last_sync: datetime | None
     failures: list[dict[str, Any]]
+    # Runs this host will not act on, and providers found misconfigured, one line each.
+    warnings: list[str]
 
     @property
     def in_flight_total(self) -> int:
@@ -53,6 +55,7 @@ class Overview:
             "last_submit": _iso(self.last_submit),
             "last_sync": _iso(self.last_sync),
             "failures_last_hour": self.failures,
+            "warnings": self.warnings,
         }
 
 
@@ -84,4 +87,33 @@ def overview(runtime: Runtime) -> Overview:
             ),
             last_sync=run_queries.last_action_at(session, ("sync-status@",)),
             failures=failures,
+            warnings=run_warnings(runtime),
         )
+
+
+def run_warnings(runtime: Runtime) -> list[str]:
+    """One line per group of runs that waits on something only an operator can change: a
+    provider this host does not serve, a misconfigured provider, a state that is not exact."""
+    from wesctl.services.submit import (
+        INSTALLATION_PROBLEM,
+        disabled_providers,
+        inexact_state_message,
+        provider_reason,
+    )
+
+    default = runtime.settings.default_provider
+    with database_errors(), runtime.readers() as session:
+        waiting = run_queries.waiting_by_provider(session, default, disabled_providers(runtime))
+        blocked = run_queries.last_errors_by_provider(session, default, INSTALLATION_PROBLEM)
+        inexact = run_queries.inexact_states(session)
+    lines = [
+        f"{count} runs wait for provider {name}, not enabled on this host "
+        f"({provider_reason(runtime, name)})"
+        for name, count in sorted(waiting.items())
+    ]
+    lines.extend(
+        f"{count} runs wait for provider {name}: {error.removeprefix(INSTALLATION_PROBLEM)}"
+        for name, (count, error) in sorted(blocked.items())
+    )
+    lines.extend(inexact_state_message(state, count) for state, count in sorted(inexact.items()))
+    return lines

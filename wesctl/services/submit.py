@@ -28,15 +28,15 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from wesctl.config import PROVIDER_NAMES
 from wesctl.db import runs as run_queries
 from wesctl.db.engine import database_errors, utcnow
-from wesctl.db.tables import WorkflowRun
-from wesctl.domain.providers import resolve_provider_name
+from wesctl.db.runs import ProviderFilter, QueuedRun
 from wesctl.domain.states import RunState
 from wesctl.domain.types import RunSpec, Submission
-from wesctl.errors import ConfigError, InvalidRun, WesctlError
-from wesctl.providers.base import ProviderRejected, ProviderUnavailable
-from wesctl.services.runtime import Runtime, log_transition
+from wesctl.errors import EX_CONFIG, EX_TEMPFAIL, ConfigError, InvalidRun, WesctlError
+from wesctl.providers.base import ProviderMisconfigured, ProviderRejected, ProviderUnavailable
+from wesctl.services.runtime import Runtime, UnusableProviders, log_transition
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +47,10 @@ REQUEUED = "requeued"
 FAILED = "failed"
 SKIPPED = "skipped"
 CANCELED = "canceled"
+# The provider is misconfigured on this host: the run is untouched (no attempt used).
+BLOCKED = "blocked"
+# Runs of a known provider this host does not serve: left QUEUED for a host that does.
+WAITING = "waiting"
 
 
 @dataclass(frozen=True)
@@ -82,9 +86,9 @@ class Report:
         with self._lock:
             self.outcomes.append(outcome)
 
-    def tally(self, outcome: str, provider: str) -> None:
+    def tally(self, outcome: str, provider: str, count: int = 1) -> None:
         with self._lock:
-            self.tallies[(provider, outcome)] += 1
+            self.tallies[(provider, outcome)] += count
 
     def counts(self) -> dict[str, int]:
         counts = Counter(item.outcome for item in self.outcomes)
@@ -94,12 +98,16 @@ class Report:
 
     @property
     def exit_code(self) -> int:
+        """78 when a provider is misconfigured here (the most actionable), 1 when runs failed,
+        75 when every provider call was unavailable (the next tick retries), else 0."""
         counts = self.counts()
+        if counts.get(BLOCKED):
+            return EX_CONFIG
         if counts.get(FAILED):
             return 1
-        attempted = {name: n for name, n in counts.items() if name != SKIPPED}
+        attempted = {name: n for name, n in counts.items() if name not in (SKIPPED, WAITING)}
         if attempted and set(attempted) == {REQUEUED}:
-            return 75  # every provider call was unavailable: try again next tick
+            return EX_TEMPFAIL
         return 0
 
     def to_json(self) -> dict[str, Any]:
@@ -113,14 +121,15 @@ class Report:
         }
 
 
-def spec_from_row(row: WorkflowRun) -> RunSpec:
+def spec_from_row(row: QueuedRun) -> RunSpec:
     """Build the provider request from a run row; raise InvalidRun for a malformed row."""
+    if row.unreadable is not None:
+        raise InvalidRun(row.unreadable)
     params = row.workflow_params
     if params is None:
         params = {}
     if not isinstance(params, dict):
         raise InvalidRun(f"workflow_params must be a JSON object, not {type(params).__name__}")
-    tags = row.tags if isinstance(row.tags, dict) else {}
     if row.tags is not None and not isinstance(row.tags, dict):
         raise InvalidRun(f"tags must be a JSON object, not {type(row.tags).__name__}")
     if not row.workflow_url or not row.workflow_url.strip():
@@ -128,10 +137,10 @@ def spec_from_row(row: WorkflowRun) -> RunSpec:
     return RunSpec(
         run_id=row.run_id,
         workflow_url=row.workflow_url.strip(),
-        workflow_type=row.workflow_type,
-        workflow_type_version=row.workflow_type_version,
+        workflow_type=row.workflow_type or "",
+        workflow_type_version=row.workflow_type_version or "",
         workflow_params=params,
-        tags=tags,
+        tags=row.tags or {},
         workflow_engine=row.workflow_engine,
         workflow_engine_version=row.workflow_engine_version,
         queued_at=row.start_time,
@@ -152,7 +161,7 @@ class Claim:
     invalid_reason: str | None
 
 
-def _detach(row: WorkflowRun, default_provider: str) -> Claim:
+def _detach(row: QueuedRun) -> Claim:
     spec: RunSpec | None = None
     invalid: str | None = None
     try:
@@ -162,25 +171,37 @@ def _detach(row: WorkflowRun, default_provider: str) -> Claim:
     assert row.submission_key is not None
     return Claim(
         run_id=row.run_id,
-        provider=resolve_provider_name(row.provider_type, row.tags, default_provider),
+        provider=row.provider,
         submission_key=row.submission_key,
         known_provider_id=row.provider_id,
-        may_exist=(row.submit_attempts or 0) > 1 or row.provider_id is not None,
-        attempts=row.submit_attempts or 0,
+        may_exist=row.submit_attempts > 1 or row.provider_id is not None,
+        attempts=row.submit_attempts,
         spec=spec,
         invalid_reason=invalid,
     )
 
 
+def disabled_providers(runtime: Runtime) -> frozenset[str]:
+    """Known providers this host does not serve: their runs wait for a host that does."""
+    return frozenset(PROVIDER_NAMES) - frozenset(runtime.settings.enabled_providers)
+
+
 class Submitter:
     """One submission pass of one process."""
 
-    def __init__(self, runtime: Runtime, report: Report) -> None:
+    def __init__(self, runtime: Runtime, report: Report, *, only: str | None = None) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
         self.report = report
         self.owner = runtime.actor
         self.lease = timedelta(seconds=self.settings.claim_timeout)
+        self.only = only
+        self.unusable = UnusableProviders(report.notes)
+
+    def provider_filter(self) -> ProviderFilter:
+        """Runs of providers this host serves and that are usable in this pass."""
+        skip = disabled_providers(self.runtime) | self.unusable.names()
+        return ProviderFilter(self.settings.default_provider, skip, self.only)
 
     # --- claiming ------------------------------------------------------------------------
     def claim(
@@ -192,11 +213,18 @@ class Submitter:
     ) -> list[Claim]:
         """Claim up to `limit` runs (of `run_ids` if given, never of `exclude`): recoveries first
         (they hold a slot), then new ones while the concurrency cap allows."""
+        providers = self.provider_filter()
         with database_errors(), self.runtime.sessions.begin() as session:
             run_queries.lock_claims(session)
             now = utcnow()
             recover = run_queries.claimable_run_ids(
-                session, now, limit=limit, needs_slot=False, run_ids=run_ids, exclude=exclude
+                session,
+                now,
+                limit=limit,
+                needs_slot=False,
+                providers=providers,
+                run_ids=run_ids,
+                exclude=exclude,
             )
             free_slots = self.settings.max_concurrent_workflows - run_queries.count_in_flight(
                 session, now
@@ -205,28 +233,45 @@ class Submitter:
             room = min(limit - len(recover), free_slots)
             if room > 0:
                 fresh = run_queries.claimable_run_ids(
-                    session, now, limit=room, needs_slot=True, run_ids=run_ids, exclude=exclude
+                    session,
+                    now,
+                    limit=room,
+                    needs_slot=True,
+                    providers=providers,
+                    run_ids=run_ids,
+                    exclude=exclude,
                 )
             rows = run_queries.claim_runs(
-                session, [*recover, *fresh], owner=self.owner, now=now, lease=self.lease
+                session,
+                [*recover, *fresh],
+                owner=self.owner,
+                now=now,
+                lease=self.lease,
+                default_provider=self.settings.default_provider,
             )
-            return [_detach(row, self.settings.default_provider) for row in rows]
+            return [_detach(row) for row in rows]
 
     # --- submitting ----------------------------------------------------------------------
     def submit_claimed(self, claim: Claim) -> RunOutcome:
         """Submit one claimed run and record the outcome; never raises for provider errors."""
+        if claim.provider not in PROVIDER_NAMES:
+            return self._fail(
+                claim,
+                f"unknown provider {claim.provider!r}; known providers: "
+                f"{', '.join(PROVIDER_NAMES)}",
+            )
         if claim.invalid_reason is not None or claim.spec is None:
             return self._fail(claim, f"invalid run: {claim.invalid_reason}")
+        if claim.provider not in self.settings.enabled_providers:  # claims skip these
+            self._release(claim, {})
+            return RunOutcome(claim.run_id, WAITING, claim.provider, reason="not served here")
+        problem = self.unusable.get(claim.provider)
+        if problem is not None:
+            return self._blocked(claim, problem)
         try:
             provider = self.runtime.provider(claim.provider)
         except ConfigError as exc:
-            return self._fail(claim, exc.message)
-        if claim.provider not in self.settings.enabled_providers:
-            return self._fail(
-                claim,
-                f"provider {claim.provider!r} is not enabled here (WESCTL_PROVIDERS="
-                f"{','.join(self.settings.enabled_providers)})",
-            )
+            return self._blocked(claim, self.unusable.mark_config_error(claim.provider, exc))
         try:
             provider.validate(claim.spec)
             submission = provider.submit(
@@ -238,6 +283,8 @@ class Submitter:
             )
         except ClaimLost:
             return RunOutcome(claim.run_id, SKIPPED, claim.provider, reason="claim taken over")
+        except ProviderMisconfigured as exc:
+            return self._blocked(claim, self.unusable.mark(exc))
         except ProviderRejected as exc:
             return self._fail(claim, exc.message)
         except ProviderUnavailable as exc:
@@ -304,7 +351,7 @@ class Submitter:
         """The run was cancelled during submission: stop the provider run we just started."""
         from wesctl.services.cancel import send_cancel
 
-        send_cancel(self.runtime, claim.run_id, claim.provider, provider_id)
+        send_cancel(self.runtime, claim.run_id, claim.provider, provider_id, self.unusable)
         return RunOutcome(
             claim.run_id,
             CANCELED,
@@ -315,16 +362,25 @@ class Submitter:
 
     def _fail(self, claim: Claim, reason: str) -> RunOutcome:
         now = utcnow()
-        values = {"end_time": now, "last_error": reason[:2000], "provider_type": claim.provider}
+        values = {"end_time": now, "last_error": reason, "provider_type": claim.provider}
         with database_errors(), self.runtime.sessions.begin() as session:
             previous = self._finish(
                 session, claim, RunState.QUEUED, RunState.SYSTEM_ERROR, values, reason
             )
             if previous is None:
-                self._release(session, claim)
+                run_queries.finish_claim(
+                    session, claim.run_id, owner=self.owner, expected_state=None, values={}
+                )
                 return RunOutcome(claim.run_id, SKIPPED, claim.provider, reason="no longer queued")
         log_transition(claim.run_id, claim.provider, previous, RunState.SYSTEM_ERROR, reason)
         return RunOutcome(claim.run_id, FAILED, claim.provider, reason=reason)
+
+    def _blocked(self, claim: Claim, problem: ProviderMisconfigured) -> RunOutcome:
+        """Release the claim as if it had not been taken: same state, the attempt given back,
+        the installation problem in last_error. The run is not at fault."""
+        reason = f"{INSTALLATION_PROBLEM}{problem.message}; fix: {problem.fix}"
+        self._release(claim, {"last_error": reason, "submit_attempts": max(0, claim.attempts - 1)})
+        return RunOutcome(claim.run_id, BLOCKED, claim.provider, reason=reason)
 
     def _requeue(self, claim: Claim, reason: str) -> RunOutcome:
         if claim.attempts >= self.settings.max_submit_attempts:
@@ -338,7 +394,7 @@ class Submitter:
                 claim,
                 None,
                 None,
-                {"last_error": reason[:2000]},
+                {"last_error": reason},
                 f"submission attempt {claim.attempts} failed (transient): {reason}",
             )
         logger.warning(
@@ -378,10 +434,16 @@ class Submitter:
             )
         return previous
 
-    def _release(self, session: Session, claim: Claim) -> None:
-        run_queries.finish_claim(
-            session, claim.run_id, owner=self.owner, expected_state=None, values={}
-        )
+    def _release(self, claim: Claim, values: dict[str, Any]) -> None:
+        """Give the claim up with `values` and no state change or history row."""
+        with database_errors(), self.runtime.sessions.begin() as session:
+            run_queries.finish_claim(
+                session, claim.run_id, owner=self.owner, expected_state=None, values=values
+            )
+
+
+# last_error of a run left queued because its provider is misconfigured on this host.
+INSTALLATION_PROBLEM = "installation problem, run not at fault: "
 
 
 class ClaimLost(WesctlError):
@@ -410,8 +472,8 @@ def submit_queued(
     be down and no more runs are claimed.
     """
     report = Report("submit-queued")
-    submitter = Submitter(runtime, report)
-    run_filter = _runs_of_provider(runtime, provider) if provider else None
+    submitter = Submitter(runtime, report, only=provider)
+    report_waiting(runtime, report)
     workers = runtime.settings.submit_workers
     batch_size = batch_size or workers
     claimed = 0
@@ -425,7 +487,7 @@ def submit_queued(
                 chunk = batch_size if limit is None else min(batch_size, limit - claimed)
                 # Runs whose outcome is not read yet may have been released already.
                 exclude = retry_next_tick.union(pending.values())
-                claims = submitter.claim(limit=chunk, run_ids=run_filter, exclude=exclude)
+                claims = submitter.claim(limit=chunk, exclude=exclude)
                 more = bool(claims)
                 claimed += len(claims)
                 for claim in claims:
@@ -449,36 +511,68 @@ def submit_queued(
     return report
 
 
-def _runs_of_provider(runtime: Runtime, provider: str) -> list[str]:
-    """Ids of claimable QUEUED runs that resolve to `provider`."""
+def report_waiting(runtime: Runtime, report: Report) -> None:
+    """Count the runs left for other hosts, and warn about states wesctl cannot act on."""
+    settings = runtime.settings
+    disabled = disabled_providers(runtime)
     with database_errors(), runtime.readers() as session:
-        rows = run_queries.list_runs(session, states=(RunState.QUEUED.value,))
-        return [
-            row.run_id
-            for row in rows
-            if row.submitted_at is None
-            and resolve_provider_name(
-                row.provider_type, row.tags, runtime.settings.default_provider
-            )
-            == provider
-        ]
+        waiting = run_queries.waiting_by_provider(session, settings.default_provider, disabled)
+        inexact = run_queries.inexact_states(session)
+    for name, count in sorted(waiting.items()):
+        report.tally(WAITING, name, count)
+        report.notes.append(
+            f"{count} runs wait for provider {name}, not enabled on this host "
+            f"({provider_reason(runtime, name)})"
+        )
+    for state, count in sorted(inexact.items()):
+        message = inexact_state_message(state, count)
+        logger.warning("%s", message)
+        report.notes.append(message)
+
+
+def provider_reason(runtime: Runtime, name: str) -> str:
+    """Why `name` is enabled or not on this host, as `config show` says it."""
+    for provider, _, why in runtime.settings.provider_enablement():
+        if provider == name:
+            return why
+    return "unknown provider"
+
+
+def inexact_state_message(state: str, count: int) -> str:
+    return (
+        f"{count} runs have state {state!r}, which is not exactly a WES state: wesctl leaves "
+        "them alone until the WES API or an operator corrects it (e.g. to 'QUEUED')"
+    )
 
 
 def submit_one(runtime: Runtime, run_id: str) -> Report:
     """Submit one run if it is queued and claimable; say why not otherwise."""
     report = Report("submit-one")
     with database_errors(), runtime.readers() as session:
-        row = run_queries.get_run(session, run_id)
-        if row is None:
-            from wesctl.errors import RunNotFound
+        row = run_queries.queued_run(session, run_id, runtime.settings.default_provider)
+    if row is None:
+        from wesctl.errors import RunNotFound
 
-            raise RunNotFound(f"no run with id {run_id!r}")
-        state, submitted, provider_id = row.state, row.submitted_at, row.provider_id
-        claimed = row.claimed_by is not None and (
-            row.claim_expires_at is not None and row.claim_expires_at > utcnow()
+        raise RunNotFound(f"no run with id {run_id!r}")
+    claimed = row.claimed_by is not None and (
+        row.claim_expires_at is not None and row.claim_expires_at > utcnow()
+    )
+    if row.state != RunState.QUEUED or row.submitted:
+        report.add(
+            RunOutcome(run_id, SKIPPED, None, row.provider_id, f"run is {row.state}, not queued")
         )
-    if state != RunState.QUEUED or submitted is not None:
-        report.add(RunOutcome(run_id, SKIPPED, None, provider_id, f"run is {state}, not queued"))
+        return report
+    if row.provider in disabled_providers(runtime):
+        report.add(
+            RunOutcome(
+                run_id,
+                WAITING,
+                row.provider,
+                None,
+                f"provider {row.provider} is not enabled on this host "
+                f"({provider_reason(runtime, row.provider)})",
+            )
+        )
         return report
     if claimed:
         report.add(RunOutcome(run_id, SKIPPED, None, None, "being submitted by another process"))
@@ -507,13 +601,14 @@ def plan_submission(runtime: Runtime, *, limit: int | None, provider: str | None
     with database_errors(), runtime.readers() as session:
         now = utcnow()
         in_flight = run_queries.count_in_flight(session, now)
-        rows = run_queries.queued_unsubmitted(session)
+        rows = run_queries.queued_unsubmitted(
+            session, ProviderFilter(settings.default_provider, only=provider)
+        )
+        disabled = disabled_providers(runtime)
         slots = settings.max_concurrent_workflows - in_flight
         budget = limit
         for row in rows:
-            name = resolve_provider_name(row.provider_type, row.tags, settings.default_provider)
-            if provider and name != provider:
-                continue
+            name = row.provider
             claim_active = row.claim_expires_at is not None and row.claim_expires_at > now
             if row.claimed_by and claim_active:
                 outcome = RunOutcome(
@@ -523,8 +618,17 @@ def plan_submission(runtime: Runtime, *, limit: int | None, provider: str | None
                     row.provider_id,
                     f"being submitted by {row.claimed_by}",
                 )
+            elif name in disabled:
+                outcome = RunOutcome(
+                    row.run_id,
+                    WAITING,
+                    name,
+                    None,
+                    f"provider {name} is not enabled on this host "
+                    f"({provider_reason(runtime, name)})",
+                )
             elif budget is not None and budget <= 0:
-                outcome = RunOutcome(row.run_id, "waiting", name, None, "beyond --limit")
+                outcome = RunOutcome(row.run_id, WAITING, name, None, "beyond --limit")
             elif row.provider_id is not None:
                 outcome = RunOutcome(
                     row.run_id,
@@ -536,7 +640,7 @@ def plan_submission(runtime: Runtime, *, limit: int | None, provider: str | None
             elif slots <= 0:
                 outcome = RunOutcome(
                     row.run_id,
-                    "waiting",
+                    WAITING,
                     name,
                     None,
                     f"concurrency cap {settings.max_concurrent_workflows} reached",

@@ -26,15 +26,22 @@ from typing import Any
 
 from wesctl.db import runs as run_queries
 from wesctl.db.engine import database_errors, utcnow
-from wesctl.db.runs import TrackedRun
-from wesctl.domain.providers import resolve_provider_name
+from wesctl.db.runs import ProviderFilter, TrackedRun
 from wesctl.domain.states import TERMINAL_STATES, RunState
 from wesctl.domain.types import ProviderStatus, RunDetails
 from wesctl.errors import ConfigError
-from wesctl.providers.base import ProviderError, ProviderUnavailable
+from wesctl.providers.base import ProviderError, ProviderMisconfigured, ProviderUnavailable
 from wesctl.services.cancel import pending_cancellations, send_cancel
-from wesctl.services.runtime import Runtime, log_transition
-from wesctl.services.submit import FAILED, REQUEUED, SKIPPED, Report, RunOutcome
+from wesctl.services.runtime import Runtime, UnusableProviders, log_transition
+from wesctl.services.submit import (
+    BLOCKED,
+    FAILED,
+    REQUEUED,
+    SKIPPED,
+    Report,
+    RunOutcome,
+    disabled_providers,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -52,31 +59,44 @@ def _next_state(current: str, reported: RunState | None) -> str | None:
 
 
 class StatusSync:
-    def __init__(self, runtime: Runtime, report: Report) -> None:
+    def __init__(self, runtime: Runtime, report: Report, unusable: UnusableProviders) -> None:
         self.runtime = runtime
         self.settings = runtime.settings
         self.report = report
         self.actor = runtime.actor
+        self.unusable = unusable
         self._started: set[str] = set()  # providers told that a new pass began
+
+    def provider_filter(self) -> ProviderFilter:
+        """Runs of providers this host serves and that are usable in this pass."""
+        skip = disabled_providers(self.runtime) | self.unusable.names()
+        return ProviderFilter(self.settings.default_provider, skip)
 
     def run_batch(self, batch: Sequence[TrackedRun]) -> None:
         by_provider: dict[str, list[TrackedRun]] = defaultdict(list)
         for run in batch:
-            name = resolve_provider_name(
-                run.provider_type, run.tags, self.settings.default_provider
-            )
-            by_provider[name].append(run)
+            by_provider[run.provider].append(run)
         for name, runs in by_provider.items():
             self._sync_provider(name, runs)
         with database_errors(), self.runtime.sessions.begin() as session:
             run_queries.mark_checked(session, [run.run_id for run in batch], utcnow())
 
+    def _blocked(
+        self, name: str, runs: Sequence[TrackedRun], problem: ProviderMisconfigured
+    ) -> None:
+        """The provider is misconfigured here: these runs keep their state."""
+        for run in runs:
+            self.report.add(RunOutcome(run.run_id, BLOCKED, name, run.provider_id, problem.detail))
+
     def _sync_provider(self, name: str, runs: list[TrackedRun]) -> None:
+        problem = self.unusable.get(name)
+        if problem is not None:
+            self._blocked(name, runs, problem)
+            return
         try:
             provider = self.runtime.provider(name)
         except ConfigError as exc:
-            for run in runs:
-                self.report.add(RunOutcome(run.run_id, FAILED, name, run.provider_id, exc.message))
+            self._blocked(name, runs, self.unusable.mark_config_error(name, exc))
             return
         if name not in self._started:
             provider.new_pass()
@@ -87,6 +107,9 @@ class StatusSync:
             chunk = runs[start : start + size]
             try:
                 statuses = provider.statuses([run.provider_id for run in chunk])
+            except ProviderMisconfigured as exc:
+                self._blocked(name, runs[start:], self.unusable.mark(exc))
+                break
             except ProviderError as exc:
                 outcome = REQUEUED if isinstance(exc, ProviderUnavailable) else FAILED
                 for run in chunk:
@@ -131,8 +154,14 @@ class StatusSync:
         return False
 
     def _finish(self, name: str, run: TrackedRun, status: ProviderStatus) -> RunOutcome:
+        problem = self.unusable.get(name)
+        if problem is not None:
+            return RunOutcome(run.run_id, BLOCKED, name, run.provider_id, problem.detail)
         try:
             details = self.runtime.provider(name).details(run.provider_id)
+        except ProviderMisconfigured as exc:
+            problem = self.unusable.mark(exc)
+            return RunOutcome(run.run_id, BLOCKED, name, run.provider_id, problem.detail)
         except ProviderError as exc:
             # Without outputs the final state would be recorded incomplete: retry next pass.
             outcome = REQUEUED if isinstance(exc, ProviderUnavailable) else FAILED
@@ -163,7 +192,7 @@ class StatusSync:
         if new_state in TERMINAL_STATES:
             values["end_time"] = status.ended_at or now
         if new_state in (RunState.EXECUTOR_ERROR, RunState.SYSTEM_ERROR) and status.message:
-            values["last_error"] = status.message[:2000]
+            values["last_error"] = status.message
         if details is not None:
             values["outputs"] = dict(details.outputs)
         reason = f"provider status {status.raw_status}"
@@ -239,10 +268,11 @@ def sync_status(
 ) -> Report:
     """Sync every run in flight (or just `run_ids`); return a report of what changed."""
     report = Report("sync-status")
+    unusable = UnusableProviders(report.notes)
     for run_id in pending_cancellations(runtime):
         if run_ids is None or run_id in run_ids:
-            report.add(_cancel_pending(runtime, run_id))
-    sync = StatusSync(runtime, report)
+            report.add(_cancel_pending(runtime, run_id, unusable))
+    sync = StatusSync(runtime, report, unusable)
     checked_before = utcnow() - stale_after if stale_after is not None else None
     after: str | None = None
     while True:
@@ -251,6 +281,7 @@ def sync_status(
                 session,
                 after_run_id=after,
                 limit=batch_size,
+                providers=sync.provider_filter(),
                 run_ids=run_ids,
                 checked_before=checked_before,
             )
@@ -263,13 +294,9 @@ def sync_status(
     return report
 
 
-def _cancel_pending(runtime: Runtime, run_id: str) -> RunOutcome:
+def _cancel_pending(runtime: Runtime, run_id: str, unusable: UnusableProviders) -> RunOutcome:
     with database_errors(), runtime.readers() as session:
-        row = run_queries.get_run(session, run_id)
-        assert row is not None
-        assert row.provider_id is not None
-        provider = resolve_provider_name(
-            row.provider_type, row.tags, runtime.settings.default_provider
-        )
-        provider_id = row.provider_id
-    return send_cancel(runtime, run_id, provider, provider_id)
+        target = run_queries.cancel_target(session, run_id, runtime.settings.default_provider)
+    assert target is not None
+    assert target.provider_id is not None
+    return send_cancel(runtime, run_id, target.provider, target.provider_id, unusable)

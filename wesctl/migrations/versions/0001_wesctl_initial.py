@@ -4,6 +4,11 @@ On a database the WES API already created, only additions are made: its tables, 
 `alembic_version` table are left as they are. Every step checks what exists first, so running it
 against a database that already has some of these objects changes nothing.
 
+When this revision creates both of the API's tables, it creates them exactly as the API's first
+revision does and records that revision in the API's `alembic_version` (never replacing a revision
+already there): that revision creates the tables unconditionally, so otherwise the API's own
+migration would fail on them and the API would never start.
+
 Revision ID: 0001_wesctl_initial
 Revises:
 Create Date: 2026-11-27
@@ -11,6 +16,7 @@ Create Date: 2026-11-27
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import sqlalchemy as sa
@@ -20,6 +26,12 @@ revision = "0001_wesctl_initial"
 down_revision = None
 branch_labels = None
 depends_on = None
+
+logger = logging.getLogger("wesctl.migrations")
+
+# The WES API's Alembic version table and its first revision, the one that creates its tables.
+API_VERSION_TABLE = "alembic_version"
+API_FIRST_REVISION = "65510080a98b"
 
 
 def wesctl_run_columns() -> tuple[sa.Column[Any], ...]:
@@ -46,6 +58,7 @@ def wesctl_run_columns() -> tuple[sa.Column[Any], ...]:
 def upgrade() -> None:
     inspector = sa.inspect(op.get_bind())
     tables = set(inspector.get_table_names())
+    creates_api_tables = not {"workflow_runs", "task_logs"} & tables
     if "workflow_runs" not in tables:
         # Exactly the WES API's layout (its revision 65510080a98b).
         op.create_table(
@@ -76,6 +89,8 @@ def upgrade() -> None:
             sa.Column("exit_code", sa.Integer(), nullable=True),
             sa.Column("system_logs", sa.JSON(), nullable=True),
         )
+    if creates_api_tables:
+        record_api_first_revision(has_version_table=API_VERSION_TABLE in tables)
 
     existing = {column["name"] for column in inspector.get_columns("workflow_runs")}
     for column in wesctl_run_columns():
@@ -97,6 +112,25 @@ def upgrade() -> None:
             sa.Column("actor", sa.String(100), nullable=False),
         )
         op.create_index("ix_run_state_history_run_id", "run_state_history", ["run_id"])
+
+
+def record_api_first_revision(*, has_version_table: bool) -> None:
+    """Mark the API's first revision as done, as Alembic would, unless a revision is recorded."""
+    version = sa.table(API_VERSION_TABLE, sa.column("version_num", sa.String(32)))
+    if not has_version_table:
+        op.create_table(
+            API_VERSION_TABLE,
+            sa.Column("version_num", sa.String(32), nullable=False),
+            sa.PrimaryKeyConstraint("version_num", name=f"{API_VERSION_TABLE}_pkc"),
+        )
+    elif op.get_bind().execute(sa.select(version.c.version_num).limit(1)).first() is not None:
+        return
+    op.get_bind().execute(version.insert().values(version_num=API_FIRST_REVISION))
+    logger.info(
+        "created the WES API's tables; recorded its revision %s in %s",
+        API_FIRST_REVISION,
+        API_VERSION_TABLE,
+    )
 
 
 def downgrade() -> None:
