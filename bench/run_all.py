@@ -1,11 +1,12 @@
 """Run every benchmark, each in its own process (clean peak RSS), and print one markdown table.
 
-Order: process start, submission throughput, sync-status, notification burst. The table has one
+Order: process start, submission throughput, sync-status, notification burst, report
+rendering. The table has one
 line per metric (benchmark, metric, wesctl, naive baseline, ratio / goal), followed by the
 machine it ran on and the notes of each benchmark; it is meant to be pasted into bench/README.md.
 
 Run: /work/venv/bin/python bench/run_all.py [--latency 0.02] [--database-uri postgresql://...]
-     [--only startup,submit,sync,notify]
+     [--only startup,submit,sync,notify,render]
 Prints numbers; nothing is asserted.
 """
 
@@ -51,6 +52,7 @@ def benchmarks(options: argparse.Namespace) -> dict[str, list[str]]:
             options.sync_providers,
         ],
         "notify": ["notify_burst.py", *shared, "--runs", str(options.notify_runs)],
+        "render": ["render_report.py"],
     }
 
 
@@ -79,7 +81,7 @@ def main() -> None:
     )
     parser.add_argument("--latency", type=float, default=0.020, help="seconds per fake call")
     parser.add_argument("--database-uri", default=None, help="PostgreSQL server URL")
-    parser.add_argument("--only", default="startup,submit,sync,notify")
+    parser.add_argument("--only", default="startup,submit,sync,notify,render")
     parser.add_argument("--startup-runs", type=int, default=7)
     parser.add_argument("--submit-runs", type=int, default=1000)
     parser.add_argument(

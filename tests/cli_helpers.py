@@ -4,6 +4,7 @@ command in its own process (for tests that kill or signal it)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -30,3 +31,19 @@ def wesctl_process(*args: str, env: Mapping[str, str], **popen: Any) -> subproce
     popen.setdefault("stdout", subprocess.DEVNULL)
     popen.setdefault("stderr", subprocess.DEVNULL)
     return subprocess.Popen([sys.executable, "-m", "wesctl", *args], env=dict(env), **popen)
+
+
+_PLAIN_PAIR = r'[^\s="]+=(?:"(?:[^"\\]|\\.)*"|[^\s"]+)'
+_PLAIN_LINE = re.compile(rf"{_PLAIN_PAIR}(?: {_PLAIN_PAIR})*")
+
+
+def parse_plain_line(line: str) -> dict[str, str | None]:
+    """Read one line of wesctl's output off a terminal: `key=value` pairs, a value bare, `-`
+    (none) or a JSON string. Fails on anything else, so a test also checks the format."""
+    assert _PLAIN_LINE.fullmatch(line), f"not a key=value line: {line!r}"
+    parsed: dict[str, str | None] = {}
+    for pair in re.findall(_PLAIN_PAIR, line):
+        key, _, value = pair.partition("=")
+        assert key not in parsed, f"{key} twice in {line!r}"
+        parsed[key] = None if value == "-" else json.loads(value) if value[0] == '"' else value
+    return parsed

@@ -172,12 +172,9 @@ def db_status(
 
         print_json(data)
     else:
-        from wesctl.render import key_value_table
+        from wesctl.render import db_status as render_db_status
 
-        key_value_table(
-            [(key.replace("_", " "), str(value)) for key, value in data.items()],
-            ("", "VALUE"),
-        )
+        render_db_status(data)
     raise typer.Exit(0 if status.up_to_date else 1)
 
 
@@ -588,7 +585,9 @@ def retry_command(
     with cli_errors():
         runtime = _open(ctx, "retry")
         done = retry_run(runtime, run_id)
-    typer.echo(f"{run_id} {done}")
+    from wesctl.render import requeued
+
+    requeued(run_id, done)
 
 
 @app.command("status")
@@ -607,7 +606,7 @@ def status_command(
     """
     import time
 
-    from wesctl.render import overview as render_overview
+    from wesctl.render import status as render_status
     from wesctl.services.status import overview
 
     with cli_errors():
@@ -618,19 +617,17 @@ def status_command(
 
         print_json(view.to_json())
         return
-    from wesctl.render import console
+    from wesctl.render import status_display
 
     if watch is None:
-        console().print(render_overview(view))
+        render_status(view)
         return
-    from rich.live import Live
-
-    with Live(render_overview(view), console=console(), auto_refresh=False) as live:
+    with status_display(view) as show:
         try:
             while True:
                 time.sleep(watch)
                 with cli_errors():
-                    live.update(render_overview(overview(runtime)), refresh=True)
+                    show(overview(runtime))
         except KeyboardInterrupt:
             pass
 
@@ -655,7 +652,7 @@ def doctor_command(
     else:
         from wesctl.render import checks_table
 
-        checks_table([result.to_json() for result in results])
+        checks_table(results)
     raise typer.Exit(0 if all_passed(results) else 1)
 
 
@@ -839,9 +836,9 @@ def config_show(
 
         print_json([{"name": n, "value": v, "source": s} for n, v, s in rows])
     else:
-        from wesctl.render import key_value_table
+        from wesctl.render import settings_table
 
-        key_value_table(rows, ("SETTING", "VALUE", "SOURCE"))
+        settings_table(rows)
 
 
 def main() -> None:  # pragma: no cover - the console-script entry point
