@@ -18,7 +18,13 @@ from tests.wes_api import insert_api_run
 from wesctl.config import Settings, load_settings
 from wesctl.db.tables import WorkflowRun
 from wesctl.fakes.sevenbridges import DEFAULT_APP, DEFAULT_PROJECT, SevenBridgesFake
-from wesctl.notify_server import Listener, NotifyServer
+from wesctl.notify_server import (
+    IDLE_TIMEOUT,
+    MAX_IDLE,
+    REQUEST_TIMEOUT,
+    Listener,
+    NotifyServer,
+)
 from wesctl.services.runtime import Runtime
 
 
@@ -121,7 +127,9 @@ def running_server(
     *,
     idle_exit: float = 0,
     token: str | None = None,
-    read_timeout: float = 5.0,
+    request_timeout: float = REQUEST_TIMEOUT,
+    idle_timeout: float = IDLE_TIMEOUT,
+    max_idle: int = MAX_IDLE,
     check_schema: bool = True,
     fake: SevenBridgesFake | None = None,
 ) -> Iterator[RunningServer]:
@@ -132,7 +140,9 @@ def running_server(
         idle_exit=idle_exit,
         token=token,
         workers=settings.submit_workers,
-        read_timeout=read_timeout,
+        request_timeout=request_timeout,
+        idle_timeout=idle_timeout,
+        max_idle=max_idle,
     )
     running = RunningServer(server, runtime, fake)
     running.thread.start()

@@ -390,12 +390,12 @@ def test_submission_waits_for_answers_in_flight_but_not_for_long(
         assert len(fake.tasks_for_run(run_id)) == 1
 
 
-def test_silent_connection_is_closed_after_the_read_timeout(
+def test_incomplete_request_is_closed_at_its_deadline(
     tmp_path: Path, sqlite_url: str, fake: SevenBridgesFake
 ) -> None:
     migrate(sqlite_url)
     settings = make_settings(tmp_path, sqlite_url, fake)
-    with running_server(settings, bind_tcp("127.0.0.1", 0), read_timeout=0.2) as running:
+    with running_server(settings, bind_tcp("127.0.0.1", 0), request_timeout=0.2) as running:
         with socket.create_connection(running.address, timeout=5) as slow:
             slow.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n{")
             assert slow.recv(100) == b""  # closed by the server, without an answer
