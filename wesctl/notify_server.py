@@ -79,7 +79,9 @@ MAX_IDLE = 128
 # Connections served at once, one thread each: room for a thousand slow or idle clients. A new
 # connection beyond it closes the oldest idle one, else the oldest incomplete request.
 MAX_CONNECTIONS = 1024
-FD_RESERVE = 64  # descriptors besides connections: listeners, database, provider clients, logs
+MAX_CLOSING = 32  # connections closed to make room whose threads may still be ending
+# Descriptors besides connections: listeners, database, provider clients, logs, MAX_CLOSING.
+FD_RESERVE = 96
 SHUTDOWN_GRACE = 5.0  # seconds to let requests already received be answered
 ANSWER_QUIET = 0.05  # seconds with no request in flight before the next run is submitted
 SUBMIT_HOLD = 2.0  # ...but a run waits at most this long for such a quiet moment
@@ -736,8 +738,8 @@ class NotifyServer:
             pass
 
     def _accept_one(self, listening: socket.socket) -> bool:
-        if not self._make_room():
-            return False  # every connection is being answered: this one waits in the backlog
+        if not self._room_to_accept():
+            return False  # the connection waits in the backlog
         try:
             connection, address = listening.accept()
         except (BlockingIOError, InterruptedError):
@@ -747,6 +749,14 @@ class NotifyServer:
             return False
         accepted = time.monotonic()
         with self._changed:
+            if self._open - len(self._closing) >= self.max_connections:
+                # Make room: the oldest idle connection, else the oldest incomplete request. A
+                # request that arrives whole is answered at once, so it is never the oldest.
+                reason = f"{self.max_connections} connections open"
+                if self._phases[Phase.IDLE]:
+                    self._close_oldest(Phase.IDLE, reason)
+                elif self._phases[Phase.RECEIVING]:
+                    self._close_oldest(Phase.RECEIVING, reason)
             self._open += 1
             self._phases[Phase.RECEIVING][connection] = None  # its first request starts now
             self._last_activity = accepted
@@ -758,20 +768,18 @@ class NotifyServer:
         ).start()
         return True
 
-    def _make_room(self) -> bool:
-        """True when one more connection may be accepted. At max_connections, close the oldest
-        idle connection, else the oldest incomplete request (a request that arrives whole is
-        answered at once, so it is never the oldest), and give its thread a moment to end."""
+    def _room_to_accept(self) -> bool:
+        """False while every connection is being answered (nothing may be closed to make room),
+        or while the threads of MAX_CLOSING connections closed to make room are still ending:
+        descriptors stay within max_connections + MAX_CLOSING."""
         with self._changed:
-            if self._open - len(self._closing) >= self.max_connections:
-                reason = f"{self.max_connections} connections open"
-                if self._phases[Phase.IDLE]:
-                    self._close_oldest(Phase.IDLE, reason)
-                elif self._phases[Phase.RECEIVING]:
-                    self._close_oldest(Phase.RECEIVING, reason)
-            if self._open >= self.max_connections:
+            full = self._open - len(self._closing) >= self.max_connections
+            if (full and not self._phases[Phase.IDLE] and not self._phases[Phase.RECEIVING]) or (
+                len(self._closing) >= MAX_CLOSING
+            ):
                 self._changed.wait(0.1)
-            return self._open < self.max_connections
+                return False
+            return True
 
     def _serve_connection(self, connection: socket.socket, address: Any, accepted: float) -> None:
         try:
@@ -946,8 +954,8 @@ def allow_open_files(connections: int) -> int:
     with a soft limit of 1024 and a much higher hard one, which any process may raise to."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     wanted = connections + FD_RESERVE
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < raised:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
         except (OSError, ValueError) as exc:

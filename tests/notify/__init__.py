@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, select
 from typer.testing import Result
@@ -18,13 +19,7 @@ from tests.wes_api import insert_api_run
 from wesctl.config import Settings, load_settings
 from wesctl.db.tables import WorkflowRun
 from wesctl.fakes.sevenbridges import DEFAULT_APP, DEFAULT_PROJECT, SevenBridgesFake
-from wesctl.notify_server import (
-    IDLE_TIMEOUT,
-    MAX_IDLE,
-    REQUEST_TIMEOUT,
-    Listener,
-    NotifyServer,
-)
+from wesctl.notify_server import Listener, NotifyServer
 from wesctl.services.runtime import Runtime
 
 
@@ -127,12 +122,11 @@ def running_server(
     *,
     idle_exit: float = 0,
     token: str | None = None,
-    request_timeout: float = REQUEST_TIMEOUT,
-    idle_timeout: float = IDLE_TIMEOUT,
-    max_idle: int = MAX_IDLE,
     check_schema: bool = True,
     fake: SevenBridgesFake | None = None,
+    **limits: Any,
 ) -> Iterator[RunningServer]:
+    """`limits`: NotifyServer's request_timeout, idle_timeout, max_connections, max_idle."""
     runtime = Runtime.open(settings, command="notify-test", check_schema=check_schema)
     server = NotifyServer(
         runtime,
@@ -140,9 +134,7 @@ def running_server(
         idle_exit=idle_exit,
         token=token,
         workers=settings.submit_workers,
-        request_timeout=request_timeout,
-        idle_timeout=idle_timeout,
-        max_idle=max_idle,
+        **limits,
     )
     running = RunningServer(server, runtime, fake)
     running.thread.start()
