@@ -79,7 +79,7 @@ MAX_IDLE = 128
 # Connections served at once, one thread each: room for a thousand slow or idle clients. A new
 # connection beyond it closes the oldest idle one, else the oldest incomplete request.
 MAX_CONNECTIONS = 1024
-MAX_CLOSING = 32  # connections closed to make room whose threads may still be ending
+MAX_CLOSING = 32  # connections we closed whose threads may still be ending (then: backlog)
 # Descriptors besides connections: listeners, database, provider clients, logs, MAX_CLOSING.
 FD_RESERVE = 96
 SHUTDOWN_GRACE = 5.0  # seconds to let requests already received be answered
@@ -770,8 +770,8 @@ class NotifyServer:
 
     def _room_to_accept(self) -> bool:
         """False while every connection is being answered (nothing may be closed to make room),
-        or while the threads of MAX_CLOSING connections closed to make room are still ending:
-        descriptors stay within max_connections + MAX_CLOSING."""
+        or while the threads of MAX_CLOSING connections we closed are still ending: descriptors
+        stay within max_connections + MAX_CLOSING."""
         with self._changed:
             full = self._open - len(self._closing) >= self.max_connections
             if (full and not self._phases[Phase.IDLE] and not self._phases[Phase.RECEIVING]) or (

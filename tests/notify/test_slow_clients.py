@@ -134,7 +134,7 @@ def test_notifications_are_answered_while_500_slow_and_500_idle_clients_hold_on(
     with running_server(settings, bind_tcp("127.0.0.1", 0)) as running:
         run_ids = [add_run(running.engine) for _ in range(20)]
         host, port = running.address
-        with crowd(running.address, slow=500, idle=500) as held:
+        with crowd(running.address, slow=500, idle=500):
             time.sleep(0.5)  # every crowd connection is in (or waiting to be)
             with ThreadPoolExecutor(max_workers=len(run_ids)) as pool:
                 results = list(
@@ -145,7 +145,6 @@ def test_notifications_are_answered_while_500_slow_and_500_idle_clients_hold_on(
                 )
             statuses = [result.status for result in results]
             assert statuses == [200] * len(run_ids), [result.error for result in results]
-            assert not is_closed(held.idle[-1])  # the newest idle connections are kept
         wait_submitted(running.engine, run_ids, deadline=30)
 
 
@@ -181,7 +180,7 @@ def test_idle_connections_beyond_the_bound_are_closed_oldest_first(
 ) -> None:
     migrate(sqlite_url)
     settings = make_settings(tmp_path, sqlite_url, fake)
-    with running_server(settings, bind_tcp("127.0.0.1", 0), max_idle=2) as running:
+    with running_server(settings, bind_tcp("127.0.0.1", 0), max_idle=2, idle_timeout=60) as running:
         connections = []
         for _ in range(4):  # one after the other, each answered before the next opens
             sock = socket.create_connection(running.address, timeout=5)
@@ -205,7 +204,9 @@ def test_at_the_connection_bound_the_oldest_unfinished_request_makes_room(
 ) -> None:
     migrate(sqlite_url)
     settings = make_settings(tmp_path, sqlite_url, fake)
-    with running_server(settings, bind_tcp("127.0.0.1", 0), max_connections=3) as running:
+    with running_server(
+        settings, bind_tcp("127.0.0.1", 0), max_connections=3, request_timeout=60
+    ) as running:
         silent = [socket.create_connection(running.address, timeout=5) for _ in range(3)]
         try:  # the backlog is first in, first out: the three are accepted before the next
             run_id = add_run(running.engine)
