@@ -5,6 +5,8 @@ crowds are real sockets on 127.0.0.1, driven from one thread."""
 from __future__ import annotations
 
 import contextlib
+import os
+import resource
 import selectors
 import socket
 import subprocess
@@ -16,10 +18,17 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.notify import add_run, make_settings, migrate, running_server, wait_submitted
+from tests.notify import (
+    add_run,
+    make_settings,
+    migrate,
+    provider_environ,
+    running_server,
+    wait_submitted,
+)
 from wesctl.fakes.sevenbridges import SevenBridgesFake
 from wesctl.notify import send_notification
-from wesctl.notify_server import FD_RESERVE, allow_open_files, bind_tcp
+from wesctl.notify_server import FD_RESERVE, MAX_CONNECTIONS, allow_open_files, bind_tcp
 
 REQUEST_LINE = b"POST / HTTP/1.1\r\nHost: x\r\n"
 ONE_GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"  # answered 405 at once, then the connection idles
@@ -238,3 +247,43 @@ print(allow_open_files(500), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     assert raised == f"500 {500 + FD_RESERVE}"
     assert capped == f"{300 - FD_RESERVE} 300"
     assert f"leaves room for {300 - FD_RESERVE} notification connections, not 500" in out.stderr
+
+
+def test_serve_notify_started_with_systemds_default_limit_raises_it(
+    sqlite_url: str, tmp_path: Path, fake: SevenBridgesFake
+) -> None:
+    """`wesctl serve-notify` in its own process, started with systemd's default soft limit."""
+    migrate(sqlite_url)
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    assert hard == resource.RLIM_INFINITY or hard >= 1024 + MAX_CONNECTIONS, "hard limit too low"
+    start = (
+        "import os, sys; from resource import RLIMIT_NOFILE as N, getrlimit, setrlimit; "
+        "setrlimit(N, (1024, getrlimit(N)[1])); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'wesctl', *sys.argv[1:]])"
+    )
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "DATABASE_URI": sqlite_url,
+        **provider_environ(fake),
+    }
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            start,
+            "serve-notify",
+            "--listen",
+            "127.0.0.1:0",
+            "--idle-exit",
+            "0.5",
+        ],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    wanted = MAX_CONNECTIONS + FD_RESERVE
+    assert f"open files limit raised from 1024 to {wanted}" in result.stderr
