@@ -1,10 +1,11 @@
-"""Run notifications: the client side, and the entry point of the endpoint (`serve`).
+"""Run notifications: the client side.
 
 The WES API POSTs `{"run_id": "<id>"}` to DAEMON_NOTIFICATION_HOST:DAEMON_NOTIFICATION_PORT
 after inserting a run and counts only HTTP 200 as success. `send_notification` sends exactly that
 request; `notify_daemon` is the drop-in a Python WES API calls. Both use only the standard library
 and never raise, because a failed notification must not fail `POST /runs`: the timer submits the
-run anyway. The endpoint itself lives in `wesctl.notify_server` and is imported only by `serve`.
+run anyway. The endpoint itself is `wesctl.notify_server`, which imports this module (never the
+other way round) for the token's encoding.
 """
 
 from __future__ import annotations
@@ -15,18 +16,21 @@ import logging
 import os
 import socket
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from wesctl import __version__
-
-if TYPE_CHECKING:
-    from wesctl.config import Settings
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 5001
 MAX_ANSWER = 64 * 1024  # the endpoint answers a few dozen bytes; never read more than this
+
+
+def token_bytes(token: str) -> bytes:
+    """The bearer token as it goes on the wire and is compared: UTF-8, on both sides. (A str
+    header would be sent as Latin-1, or not at all.) surrogateescape gives back the exact bytes
+    of a token read from an environment that is not valid UTF-8."""
+    return token.encode("utf-8", "surrogateescape")
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,8 @@ def send_notification(
     The request is the one `requests.post(url, json=payload, timeout=2)` sends: same request
     line, header names and order, and the same body bytes; only User-Agent names wesctl and
     Accept-Encoding is `identity` (the answer is read uncompressed). `timeout` applies to the
-    connect and to each read, as in requests.
+    connect and to each read, as in requests. `token` is sent as `Authorization: Bearer` in
+    UTF-8, which is what the endpoint compares.
     """
     where = f"unix:{unix_socket}" if unix_socket else f"{host}:{port}"
     body = json.dumps({"run_id": run_id}).encode("utf-8")
@@ -87,7 +92,7 @@ def send_notification(
         connection.putheader("Accept", "*/*")
         connection.putheader("Connection", "keep-alive")
         if token:
-            connection.putheader("Authorization", f"Bearer {token}")
+            connection.putheader("Authorization", b"Bearer " + token_bytes(token))
         connection.putheader("Content-Length", str(len(body)))
         connection.putheader("Content-Type", "application/json")
         connection.endheaders(body)  # headers and body leave in one packet
@@ -144,10 +149,3 @@ def notify_daemon(
     if not result.ok:
         logger.warning("run %s not notified (%s); the timer will submit it", run_id, result.error)
     return result.ok
-
-
-def serve(settings: Settings, *, listen: str | None = None, idle_exit: float | None = None) -> int:
-    """Serve notifications until idle or stopped; return the exit code (see notify_server)."""
-    from wesctl.notify_server import serve as serve_notifications
-
-    return serve_notifications(settings, listen=listen, idle_exit=idle_exit)

@@ -9,21 +9,38 @@ same moment share one query, and submissions hold back briefly while requests ar
 
 Sockets, in order: `--listen`, the sockets systemd passes (socket activation, Accept=no; every
 one is served), else DAEMON_NOTIFICATION_HOST:DAEMON_NOTIFICATION_PORT. Each connection gets a
-thread (HTTP/1.1 keep-alive, pipelining, a read timeout per connection). The process exits 0
-after `idle_exit` seconds without requests or pending work so systemd can start it again on the
-next connection; it never accepts a connection it will not answer, so connections arriving
-meanwhile wait in the socket's backlog. SIGTERM: stop accepting, answer what was received, finish
-the submissions in progress, leave the queued ones to the timer, exit 0.
+thread (HTTP/1.1 keep-alive, pipelining). The process exits 0 after `idle_exit` seconds without
+requests or pending work so systemd can start it again on the next connection; it never accepts a
+connection it will not answer, so connections arriving meanwhile wait in the socket's backlog.
+SIGTERM: stop accepting, answer what was received (requests still arriving get until their
+deadline), finish the submissions in progress, leave the queued ones to the timer, exit 0.
+
+Slow and idle clients cannot crowd out the WES API, whose notification arrives in one packet:
+- a request must arrive in full, headers and body, within REQUEST_TIMEOUT (3 s) of its start (the
+  accept, or its first byte on a kept-alive connection), else the connection is closed: a client
+  trickling a header line now and then holds a thread for 3 s, not for ever;
+- a kept-alive connection may wait IDLE_TIMEOUT (5 s) for its next request, and at most MAX_IDLE
+  (128) connections wait at once: beyond that the oldest idle one is closed;
+- at most MAX_CONNECTIONS (1024) connections are served at once; a new one makes room by closing
+  the oldest idle connection, else the oldest incomplete request, so a complete notification is
+  accepted and answered at once whatever the others do (only requests being answered are never
+  closed; if all 1024 are, the new one waits in the backlog).
+Each connection is a file descriptor: `serve` raises the soft RLIMIT_NOFILE (systemd's default is
+1024) up to the hard limit for MAX_CONNECTIONS + FD_RESERVE, and serves fewer connections, with a
+warning, when the hard limit is lower.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import hmac
+import io
 import json
 import logging
 import os
 import queue
+import resource
 import selectors
 import signal
 import socket
@@ -45,14 +62,26 @@ from wesctl.db.engine import database_errors
 from wesctl.db.tables import RUN_ID_LENGTH
 from wesctl.domain.states import RunState
 from wesctl.errors import ConfigError, DatabaseUnavailable, SchemaError, WesctlError
+from wesctl.notify import token_bytes
 from wesctl.services.runtime import Runtime
 from wesctl.services.submit import submit_runs
 
 logger = logging.getLogger(__name__)
 
 MAX_BODY = 4096  # a notification is ~60 bytes; anything near this is not one
-READ_TIMEOUT = 5.0  # seconds a connection may stay silent (idle keep-alive or a slow client)
-MAX_CONNECTIONS = 256  # beyond this, new connections wait in the backlog
+# Seconds for a whole request (headers and body) to arrive. The WES API sends it in one packet and
+# gives up after 2 s, so nothing it still waits for is cut; a trickling client is.
+REQUEST_TIMEOUT = 3.0
+IDLE_TIMEOUT = 5.0  # seconds a kept-alive connection may wait for its next request
+# Idle keep-alive connections kept open; beyond, the oldest is closed. The WES API keeps at most
+# one per worker process or thread, a few dozen at most.
+MAX_IDLE = 128
+# Connections served at once, one thread each: room for a thousand slow or idle clients. A new
+# connection beyond it closes the oldest idle one, else the oldest incomplete request.
+MAX_CONNECTIONS = 1024
+MAX_CLOSING = 32  # connections we closed whose threads may still be ending (then: backlog)
+# Descriptors besides connections: listeners, database, provider clients, logs, MAX_CLOSING.
+FD_RESERVE = 96
 SHUTDOWN_GRACE = 5.0  # seconds to let requests already received be answered
 ANSWER_QUIET = 0.05  # seconds with no request in flight before the next run is submitted
 SUBMIT_HOLD = 2.0  # ...but a run waits at most this long for such a quiet moment
@@ -220,6 +249,61 @@ def _printable(text: str, limit: int = 80) -> str:
     return cleaned + ("..." if len(text) > limit else "")
 
 
+class Phase(enum.Enum):
+    """What a connection is doing; the server closes idle and receiving ones, oldest first."""
+
+    RECEIVING = "receiving"  # a request has started (accept or first byte), not yet complete
+    ANSWERING = "answering"  # its headers are in: it is being answered
+    IDLE = "idle"  # answered; waiting for the next request on the kept-alive connection
+
+
+class IdleTimeout(TimeoutError):
+    """A kept-alive connection waited IDLE_TIMEOUT for its next request: routine, not an error."""
+
+
+class RequestReader(io.RawIOBase):
+    """A connection's input, read against two clocks: a request must arrive in full by its
+    deadline (request_timeout after its start), and between requests the connection may wait
+    idle_timeout. The stdlib's per-read timeout alone let a client that sends a byte now and then
+    hold its connection for ever."""
+
+    def __init__(self, connection: socket.socket, server: NotifyServer, accepted: float) -> None:
+        super().__init__()
+        self.connection = connection
+        self.server = server
+        self.deadline: float | None = accepted + server.request_timeout  # the first request
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.deadline is None:
+            timeout = self.server.idle_timeout
+            expired: TimeoutError = IdleTimeout(f"idle for {timeout:g} s")
+        else:
+            timeout = self.deadline - time.monotonic()
+            expired = TimeoutError(
+                f"request not received in full within {self.server.request_timeout:g} s"
+            )
+            if timeout <= 0:
+                raise expired
+        self.connection.settimeout(timeout)
+        try:
+            count = self.connection.recv_into(buffer)
+        except TimeoutError:
+            raise expired from None
+        finally:
+            self.connection.settimeout(self.server.idle_timeout)  # what writes wait at most
+        if count and self.deadline is None:  # the first byte of the next request
+            self.deadline = time.monotonic() + self.server.request_timeout
+            self.server.mark(self.connection, Phase.RECEIVING)
+        return count
+
+    def request_done(self) -> None:
+        """The request was answered: the connection is idle until a byte of the next one."""
+        self.deadline = None
+
+
 class NotifyHandler(BaseHTTPRequestHandler):
     """One connection: any number of requests, each answered with a small JSON body."""
 
@@ -228,7 +312,11 @@ class NotifyHandler(BaseHTTPRequestHandler):
     wbufsize = -1  # buffered: headers and body leave in one send, flushed per response
 
     def __init__(
-        self, connection: socket.socket, client_address: Any, server: NotifyServer
+        self,
+        connection: socket.socket,
+        client_address: Any,
+        server: NotifyServer,
+        accepted: float,
     ) -> None:
         # BaseRequestHandler.__init__, minus the socketserver.BaseServer it expects.
         self.endpoint = server
@@ -236,6 +324,7 @@ class NotifyHandler(BaseHTTPRequestHandler):
         self.client_address = client_address
         self.started = time.monotonic()
         self.run_id: str | None = None
+        self.reader = RequestReader(connection, server, accepted)
         self.setup()
         try:
             self.handle()
@@ -243,17 +332,23 @@ class NotifyHandler(BaseHTTPRequestHandler):
             self.finish()
 
     def setup(self) -> None:
-        super().setup()
-        self.connection.settimeout(self.endpoint.read_timeout)
+        """StreamRequestHandler.setup, reading through the RequestReader's deadlines."""
+        self.connection = self.request
+        self.connection.settimeout(self.endpoint.idle_timeout)
         if self.connection.family in (socket.AF_INET, socket.AF_INET6):
             self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.rfile = io.BufferedReader(self.reader)
+        self.wfile = self.connection.makefile("wb", self.wbufsize)
 
     def parse_request(self) -> bool:
-        """Called once a request line has arrived: from here until the answer it is in flight."""
+        """Called once a request line has arrived; once its headers are in too, it is being
+        answered (and counts as in flight for the submissions' quiet moments)."""
         self.started = time.monotonic()
         self.run_id = None
-        self.endpoint.set_busy(self.connection, True)
-        return super().parse_request()
+        if not super().parse_request():
+            return False
+        self.endpoint.mark(self.connection, Phase.ANSWERING)
+        return True
 
     def handle_expect_100(self) -> bool:
         accepted = super().handle_expect_100()
@@ -299,9 +394,10 @@ class NotifyHandler(BaseHTTPRequestHandler):
         if token is None:
             return True
         scheme, _, value = self.headers.get("Authorization", "").partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            value.strip().encode("latin-1"), token.encode("utf-8")
-        )
+        # The header's bytes as sent (the stdlib decoded them as Latin-1), with only ASCII
+        # blanks stripped: str.strip() would also take \xa0 and \x85, which end UTF-8 characters.
+        sent = value.encode("latin-1").strip(b" \t")
+        return scheme.lower() == "bearer" and hmac.compare_digest(sent, token_bytes(token))
 
     def _read_body(self) -> bytes | None:
         if self.headers.get("Transfer-Encoding") is not None:
@@ -413,7 +509,8 @@ class NotifyHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(payload)
         self.wfile.flush()
-        self.endpoint.set_busy(self.connection, False)
+        self.reader.request_done()
+        self.endpoint.mark(self.connection, Phase.IDLE)
         logger.log(
             logging.WARNING if status >= 500 else logging.INFO,
             "%s %s %d run=%s %.1fms client=%s%s",
@@ -443,6 +540,16 @@ class NotifyHandler(BaseHTTPRequestHandler):
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         """_reply logs every answer itself."""
 
+    def log_error(self, format: str, *args: Any) -> None:
+        """The stdlib calls this only when a read or write timed out, closing the connection."""
+        reason = args[0] if args else None
+        logger.log(
+            logging.DEBUG if isinstance(reason, IdleTimeout) else logging.INFO,
+            "client=%s: %s; connection closed",
+            self.address_string(),
+            reason if isinstance(reason, TimeoutError) else "timed out",
+        )
+
     def log_message(self, format: str, *args: Any) -> None:
         logger.info("client=%s: %s", self.address_string(), _printable(format % args, 200))
 
@@ -461,22 +568,29 @@ class NotifyServer:
         idle_exit: float,
         token: str | None,
         workers: int,
-        read_timeout: float = READ_TIMEOUT,
+        request_timeout: float = REQUEST_TIMEOUT,
+        idle_timeout: float = IDLE_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
+        max_idle: int = MAX_IDLE,
     ) -> None:
         self.runtime = runtime
         self.listeners = list(listeners)
         self.idle_exit = idle_exit
         self.token = token
-        self.read_timeout = read_timeout
+        self.request_timeout = request_timeout
+        self.idle_timeout = idle_timeout
+        self.max_connections = max(1, max_connections)
+        self.max_idle = max_idle
         self._worker_count = max(1, workers)
         self._work: queue.SimpleQueue[str | None] = queue.SimpleQueue()
         self._changed = threading.Condition()  # guards everything below
         self._pending: set[str] = set()  # queued or being submitted
-        self._connections: dict[socket.socket, bool] = {}  # open connection -> request in flight
-        self._in_flight = 0  # connections with a request being answered
+        self._open = 0  # connections with a thread, closing ones included
+        # Open connections by phase, each dict oldest first (a dict keeps insertion order).
+        self._phases: dict[Phase, dict[socket.socket, None]] = {phase: {} for phase in Phase}
+        self._closing: set[socket.socket] = set()  # shut down by us, their thread still ending
         self._last_activity = time.monotonic()
         self._last_answer = time.monotonic()  # a request started or was answered
-        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         self._stop_requested = False
         self._exit_reason = ""
         self._lookups: dict[str, list[Future[RunLookup]]] = {}  # waiting for the next query
@@ -495,13 +609,31 @@ class NotifyServer:
             self._wake_write.send(b"\0")
 
     # --- bookkeeping used by handlers and workers ----------------------------------------
-    def set_busy(self, connection: socket.socket, busy: bool) -> None:
+    def mark(self, connection: socket.socket, phase: Phase) -> None:
+        """Record that `connection` entered `phase` (as its newest member); a connection we
+        closed stays out. Beyond `max_idle` idle connections, the oldest is closed."""
         with self._changed:
-            if self._connections.get(connection, busy) != busy:
-                self._connections[connection] = busy
-                self._in_flight += 1 if busy else -1
-            self._last_activity = self._last_answer = time.monotonic()
+            if connection in self._closing:
+                return
+            for connections in self._phases.values():
+                connections.pop(connection, None)
+            self._phases[phase][connection] = None
+            self._last_activity = time.monotonic()
+            if phase is not Phase.RECEIVING:  # an answer started or ended
+                self._last_answer = self._last_activity
+            while len(self._phases[Phase.IDLE]) > self.max_idle:
+                self._close_oldest(Phase.IDLE, f"more than {self.max_idle} idle connections")
             self._changed.notify_all()
+
+    def _close_oldest(self, phase: Phase, reason: str) -> None:
+        """Shut the oldest connection in `phase` down; its thread sees the end and exits.
+        Call with self._changed held."""
+        connection = next(iter(self._phases[phase]))
+        del self._phases[phase][connection]
+        self._closing.add(connection)
+        with contextlib.suppress(OSError):
+            connection.shutdown(socket.SHUT_RDWR)
+        logger.debug("closed the oldest %s connection: %s", phase.value, reason)
 
     def is_pending(self, run_id: str) -> bool:
         with self._changed:
@@ -595,7 +727,7 @@ class NotifyServer:
         if self.idle_exit <= 0:
             return False
         with self._changed:
-            if self._pending or self._in_flight:
+            if self._pending or self._phases[Phase.ANSWERING] or self._phases[Phase.RECEIVING]:
                 return False
             return time.monotonic() - self._last_activity >= self.idle_exit
 
@@ -606,43 +738,65 @@ class NotifyServer:
             pass
 
     def _accept_one(self, listening: socket.socket) -> bool:
-        if not self._slots.acquire(timeout=0.1):
-            return False  # at MAX_CONNECTIONS: the connection waits in the backlog
+        if not self._room_to_accept():
+            return False  # the connection waits in the backlog
         try:
             connection, address = listening.accept()
         except (BlockingIOError, InterruptedError):
-            self._slots.release()
             return False
         except OSError as exc:
-            self._slots.release()
             logger.warning("accept on %s failed: %s", describe(listening), _reason(exc))
             return False
+        accepted = time.monotonic()
         with self._changed:
-            self._connections[connection] = False
-            self._last_activity = time.monotonic()
+            if self._open - len(self._closing) >= self.max_connections:
+                # Make room: the oldest idle connection, else the oldest incomplete request. A
+                # request that arrives whole is answered at once, so it is never the oldest.
+                reason = f"{self.max_connections} connections open"
+                if self._phases[Phase.IDLE]:
+                    self._close_oldest(Phase.IDLE, reason)
+                elif self._phases[Phase.RECEIVING]:
+                    self._close_oldest(Phase.RECEIVING, reason)
+            self._open += 1
+            self._phases[Phase.RECEIVING][connection] = None  # its first request starts now
+            self._last_activity = accepted
         threading.Thread(
             target=self._serve_connection,
-            args=(connection, address),
+            args=(connection, address, accepted),
             name="notify-connection",
             daemon=True,
         ).start()
         return True
 
-    def _serve_connection(self, connection: socket.socket, address: Any) -> None:
+    def _room_to_accept(self) -> bool:
+        """False while every connection is being answered (nothing may be closed to make room),
+        or while the threads of MAX_CLOSING connections we closed are still ending: descriptors
+        stay within max_connections + MAX_CLOSING."""
+        with self._changed:
+            full = self._open - len(self._closing) >= self.max_connections
+            if (full and not self._phases[Phase.IDLE] and not self._phases[Phase.RECEIVING]) or (
+                len(self._closing) >= MAX_CLOSING
+            ):
+                self._changed.wait(0.1)
+                return False
+            return True
+
+    def _serve_connection(self, connection: socket.socket, address: Any, accepted: float) -> None:
         try:
-            NotifyHandler(connection, address, self)
+            NotifyHandler(connection, address, self, accepted)
         except OSError as exc:  # the client went away mid-answer
             logger.info("connection ended: %s", _reason(exc))
         except Exception:
             logger.exception("unexpected error serving a notification connection")
         finally:
             with self._changed:
-                if self._connections.pop(connection, False):
-                    self._in_flight -= 1
+                for connections in self._phases.values():
+                    connections.pop(connection, None)
+                self._closing.discard(connection)
+                self._open -= 1
                 self._last_activity = time.monotonic()
                 self._changed.notify_all()
             connection.close()
-            self._slots.release()
 
     def _shut_down(self, workers: list[threading.Thread]) -> None:
         """Stop accepting, answer what was received, close idle connections, drain workers."""
@@ -650,11 +804,9 @@ class NotifyServer:
             listener.close()  # only our own; systemd's sockets keep their backlog for the next us
         deadline = time.monotonic() + SHUTDOWN_GRACE
         with self._changed:
-            while self._connections and time.monotonic() < deadline:
-                for connection, busy in self._connections.items():
-                    if not busy:  # waiting for a next request that we will not read
-                        with contextlib.suppress(OSError):
-                            connection.shutdown(socket.SHUT_RDWR)
+            while self._open and time.monotonic() < deadline:
+                while self._phases[Phase.IDLE]:  # waiting for a next request we will not read
+                    self._close_oldest(Phase.IDLE, "stopping")
                 self._changed.wait(0.1)
         left = self._drop_queued() if self._stop_requested else 0
         for _ in workers:
@@ -721,7 +873,7 @@ class NotifyServer:
         deadline = time.monotonic() + SUBMIT_HOLD
         while (now := time.monotonic()) < deadline:
             with self._changed:
-                quiet_for = 0.0 if self._in_flight else now - self._last_answer
+                quiet_for = 0.0 if self._phases[Phase.ANSWERING] else now - self._last_answer
             if quiet_for >= ANSWER_QUIET:
                 return
             time.sleep(min(ANSWER_QUIET - quiet_for, deadline - now))
@@ -785,6 +937,7 @@ def serve(settings: Settings, *, listen: str | None = None, idle_exit: float | N
                 idle_exit=idle,
                 token=settings.notify_token.get() if settings.notify_token else None,
                 workers=settings.submit_workers,
+                max_connections=allow_open_files(MAX_CONNECTIONS),
             )
             with _stop_on_signals(server):
                 return server.run()
@@ -793,6 +946,34 @@ def serve(settings: Settings, *, listen: str | None = None, idle_exit: float | N
     finally:
         for listener in listeners:
             listener.close()
+
+
+def allow_open_files(connections: int) -> int:
+    """Raise the soft limit on open files (RLIMIT_NOFILE) so that `connections` fit beside
+    FD_RESERVE, up to the hard limit; return how many connections fit. systemd starts services
+    with a soft limit of 1024 and a much higher hard one, which any process may raise to."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = connections + FD_RESERVE
+    raised = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < raised:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+        except (OSError, ValueError) as exc:
+            logger.warning("cannot raise the open files limit from %d: %s", soft, exc)
+        else:
+            logger.info("open files limit raised from %d to %d", soft, raised)
+            soft = raised
+    if soft == resource.RLIM_INFINITY or soft >= wanted:
+        return connections
+    fit = max(1, soft - FD_RESERVE)
+    logger.warning(
+        "open files limit %d (hard %s) leaves room for %d notification connections, not %d",
+        soft,
+        "unlimited" if hard == resource.RLIM_INFINITY else hard,
+        fit,
+        connections,
+    )
+    return fit
 
 
 def _check_schema(runtime: Runtime) -> None:

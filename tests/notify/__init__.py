@@ -9,6 +9,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import Engine, select
 from typer.testing import Result
@@ -121,10 +122,11 @@ def running_server(
     *,
     idle_exit: float = 0,
     token: str | None = None,
-    read_timeout: float = 5.0,
     check_schema: bool = True,
     fake: SevenBridgesFake | None = None,
+    **limits: Any,
 ) -> Iterator[RunningServer]:
+    """`limits`: NotifyServer's request_timeout, idle_timeout, max_connections, max_idle."""
     runtime = Runtime.open(settings, command="notify-test", check_schema=check_schema)
     server = NotifyServer(
         runtime,
@@ -132,7 +134,7 @@ def running_server(
         idle_exit=idle_exit,
         token=token,
         workers=settings.submit_workers,
-        read_timeout=read_timeout,
+        **limits,
     )
     running = RunningServer(server, runtime, fake)
     running.thread.start()

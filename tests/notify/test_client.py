@@ -151,6 +151,14 @@ def test_token_is_sent_as_a_bearer_header_where_requests_puts_it() -> None:
     assert [name for name, _ in ours] == [name for name, _ in theirs]
 
 
+def test_non_ascii_token_is_sent_in_utf8() -> None:
+    """The endpoint compares UTF-8 bytes; http.client would send a str header as Latin-1 and
+    refuse '€' outright."""
+    with recorder() as server:
+        assert send_notification(RUN_ID, host="127.0.0.1", port=port_of(server), token="tök€n").ok
+    assert b"\r\nAuthorization: Bearer " + "tök€n".encode() + b"\r\n" in server.requests[0]
+
+
 def test_unix_socket(tmp_path: Path) -> None:
     path = str(tmp_path / "notify.sock")
     with recorder(unix_path=path) as server:

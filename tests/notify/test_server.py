@@ -27,6 +27,7 @@ from tests.notify import (
     add_run,
     make_settings,
     migrate,
+    run_wesctl,
     running_server,
     wait_submitted,
 )
@@ -35,7 +36,7 @@ from wesctl.config import Settings
 from wesctl.db.tables import WorkflowRun
 from wesctl.errors import ConfigError
 from wesctl.fakes.sevenbridges import SevenBridgesFake
-from wesctl.notify import send_notification
+from wesctl.notify import notify_daemon, send_notification
 from wesctl.notify_server import SUBMIT_HOLD, bind_tcp, bind_unix, serve
 
 
@@ -339,6 +340,38 @@ def test_token_is_required_when_configured(
     assert "not-it" not in caplog.text
 
 
+# Latin-1 letters, a character beyond Latin-1, and a last UTF-8 byte (\xa0, from "à") that
+# str.strip() takes for a blank once the header is decoded as Latin-1.
+NON_ASCII_TOKEN = "tökén-€-à"
+
+
+def test_non_ascii_token_from_wesctl_notify_and_notify_daemon(
+    tmp_path: Path, sqlite_url: str, fake: SevenBridgesFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    migrate(sqlite_url)
+    settings = make_settings(tmp_path, sqlite_url, fake, WESCTL_NOTIFY_TOKEN=NON_ASCII_TOKEN)
+    assert settings.notify_token is not None
+    with running_server(
+        settings, bind_tcp("127.0.0.1", 0), token=settings.notify_token.get()
+    ) as running:
+        host, port = running.address
+        by_command, by_daemon = add_run(running.engine), add_run(running.engine)
+        environ = {
+            "DAEMON_NOTIFICATION_HOST": host,
+            "DAEMON_NOTIFICATION_PORT": str(port),
+            "WESCTL_NOTIFY_TOKEN": NON_ASCII_TOKEN,
+        }
+        result = run_wesctl("notify", by_command, env=environ)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.startswith("notified: 200 ")
+        for name, value in environ.items():
+            monkeypatch.setenv(name, value)
+        assert notify_daemon(by_daemon) is True
+        one_off = send_notification(by_daemon, host=host, port=port, token="tökén-€-a")
+        assert one_off.status == 401
+        wait_submitted(running.engine, [by_command, by_daemon], deadline=5)
+
+
 def test_database_outage_is_503(
     tmp_path: Path, fake: SevenBridgesFake, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -390,12 +423,12 @@ def test_submission_waits_for_answers_in_flight_but_not_for_long(
         assert len(fake.tasks_for_run(run_id)) == 1
 
 
-def test_silent_connection_is_closed_after_the_read_timeout(
+def test_incomplete_request_is_closed_at_its_deadline(
     tmp_path: Path, sqlite_url: str, fake: SevenBridgesFake
 ) -> None:
     migrate(sqlite_url)
     settings = make_settings(tmp_path, sqlite_url, fake)
-    with running_server(settings, bind_tcp("127.0.0.1", 0), read_timeout=0.2) as running:
+    with running_server(settings, bind_tcp("127.0.0.1", 0), request_timeout=0.2) as running:
         with socket.create_connection(running.address, timeout=5) as slow:
             slow.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 40\r\n\r\n{")
             assert slow.recv(100) == b""  # closed by the server, without an answer
