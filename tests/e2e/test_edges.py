@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import time
 from typing import Any
 
@@ -201,3 +202,34 @@ def test_cancel_during_the_run_call_is_delivered_after_the_submitter_died(site: 
     run_id = _cancel_while_the_run_call_is_in_flight(site, kill=True)
     expire_claim(site.engine, run_id)
     _until_cancelled(site, run_id)
+
+
+def test_an_unreachable_provider_stalls_neither_the_pass_nor_the_other_provider(
+    site: Site,
+) -> None:
+    env = {**site.env, "DAEMON_MAX_CONCURRENT_WORKFLOWS": "1000"}
+    sbg_runs = [site.add_sevenbridges_run() for _ in range(200)]
+    omics_runs = [site.add_healthomics_run() for _ in range(50)]
+    assert site.cli_json("submit-queued", env=env)["counts"] == {"submitted": 250}
+    for run_id in sbg_runs:
+        site.set_state(run_id, "CANCELED")  # the WES API's cancel, still running at the provider
+    for run_id in omics_runs:
+        site.omics.set_status(site.row(run_id).provider_id, "RUNNING")
+
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused
+    port = closed.getsockname()[1]
+    unreachable = {**env, "SEVENBRIDGES_API_ENDPOINT": f"http://127.0.0.1:{port}/v2"}
+    try:
+        result = site.cli("sync-status", "--json", env=unreachable)
+    finally:
+        closed.close()
+    assert result.exit_code == 75, result.output
+    assert {site.row(run_id).state for run_id in omics_runs} == {"RUNNING"}
+    assert all(site.row(run_id).provider_stopped_at is None for run_id in sbg_runs)
+
+    report = site.cli_json("sync-status", env=env)  # Seven Bridges is back
+    assert report["counts"] == {"cancel-sent": 200, "unchanged": 50}, report["counts"]
+    assert {site.sbg.task(site.row(run_id).provider_id).status for run_id in sbg_runs} == {
+        "ABORTED"
+    }

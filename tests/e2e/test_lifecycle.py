@@ -161,13 +161,14 @@ def test_provider_down_keeps_runs_queued_and_exits_75(world: World) -> None:
 
 def test_transient_failures_stop_after_max_attempts(world: World) -> None:
     run_id = world.add_run()
-    world.fake.inject("server_error", None, count=None)
+    world.fake.inject("server_error", "submit", count=None)  # look-ups answer: nothing exists
     for attempt in range(1, 3):
         result = world.cli("submit-queued", WESCTL_MAX_SUBMIT_ATTEMPTS="2")
         assert result.exit_code == (75 if attempt == 1 else 1), result.output
     row = world.row(run_id)
     assert row.state == "SYSTEM_ERROR"
     assert "gave up after 2 submission attempts" in row.last_error
+    assert "confirmed that no run exists" in row.last_error
     history = world.cli_json("runs", "show", run_id)["history"]
     assert any("attempt 1 failed (transient)" in (h["reason"] or "") for h in history)
 

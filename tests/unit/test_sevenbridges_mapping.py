@@ -142,11 +142,12 @@ def crash(task_id: str) -> None:
 
 
 def crash_after_draft(harness: SevenBridgesHarness, run: RunSpec) -> None:
-    """A first attempt whose database write fails right after the draft was created."""
+    """A first attempt whose database write fails right after the draft was created (with the
+    submission's key, which later attempts of the same submission share)."""
     with pytest.raises(RuntimeError, match="database went away"):
         harness.provider.submit(
             run,
-            idempotency_key="key-1",
+            idempotency_key=f"key-{run.run_id}",
             known_provider_id=None,
             may_exist=False,
             record_provider_id=crash,

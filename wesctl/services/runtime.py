@@ -60,6 +60,7 @@ class ProviderTrouble:
         self._problems: dict[str, ProviderMisconfigured] = {}
         self._failures: dict[str, int] = {}
         self._down: set[str] = set()
+        self._carried = False  # a transient failure left work for the next pass
         self._expired = False
         self._lock = threading.Lock()
 
@@ -90,6 +91,7 @@ class ProviderTrouble:
     def failed(self, provider: str, reason: str) -> None:
         """Count a transient failure; the DOWN_AFTER-th in a row takes the provider down."""
         with self._lock:
+            self._carried = True
             self._failures[provider] = self._failures.get(provider, 0) + 1
             if self._failures[provider] < DOWN_AFTER or provider in self._down:
                 return
@@ -129,9 +131,10 @@ class ProviderTrouble:
 
     @property
     def incomplete(self) -> bool:
-        """Work was carried over because a provider was down or time ran out (exit 75)."""
+        """Work was carried to the next pass: a provider failed transiently (or was down), or
+        time ran out (exit 75, so a timer's failure count shows it)."""
         with self._lock:
-            return bool(self._down) or self._expired
+            return self._carried or self._expired
 
 
 def pass_deadline(settings: Settings) -> float:
