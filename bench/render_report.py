@@ -26,8 +26,8 @@ from collections.abc import Callable
 
 import common
 
+from wesctl.domain.outcomes import Outcome, Report, RunOutcome
 from wesctl.render import emit, report_blocks
-from wesctl.services.submit import FAILED, SUBMITTED, Report, RunOutcome
 
 REASON = ("the provider rejected the run: " + "input 'reads' is not a readable file; " * 9)[:300]
 
@@ -37,9 +37,11 @@ def build_report(runs: int, failed: int) -> Report:
     for index in range(runs):
         run_id = str(uuid.uuid4())
         if index < failed:
-            result.add(RunOutcome(run_id, FAILED, "sevenbridges", None, REASON))
+            result.add(RunOutcome(run_id, Outcome.FAILED, "sevenbridges", None, REASON))
         else:
-            result.add(RunOutcome(run_id, SUBMITTED, "sevenbridges", uuid.uuid4().hex, None))
+            result.add(
+                RunOutcome(run_id, Outcome.SUBMITTED, "sevenbridges", uuid.uuid4().hex, None)
+            )
     return result
 
 

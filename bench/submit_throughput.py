@@ -37,11 +37,13 @@ from sqlalchemy.orm import Session
 
 from wesctl.config import Settings
 from wesctl.db.engine import make_engine, utcnow
+from wesctl.db.runs import ProviderFilter, queued_unsubmitted
 from wesctl.db.tables import StateTransition, WorkflowRun
+from wesctl.domain.outcomes import Outcome
 from wesctl.domain.states import RunState
 from wesctl.providers.registry import build_provider
 from wesctl.services.runtime import Runtime
-from wesctl.services.submit import SUBMITTED, spec_from_row, submit_queued
+from wesctl.services.submit import spec_from_row, submit_queued
 
 DEFAULT_BATCH = 16  # submit_queued's default claim batch: one per worker
 
@@ -154,7 +156,7 @@ def measure_wesctl(
         cpu=cpu,
         latencies=latencies,
         endpoints=stats["endpoints"],
-        submitted=report.counts().get(SUBMITTED, 0),
+        submitted=report.counts().get(Outcome.SUBMITTED, 0),
         duplicates=stats["duplicates"],
         statements=timer.counts,
         statement_seconds=timer.seconds,
@@ -229,14 +231,7 @@ def naive_pass(engine: Engine, settings: Settings, provider: str) -> list[float]
     """Submit every queued run in turn; return the per-run latencies."""
     adapter = build_provider(provider, settings)
     with Session(engine, expire_on_commit=False) as session:
-        rows = list(
-            session.scalars(
-                select(WorkflowRun)
-                .where(WorkflowRun.state == RunState.QUEUED.value)
-                .order_by(WorkflowRun.start_time)
-            )
-        )
-        session.expunge_all()
+        rows = queued_unsubmitted(session, ProviderFilter(provider))
     latencies: list[float] = []
     for row in rows:
         begun = time.perf_counter()

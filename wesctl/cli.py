@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -25,8 +26,8 @@ from wesctl.errors import ConfigError, WesctlError
 from wesctl.log import configure_logging
 
 if TYPE_CHECKING:  # imported lazily at run time, so `--help` stays fast
+    from wesctl.domain.outcomes import Report
     from wesctl.services.runtime import Runtime
-    from wesctl.services.submit import Report
 
 logger = logging.getLogger("wesctl")
 
@@ -58,6 +59,21 @@ class CliState:
         if self._settings is None:
             self._settings = load_settings(self.overrides, self.env_file)
         return self._settings
+
+
+# The one `--json` option every command that prints results has.
+JsonFlag = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
+
+
+def _emit(as_json: bool, data: Callable[[], Any], draw: Callable[[ModuleType], None]) -> None:
+    """Print a command's result: `data()` as JSON for scripts, else `draw(wesctl.render)` (the
+    renderer is imported only here, so `--help` and JSON output never load rich)."""
+    from wesctl import render
+
+    if as_json:
+        render.print_json(data())
+    else:
+        draw(render)
 
 
 def _state(ctx: typer.Context) -> CliState:
@@ -145,7 +161,7 @@ def db_upgrade(ctx: typer.Context) -> None:
 @db_app.command("status")
 def db_status(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Show the schema revision and whether an upgrade is pending.
 
@@ -167,14 +183,7 @@ def db_status(
         "wes_api_tables": status.has_api_tables,
         "wes_api_revision": status.api_revision,
     }
-    if as_json:
-        from wesctl.render import print_json
-
-        print_json(data)
-    else:
-        from wesctl.render import db_status as render_db_status
-
-        render_db_status(data)
+    _emit(as_json, lambda: data, lambda render: render.db_status(data))
     raise typer.Exit(0 if status.up_to_date else 1)
 
 
@@ -244,7 +253,7 @@ def runs_add(
     run_id: Annotated[
         str | None, typer.Option("--run-id", help="Use this id instead of a UUID.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Enqueue a run as the WES API would (state QUEUED) and print its run id.
 
@@ -277,12 +286,7 @@ def runs_add(
     with cli_errors():
         runtime = _open(ctx, "runs-add")
         new_id = add_run(runtime, request)
-    if as_json:
-        from wesctl.render import print_json
-
-        print_json({"run_id": new_id})
-    else:
-        typer.echo(new_id)
+    _emit(as_json, lambda: {"run_id": new_id}, lambda _: typer.echo(new_id))
 
 
 @runs_app.command("list")
@@ -300,7 +304,7 @@ def runs_list(
         str | None, typer.Option("--newer-than", help="Queued within e.g. 30m.")
     ] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Most rows.")] = 50,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """List runs, newest first.
 
@@ -323,21 +327,18 @@ def runs_list(
             newer_than=_duration(newer_than),
             limit=limit,
         )
-    if as_json:
-        from wesctl.render import print_json
-
-        print_json([summary.to_json() for summary in summaries])
-    else:
-        from wesctl.render import runs_table
-
-        runs_table(summaries)
+    _emit(
+        as_json,
+        lambda: [summary.to_json() for summary in summaries],
+        lambda render: render.runs_table(summaries),
+    )
 
 
 @runs_app.command("show")
 def runs_show(
     ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(help="The WES run id.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Show everything about one run: request, state, provider, outputs, task logs, history.
 
@@ -348,14 +349,7 @@ def runs_show(
     with cli_errors():
         runtime = _open(ctx, "runs-show")
         view = show_run(runtime, run_id)
-    if as_json:
-        from wesctl.render import print_json
-
-        print_json(view.to_json())
-    else:
-        from wesctl.render import run_detail
-
-        run_detail(view)
+    _emit(as_json, view.to_json, lambda render: render.run_detail(view))
 
 
 # --- lifecycle --------------------------------------------------------------------------------
@@ -367,15 +361,8 @@ def _require_providers(ctx: typer.Context) -> None:
         _state(ctx).settings().require_providers()
 
 
-def _render_report(result: Any, as_json: bool) -> None:
-    if as_json:
-        from wesctl.render import print_json
-
-        print_json(result.to_json())
-    else:
-        from wesctl.render import report
-
-        report(result)
+def _render_report(result: Report, as_json: bool) -> None:
+    _emit(as_json, result.to_json, lambda render: render.report(result))
 
 
 @contextlib.contextmanager
@@ -468,7 +455,7 @@ def submit_queued_command(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Show what would be submitted and why others wait.")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonFlag = False,
     metrics_file: Annotated[Path | None, _METRICS_FILE] = None,
 ) -> None:
     """Submit QUEUED runs to their providers, oldest first, within the concurrency cap.
@@ -499,7 +486,7 @@ def submit_queued_command(
 def submit_one_command(
     ctx: typer.Context,
     run_id: Annotated[str, typer.Argument(help="The WES run id.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonFlag = False,
     metrics_file: Annotated[Path | None, _METRICS_FILE] = None,
 ) -> None:
     """Submit one run (what a notification triggers); exit 0 if it was already submitted.
@@ -523,7 +510,7 @@ def sync_status_command(
         int | None,
         typer.Option("--stale-after", min=0, help="Only runs not checked for SECONDS."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonFlag = False,
     metrics_file: Annotated[Path | None, _METRICS_FILE] = None,
 ) -> None:
     """Bring runs in flight up to date: state, provider status, outputs, task logs, history.
@@ -553,7 +540,7 @@ def cancel_command(
         list[str] | None,
         typer.Argument(help="Runs to cancel (default: every cancellation the WES API asked for)."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonFlag = False,
     metrics_file: Annotated[Path | None, _METRICS_FILE] = None,
 ) -> None:
     """Cancel runs: at once in the database if not yet submitted, else at the provider.
@@ -593,7 +580,7 @@ def retry_command(
 @app.command("status")
 def status_command(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonFlag = False,
     watch: Annotated[
         float | None,
         typer.Option("--watch", min=0.5, help="Refresh in place every SECONDS until Ctrl-C."),
@@ -606,22 +593,16 @@ def status_command(
     """
     import time
 
-    from wesctl.render import status as render_status
     from wesctl.services.status import overview
 
     with cli_errors():
         runtime = _open(ctx, "status")
         view = overview(runtime)
-    if as_json:
-        from wesctl.render import print_json
-
-        print_json(view.to_json())
+    if as_json or watch is None:
+        _emit(as_json, view.to_json, lambda render: render.status(view))
         return
     from wesctl.render import status_display
 
-    if watch is None:
-        render_status(view)
-        return
     with status_display(view) as show:
         try:
             while True:
@@ -635,7 +616,7 @@ def status_command(
 @app.command("doctor")
 def doctor_command(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Check configuration, database, schema, each provider's credentials and the notify
     endpoint; print the fix for each failure. Exit 0 only when every check passes.
@@ -645,14 +626,11 @@ def doctor_command(
     from wesctl.services.doctor import all_passed, run_checks
 
     results = run_checks(_state(ctx).settings)
-    if as_json:
-        from wesctl.render import print_json
-
-        print_json([result.to_json() for result in results])
-    else:
-        from wesctl.render import checks_table
-
-        checks_table(results)
+    _emit(
+        as_json,
+        lambda: [result.to_json() for result in results],
+        lambda render: render.checks_table(results),
+    )
     raise typer.Exit(0 if all_passed(results) else 1)
 
 
@@ -823,7 +801,7 @@ def demo_command(
 @config_app.command("show")
 def config_show(
     ctx: typer.Context,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Print the effective configuration, secrets redacted, and where each value came from.
 
@@ -831,14 +809,11 @@ def config_show(
     """
     with cli_errors():
         rows = _state(ctx).settings().display()
-    if as_json:
-        from wesctl.render import print_json
-
-        print_json([{"name": n, "value": v, "source": s} for n, v, s in rows])
-    else:
-        from wesctl.render import settings_table
-
-        settings_table(rows)
+    _emit(
+        as_json,
+        lambda: [{"name": n, "value": v, "source": s} for n, v, s in rows],
+        lambda render: render.settings_table(rows),
+    )
 
 
 def main() -> None:  # pragma: no cover - the console-script entry point

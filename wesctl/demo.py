@@ -23,6 +23,8 @@ from wesctl.domain.states import TERMINAL_STATES
 from wesctl.errors import ConfigError
 
 if TYPE_CHECKING:
+    from wesctl.fakes.healthomics import HealthOmicsFake
+    from wesctl.services.runtime import Runtime
     from wesctl.services.status import Overview
 
 logger = logging.getLogger(__name__)
@@ -136,6 +138,66 @@ def _demo_settings(database_uri: str, sbg_url: str, empty_env_file: Path) -> Set
     )
 
 
+# The scenario: one request per case the demo shows, and the state each must end in. A
+# Seven Bridges file input names READS, replaced by the id of the file the demo uploads.
+READS = "<reads>"
+SCENARIO: tuple[tuple[str, str, str, dict[str, Any], str], ...] = (
+    (
+        "Seven Bridges run that completes",
+        "sevenbridges",
+        "wes-user/wes/hello",
+        {"reads": {"class": "File", "path": READS}, "greeting": "hello"},
+        "COMPLETE",
+    ),
+    (
+        "Seven Bridges run whose workflow fails",
+        "sevenbridges",
+        "wes-user/wes/hello",
+        {"reads": {"class": "File", "path": READS}, "fake_fail": True},
+        "EXECUTOR_ERROR",
+    ),
+    (
+        "HealthOmics run that completes",
+        "healthomics",
+        "1234567",
+        {"sample": "s3://inputs/sample.bam"},
+        "COMPLETE",
+    ),
+    (
+        "HealthOmics run that fails",
+        "healthomics",
+        "2345678",
+        {"sample": "s3://inputs/broken.bam"},
+        "EXECUTOR_ERROR",
+    ),
+    (
+        "HealthOmics run that is cancelled",
+        "healthomics",
+        "3456789",
+        {"sample": "s3://inputs/long.bam"},
+        "CANCELED",
+    ),
+)
+FAILING = "HealthOmics run that fails"
+CANCELLED = "HealthOmics run that is cancelled"
+# How the simulated providers move each run along (status, seconds after it started).
+SEVENBRIDGES_SCRIPT = (("QUEUED", 0.0), ("RUNNING", 1.5), ("COMPLETED", 4.0))
+HEALTHOMICS_SCRIPT = (("STARTING", 0.5), ("RUNNING", 1.5), ("STOPPING", 3.5), ("COMPLETED", 4.5))
+
+
+@dataclass
+class _Site:
+    """What the demo started: the simulators, one runtime per command, the notify endpoint."""
+
+    runtime: Runtime  # the operator's (runs add, runs list)
+    submit: Runtime
+    sync: Runtime
+    omics: HealthOmicsFake
+    reads: str
+    notify_host: str
+    notify_port: int
+
+
 def run_demo(
     database_path: Path,
     *,
@@ -147,140 +209,149 @@ def run_demo(
 
     `say` narrates, `on_queued` announces each run, `tick` gets every run's state once a pass.
     """
-    from wesctl.db import schema
-    from wesctl.fakes.healthomics import HealthOmicsFake, simulated_s3
-    from wesctl.fakes.http import FakeClock
-    from wesctl.fakes.sevenbridges import SevenBridgesFake
-    from wesctl.notify import send_notification
-    from wesctl.notify_server import NotifyServer, bind_tcp
-    from wesctl.services import cancel, submit, sync
-    from wesctl.services.runs import NewRun, add_run, list_runs
-    from wesctl.services.runtime import Runtime
-
     started = time.monotonic()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database_path}{suffix}").unlink(missing_ok=True)
     database_uri = f"sqlite:///{database_path.resolve()}"
-    clock = FakeClock(real=True)
-    script = [("QUEUED", 0.0), ("RUNNING", 1.5), ("COMPLETED", 4.0)]
-    omics_script = [("STARTING", 0.5), ("RUNNING", 1.5), ("STOPPING", 3.5), ("COMPLETED", 4.5)]
-
     with contextlib.ExitStack() as stack:
-        s3_url = stack.enter_context(_moto_s3())
-        say(f"simulated S3 (moto) on {s3_url}")
-        sbg = SevenBridgesFake(token=DEMO_TOKEN, script=script, clock=clock)
-        sbg.start()
-        stack.callback(sbg.stop)
-        say(f"simulated Seven Bridges API on {sbg.api_url}")
-        s3 = simulated_s3(s3_url, bucket=DEMO_BUCKET)
-        omics = HealthOmicsFake(s3=s3, script=omics_script, clock=clock)
-        omics.start()
-        stack.callback(omics.stop)
-        say(f"simulated HealthOmics API on {omics.base_url}")
-        stack.enter_context(
-            _environment(_aws_environment(omics.base_url, s3_url, database_path.parent))
-        )
-
-        settings = demo_settings(database_uri, sbg.api_url)
-        runtime = Runtime.open(settings, command="demo", check_schema=False)
-        stack.callback(runtime.close)
-        schema.upgrade(runtime.engine)
-        # One runtime per command, so the history names who did what, as on a real host.
-        notify_runtime, submit_runtime, sync_runtime = (
-            Runtime.open(settings, command=command)
-            for command in ("serve-notify", "submit-queued", "sync-status")
-        )
-        for opened in (notify_runtime, submit_runtime, sync_runtime):
-            stack.callback(opened.close)
-        say(f"database {database_path} created (wesctl db upgrade)")
-
-        listener = bind_tcp("127.0.0.1", 0)
-        server = NotifyServer(notify_runtime, [listener], idle_exit=0, token=None, workers=4)
-        thread = threading.Thread(target=server.run, name="demo-notify", daemon=True)
-        thread.start()
-        stack.callback(thread.join, 10)
-        stack.callback(server.stop, "demo finished")
-        stack.callback(listener.close)
-        host, port = listener.sock.getsockname()[:2]
-        say(f"notification handler (serve-notify) on {host}:{port}")
-
-        reads = sbg.add_file("sample.fastq", b"@r1\nACGT\n+\nIIII\n")
-        requests: list[tuple[str, str, str, dict[str, Any], str]] = [
-            (
-                "Seven Bridges run that completes",
-                "sevenbridges",
-                "wes-user/wes/hello",
-                {"reads": {"class": "File", "path": reads}, "greeting": "hello"},
-                "COMPLETE",
-            ),
-            (
-                "Seven Bridges run whose workflow fails",
-                "sevenbridges",
-                "wes-user/wes/hello",
-                {"reads": {"class": "File", "path": reads}, "fake_fail": True},
-                "EXECUTOR_ERROR",
-            ),
-            (
-                "HealthOmics run that completes",
-                "healthomics",
-                "1234567",
-                {"sample": "s3://inputs/sample.bam"},
-                "COMPLETE",
-            ),
-            (
-                "HealthOmics run that fails",
-                "healthomics",
-                "2345678",
-                {"sample": "s3://inputs/broken.bam"},
-                "EXECUTOR_ERROR",
-            ),
-            (
-                "HealthOmics run that is cancelled",
-                "healthomics",
-                "3456789",
-                {"sample": "s3://inputs/long.bam"},
-                "CANCELED",
-            ),
-        ]
-        runs: list[DemoRun] = []
-        for label, provider, url, params, expect in requests:
-            run_id = add_run(
-                runtime,
-                NewRun(
-                    workflow_url=url,
-                    workflow_type="CWL" if provider == "sevenbridges" else "WDL",
-                    workflow_type_version="v1.0" if provider == "sevenbridges" else "1.0",
-                    workflow_params=params,
-                    provider=provider,
-                ),
-            )
-            runs.append(DemoRun(label, provider, run_id, expect))
-            on_queued(runs[-1])
-            answer = send_notification(run_id, host=host, port=port, timeout=2.0)
-            say(f"queued {label}: {run_id} (notification answered HTTP {answer.status})")
-
-        pending = {run.run_id for run in runs}
-        canceled = fail_sent = False
-        states: dict[str, str] = {}
-        while pending and time.monotonic() - started < TIME_LIMIT:
-            time.sleep(0.5)
-            submit.submit_queued(submit_runtime)  # the timer's backstop for missed notifications
-            sync.sync_status(sync_runtime)
-            states = {item.run_id: item.state for item in list_runs(runtime, limit=100)}
-            by_label = {run.label: run for run in runs}
-            failing = by_label["HealthOmics run that fails"]
-            failing_id = _provider_id(runtime, failing.run_id)
-            if not fail_sent and failing_id and states.get(failing.run_id) == "RUNNING":
-                omics.finish(failing_id, succeed=False)  # the simulated workflow breaks
-                fail_sent = True
-            victim = by_label["HealthOmics run that is cancelled"]
-            if not canceled and states.get(victim.run_id) == "RUNNING":
-                cancel.cancel(sync_runtime, [victim.run_id])
-                say(f"cancel requested for {victim.run_id}")
-                canceled = True
-            pending = {r for r in pending if states.get(r) not in TERMINAL_STATES}
-            tick(states)
+        site = _start(stack, database_path, database_uri, say)
+        runs = [_enqueue(site, *request, say=say) for request in SCENARIO]
+        for run in runs:
+            on_queued(run)
+        states = _drive(site, runs, started, say=say, tick=tick)
         return DemoResult(database_uri, runs, states, time.monotonic() - started)
+
+
+def _start(
+    stack: contextlib.ExitStack, database_path: Path, database_uri: str, say: Callable[[str], None]
+) -> _Site:
+    """Start simulated S3, Seven Bridges and HealthOmics, the database and serve-notify; `stack`
+    stops each of them."""
+    from wesctl.db import schema
+    from wesctl.fakes.healthomics import HealthOmicsFake, simulated_s3
+    from wesctl.fakes.http import FakeClock
+    from wesctl.fakes.sevenbridges import SevenBridgesFake
+    from wesctl.notify_server import NotifyServer, bind_tcp
+    from wesctl.services.runtime import Runtime
+
+    clock = FakeClock(real=True)
+    s3_url = stack.enter_context(_moto_s3())
+    say(f"simulated S3 (moto) on {s3_url}")
+    sbg = SevenBridgesFake(token=DEMO_TOKEN, script=list(SEVENBRIDGES_SCRIPT), clock=clock)
+    sbg.start()
+    stack.callback(sbg.stop)
+    say(f"simulated Seven Bridges API on {sbg.api_url}")
+    s3 = simulated_s3(s3_url, bucket=DEMO_BUCKET)
+    omics = HealthOmicsFake(s3=s3, script=list(HEALTHOMICS_SCRIPT), clock=clock)
+    omics.start()
+    stack.callback(omics.stop)
+    say(f"simulated HealthOmics API on {omics.base_url}")
+    stack.enter_context(
+        _environment(_aws_environment(omics.base_url, s3_url, database_path.parent))
+    )
+
+    settings = demo_settings(database_uri, sbg.api_url)
+    runtime = Runtime.open(settings, command="demo", check_schema=False)
+    stack.callback(runtime.close)
+    schema.upgrade(runtime.engine)
+    # One runtime per command, so the history names who did what, as on a real host.
+    notify_runtime, submit_runtime, sync_runtime = (
+        Runtime.open(settings, command=command)
+        for command in ("serve-notify", "submit-queued", "sync-status")
+    )
+    for opened in (notify_runtime, submit_runtime, sync_runtime):
+        stack.callback(opened.close)
+    say(f"database {database_path} created (wesctl db upgrade)")
+
+    listener = bind_tcp("127.0.0.1", 0)
+    server = NotifyServer(notify_runtime, [listener], idle_exit=0, token=None, workers=4)
+    thread = threading.Thread(target=server.run, name="demo-notify", daemon=True)
+    thread.start()
+    stack.callback(thread.join, 10)
+    stack.callback(server.stop, "demo finished")
+    stack.callback(listener.close)
+    host, port = listener.sock.getsockname()[:2]
+    say(f"notification handler (serve-notify) on {host}:{port}")
+    reads = sbg.add_file("sample.fastq", b"@r1\nACGT\n+\nIIII\n")
+    return _Site(runtime, submit_runtime, sync_runtime, omics, reads, host, port)
+
+
+def _enqueue(
+    site: _Site,
+    label: str,
+    provider: str,
+    url: str,
+    params: dict[str, Any],
+    expect: str,
+    *,
+    say: Callable[[str], None],
+) -> DemoRun:
+    """Enqueue one request as the WES API does, then notify as it does."""
+    from wesctl.notify import send_notification
+    from wesctl.services.runs import NewRun, add_run
+
+    inputs = {
+        key: {**value, "path": site.reads}
+        if isinstance(value, dict) and value.get("path") == READS
+        else value
+        for key, value in params.items()
+    }
+    run_id = add_run(
+        site.runtime,
+        NewRun(
+            workflow_url=url,
+            workflow_type="CWL" if provider == "sevenbridges" else "WDL",
+            workflow_type_version="v1.0" if provider == "sevenbridges" else "1.0",
+            workflow_params=inputs,
+            provider=provider,
+        ),
+    )
+    answer = send_notification(run_id, host=site.notify_host, port=site.notify_port, timeout=2.0)
+    say(f"queued {label}: {run_id} (notification answered HTTP {answer.status})")
+    return DemoRun(label, provider, run_id, expect)
+
+
+def _with_reads(value: Any, reads: str) -> Any:
+    if isinstance(value, dict) and value.get("path") == READS:
+        return {**value, "path": reads}
+    return value
+
+
+def _drive(
+    site: _Site,
+    runs: list[DemoRun],
+    started: float,
+    *,
+    say: Callable[[str], None],
+    tick: Callable[[dict[str, str]], None],
+) -> dict[str, str]:
+    """Run the timers' passes until every run is finished (or TIME_LIMIT): break the failing
+    run's workflow and cancel the cancelled one once they run; return the final states."""
+    from wesctl.services import cancel, submit, sync
+    from wesctl.services.runs import list_runs
+
+    by_label = {run.label: run for run in runs}
+    pending = {run.run_id for run in runs}
+    canceled = fail_sent = False
+    states: dict[str, str] = {}
+    while pending and time.monotonic() - started < TIME_LIMIT:
+        time.sleep(0.5)
+        submit.submit_queued(site.submit)  # the timer's backstop for missed notifications
+        sync.sync_status(site.sync)
+        states = {item.run_id: item.state for item in list_runs(site.runtime, limit=100)}
+        failing = by_label[FAILING]
+        failing_id = _provider_id(site.runtime, failing.run_id)
+        if not fail_sent and failing_id and states.get(failing.run_id) == "RUNNING":
+            site.omics.finish(failing_id, succeed=False)  # the simulated workflow breaks
+            fail_sent = True
+        victim = by_label[CANCELLED]
+        if not canceled and states.get(victim.run_id) == "RUNNING":
+            cancel.cancel(site.sync, [victim.run_id])
+            say(f"cancel requested for {victim.run_id}")
+            canceled = True
+        pending = {r for r in pending if states.get(r) not in TERMINAL_STATES}
+        tick(states)
+    return states
 
 
 def _provider_id(runtime: Any, run_id: str) -> str | None:

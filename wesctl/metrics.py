@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from wesctl.domain.outcomes import Outcome
+
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Gauge
 
+    from wesctl.domain.outcomes import Report
     from wesctl.services.runtime import Runtime
-    from wesctl.services.submit import Report
 
 logger = logging.getLogger(__name__)
 
@@ -117,18 +119,20 @@ def _report_metrics(registry: CollectorRegistry, command: str, report: Report) -
     outcomes: Counter[tuple[str, str]] = Counter()
     synced: Counter[tuple[str, str]] = Counter()
     errors: Counter[tuple[str, str]] = Counter()
+    error_kinds = {
+        Outcome.REQUEUED: "transient",
+        Outcome.FAILED: "permanent",
+        Outcome.BLOCKED: "installation",
+    }
     for item in report.outcomes:
         provider = item.provider or "none"
-        outcomes[(provider, item.outcome)] += 1
-        if item.outcome == "updated" and item.reason:
+        outcomes[(provider, item.outcome.value)] += 1
+        if item.outcome == Outcome.UPDATED and item.reason:
             synced[(provider, item.reason)] += 1
-        if item.outcome == "requeued":
-            errors[(provider, "transient")] += 1
-        elif item.outcome == "failed":
-            errors[(provider, "permanent")] += 1
-        elif item.outcome == "blocked":
-            errors[(provider, "installation")] += 1
-    outcomes.update(report.tallies)
+        if item.outcome in error_kinds:
+            errors[(provider, error_kinds[item.outcome])] += 1
+    for (provider, outcome), count in report.tallies.items():
+        outcomes[(provider, outcome.value)] += count
     for name, text, label, counts in (
         ("wesctl_runs", "Runs handled by the last run, by outcome", "outcome", outcomes),
         ("wesctl_runs_synced", "Runs whose state changed, by new state", "state", synced),

@@ -19,17 +19,20 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from wesctl.db.engine import utcnow
+from wesctl.db.runs import iso_time
+from wesctl.domain.outcomes import Outcome
 
 if TYPE_CHECKING:  # the result types, and rich only where a terminal needs it
     from rich.console import Console, RenderableType
     from rich.table import Table
     from rich.text import Text
 
+    from wesctl.db.runs import RunSummary
     from wesctl.demo import DemoResult, DemoRun
+    from wesctl.domain.outcomes import Report
     from wesctl.services.doctor import CheckResult
-    from wesctl.services.runs import RunSummary, RunView
+    from wesctl.services.runs import RunView
     from wesctl.services.status import Overview
-    from wesctl.services.submit import Report
 
 Value = str | None
 Pair = tuple[str, Value]
@@ -44,16 +47,19 @@ _STATE_STYLE = {
     "SYSTEM_ERROR": "bold red",
     "CANCELED": "magenta",
 }
-_OUTCOME_STYLE = {
-    "submitted": "green",
-    "adopted": "green",
-    "updated": "blue",
-    "canceled": "magenta",
-    "cancel-sent": "magenta",
-    "requeued": "yellow",
-    "skipped": "dim",
-    "unchanged": "dim",
-    "failed": "bold red",
+_OUTCOME_STYLE: dict[str, str] = {
+    Outcome.SUBMITTED: "green",
+    Outcome.ADOPTED: "green",
+    Outcome.UPDATED: "blue",
+    Outcome.CANCELED: "magenta",
+    Outcome.CANCEL_SENT: "magenta",
+    Outcome.STOPPED: "magenta",
+    Outcome.REQUEUED: "yellow",
+    Outcome.WAITING: "yellow",
+    Outcome.BLOCKED: "bold red",
+    Outcome.SKIPPED: "dim",
+    Outcome.UNCHANGED: "dim",
+    Outcome.FAILED: "bold red",
 }
 _CHECK_STYLE = {"ok": "green", "fail": "bold red", "skip": "dim", "warn": "yellow"}
 REPORT_TABLE_ROWS = 200  # a terminal shows this many runs of a report; lines are never cut
@@ -345,10 +351,6 @@ def age(since: datetime | None, now: datetime | None = None) -> str:
     return f"{seconds}s"
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds") + "Z" if value is not None else None
-
-
 # --- one function per command -----------------------------------------------------------------
 
 _RUN = Column("run", "RUN ID", no_wrap=True)
@@ -394,9 +396,9 @@ def requeued(run_id: str, done: str) -> None:
         [
             Line(
                 f"{run_id} {done}",
-                [("run", run_id), ("outcome", "requeued"), ("reason", done)],
+                [("run", run_id), ("outcome", Outcome.REQUEUED.value), ("reason", done)],
             ),
-            _summary("retry", 1, {"requeued": 1}),
+            _summary("retry", 1, {Outcome.REQUEUED.value: 1}),
         ]
     )
 
@@ -447,9 +449,9 @@ def run_detail(view: RunView) -> None:
             summary.provider,
             summary.provider_id,
             summary.provider_status,
-            _iso(summary.queued_at),
-            _iso(summary.ended_at),
-            _iso(view.submitted_at),
+            iso_time(summary.queued_at),
+            iso_time(summary.ended_at),
+            iso_time(view.submitted_at),
             str(view.submit_attempts),
             view.submission_key,
             summary.last_error,
@@ -603,22 +605,22 @@ def overview(view: Overview) -> list[Block]:
         None,
         [
             ("command", "status"),
-            ("at", _iso(view.now)),
+            ("at", iso_time(view.now)),
             ("queued", str(view.queued)),
             ("oldest_queued", oldest_id),
-            ("oldest_queued_at", _iso(oldest_at)),
+            ("oldest_queued_at", iso_time(oldest_at)),
             ("in_flight", str(view.in_flight_total)),
             ("cap", str(view.cap)),
             ("stuck", str(stuck_total)),
             ("stuck_after", str(view.stuck_after)),
-            ("last_submit", _iso(view.last_submit)),
-            ("last_sync", _iso(view.last_sync)),
+            ("last_submit", iso_time(view.last_submit)),
+            ("last_sync", iso_time(view.last_sync)),
             ("failures", str(len(view.failures))),
             ("warnings", str(len(view.warnings))),
         ],
     )
     warnings = [Line(text, [("warning", text)], ("warning", "yellow")) for text in view.warnings]
-    panel = Frame(f"wesctl status · {_iso(view.now)}", [facts, counts, *warnings, failures])
+    panel = Frame(f"wesctl status · {iso_time(view.now)}", [facts, counts, *warnings, failures])
     return [panel, _PlainOnly(by_provider), summary]
 
 

@@ -14,9 +14,10 @@ from wesctl.config import Settings, load_settings
 from wesctl.db import runs as run_queries
 from wesctl.db.engine import make_engine, make_session_factory
 from wesctl.db.tables import StateTransition, WorkflowRun
+from wesctl.domain.outcomes import Report
 from wesctl.errors import DatabaseUnavailable
 from wesctl.services.runtime import Runtime
-from wesctl.services.submit import Report, Submitter
+from wesctl.services.submit import Submitter
 
 
 def _settings(db_url: str, **overrides: object) -> Settings:
@@ -82,8 +83,8 @@ def test_claim_fixes_the_submission_key_before_any_provider_call(
         assert claims[0].submission_key == f"wesctl-{ids[0]}"
         assert claims[0].attempts == 1
         assert not claims[0].may_exist
-        with runtime.sessions() as session:
-            row = run_queries.get_run(session, ids[0])
+        with runtime.writers() as session:
+            row = session.get(WorkflowRun, ids[0])
             assert row is not None
             assert row.submission_key == f"wesctl-{ids[0]}"
             assert row.claimed_by == runtime.actor
@@ -108,11 +109,11 @@ def test_expired_claim_is_taken_over_and_flags_a_possible_existing_run(
         assert retaken[0].may_exist, "a second attempt must look for what the first created"
         assert retaken[0].submission_key == f"wesctl-{ids[0]}", "the key never changes"
         # The crashed process lost its claim: it can no longer record a provider id.
-        with first.sessions.begin() as session:
+        with first.writers.begin() as session:
             assert not run_queries.record_provider_id(
                 session, ids[0], owner=first.actor, provider_id="x", provider_type="sevenbridges"
             )
-        with second.sessions() as session:
+        with second.writers() as session:
             row = session.scalars(select(WorkflowRun).where(WorkflowRun.run_id == ids[0])).one()
             assert row.provider_id is None
             assert row.submit_attempts == 2
@@ -131,7 +132,7 @@ def test_readers_are_not_blocked_by_a_writer_of_the_same_process(
     read_while_writer_held: list[bool] = []
 
     def write() -> None:
-        with runtime.sessions.begin() as session:
+        with runtime.writers.begin() as session:
             session.get(WorkflowRun, ids[0])
             writer_holds.set()
             reader_done.wait(10)  # keeps the write transaction (and its lock) open
@@ -166,7 +167,7 @@ def test_threads_of_one_process_take_turns_writing(queued: tuple[str, list[str]]
     def write(run_ids: list[str]) -> None:
         try:
             for run_id in run_ids:
-                with runtime.sessions.begin() as session:
+                with runtime.writers.begin() as session:
                     run_queries.add_transition(session, run_id, "QUEUED", "QUEUED", "t", "test")
         except BaseException as exc:
             errors.append(exc)

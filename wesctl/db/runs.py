@@ -3,7 +3,9 @@ owns the transaction."""
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import uuid
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ from sqlalchemy import (
     case,
     cast,
     delete,
+    event,
     func,
     insert,
     literal,
@@ -36,8 +39,10 @@ from wesctl.db.tables import (
     StateTransition,
     TaskLogRow,
     WorkflowRun,
+    text_widths,
 )
 from wesctl.domain import states
+from wesctl.domain.states import RunState
 from wesctl.domain.types import TaskLog
 
 # The tables behind the models, for the per-run writes on the submission path: Core statements
@@ -215,8 +220,9 @@ def _queued_runs(
     return runs
 
 
-def get_run(session: Session, run_id: str) -> WorkflowRun | None:
-    return session.get(WorkflowRun, run_id)
+def run_exists(session: Session, run_id: str) -> bool:
+    found = session.scalar(select(WorkflowRun.run_id).where(WorkflowRun.run_id == run_id))
+    return found is not None
 
 
 def insert_run(session: Session, run: WorkflowRun) -> None:
@@ -224,32 +230,10 @@ def insert_run(session: Session, run: WorkflowRun) -> None:
     session.flush()
 
 
-def list_runs(
-    session: Session,
-    *,
-    states: Sequence[str] = (),
-    queued_before: datetime | None = None,
-    queued_after: datetime | None = None,
-    limit: int | None = None,
-) -> list[WorkflowRun]:
-    """Return runs newest first (by queue time), filtered by state and queue time."""
-    query = select(WorkflowRun)
-    if states:
-        query = query.where(WorkflowRun.state.in_(list(states)))
-    if queued_before is not None:
-        query = query.where(WorkflowRun.start_time < queued_before)
-    if queued_after is not None:
-        query = query.where(WorkflowRun.start_time >= queued_after)
-    query = query.order_by(WorkflowRun.start_time.desc(), WorkflowRun.run_id)
-    if limit is not None:
-        query = query.limit(limit)
-    return list(session.scalars(query))
-
-
 @dataclass(frozen=True)
-class RunRow:
-    """A run as `runs list` and `runs show` present it; JSON columns are decoded one row at a
-    time (`unreadable` names any that is not JSON), so one malformed row never hides the rest."""
+class RunSummary:
+    """A run as `runs list` and `runs show` present it (no JSON column is read, so a malformed
+    row lists like any other)."""
 
     run_id: str
     state: str
@@ -263,8 +247,25 @@ class RunRow:
     submission_key: str | None
     submitted_at: datetime | None
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "state": self.state,
+            "provider": self.provider,
+            "provider_id": self.provider_id,
+            "provider_status": self.provider_status,
+            "queued_at": iso_time(self.queued_at),
+            "ended_at": iso_time(self.ended_at),
+            "last_error": self.last_error,
+        }
 
-def run_rows(
+
+def iso_time(value: datetime | None) -> str | None:
+    """A naive UTC time as ISO 8601 with a Z, to the second (how wesctl shows times)."""
+    return value.isoformat(timespec="seconds") + "Z" if value is not None else None
+
+
+def run_summaries(
     session: Session,
     providers: ProviderFilter,
     *,
@@ -273,7 +274,7 @@ def run_rows(
     queued_before: datetime | None = None,
     queued_after: datetime | None = None,
     limit: int | None = None,
-) -> list[RunRow]:
+) -> list[RunSummary]:
     """Runs newest first (by queue time), filtered by id, state, queue time and provider."""
     query = select(
         WorkflowRun.run_id,
@@ -281,10 +282,10 @@ def run_rows(
         resolved_provider(session, providers.default).label("provider"),
         WorkflowRun.provider_id,
         WorkflowRun.provider_status,
-        WorkflowRun.start_time,
-        WorkflowRun.end_time,
+        WorkflowRun.start_time.label("queued_at"),
+        WorkflowRun.end_time.label("ended_at"),
         WorkflowRun.last_error,
-        WorkflowRun.submit_attempts,
+        func.coalesce(WorkflowRun.submit_attempts, 0).label("submit_attempts"),
         WorkflowRun.submission_key,
         WorkflowRun.submitted_at,
     ).where(*providers.conditions(session))
@@ -299,22 +300,7 @@ def run_rows(
     query = query.order_by(WorkflowRun.start_time.desc(), WorkflowRun.run_id)
     if limit is not None:
         query = query.limit(limit)
-    return [
-        RunRow(
-            run_id=row.run_id,
-            state=row.state,
-            provider=row.provider,
-            provider_id=row.provider_id,
-            provider_status=row.provider_status,
-            queued_at=row.start_time,
-            ended_at=row.end_time,
-            last_error=row.last_error,
-            submit_attempts=row.submit_attempts or 0,
-            submission_key=row.submission_key,
-            submitted_at=row.submitted_at,
-        )
-        for row in session.execute(query)
-    ]
+    return [RunSummary(**row._mapping) for row in session.execute(query)]
 
 
 def run_request(session: Session, run_id: str) -> dict[str, Any]:
@@ -382,6 +368,60 @@ def add_transition(
     )
 
 
+_transitions = logging.getLogger("wesctl.transition")
+
+
+@dataclass(frozen=True)
+class Change:
+    """Who changes a run's state and why: what its history row and its log line say."""
+
+    actor: str
+    provider: str | None
+    reason: str
+
+
+def record_transition(
+    session: Session, run_id: str, from_state: str | None, to_state: str, change: Change
+) -> None:
+    """Add the history row of a state change (or of a step that keeps the state, such as a
+    stop sent) and, for a change, one key=value log line once the transaction commits."""
+    add_transition(session, run_id, from_state, to_state, change.reason, change.actor)
+    if from_state != to_state:
+        line = functools.partial(_log_transition, run_id, from_state, to_state, change)
+        event.listen(session, "after_commit", lambda _session: line(), once=True)
+
+
+def move(
+    session: Session,
+    run_id: str,
+    *,
+    from_state: str,
+    to_state: str,
+    change: Change,
+    values: dict[str, Any] | None = None,
+) -> bool:
+    """The one guarded state change: compare-and-swap the run from `from_state` to `to_state`
+    (with `values`), and record it (history row, log line). False when another writer changed
+    the run first: nothing is written then."""
+    if not transition(
+        session, run_id, from_state=from_state, values={**(values or {}), "state": to_state}
+    ):
+        return False
+    record_transition(session, run_id, from_state, to_state, change)
+    return True
+
+
+def _log_transition(run_id: str, from_state: str | None, to_state: str, change: Change) -> None:
+    _transitions.info(
+        "run=%s provider=%s from=%s to=%s reason=%s",
+        run_id,
+        change.provider or "-",
+        from_state or "-",
+        to_state,
+        change.reason.replace("\n", " "),
+    )
+
+
 # --- submission claims ------------------------------------------------------------------------
 
 # The WES state sets, as the strings stored in the state column.
@@ -439,7 +479,7 @@ def claimable_run_ids(
     already).
     """
     query = select(WorkflowRun.run_id).where(
-        WorkflowRun.state == "QUEUED",
+        WorkflowRun.state == RunState.QUEUED.value,
         WorkflowRun.submitted_at.is_(None),
         claim_free(now),
         WorkflowRun.provider_id.is_(None) if needs_slot else WorkflowRun.provider_id.is_not(None),
@@ -474,7 +514,7 @@ def claim_runs(
         update(WorkflowRun)
         .where(
             WorkflowRun.run_id.in_(list(run_ids)),
-            WorkflowRun.state == "QUEUED",
+            WorkflowRun.state == RunState.QUEUED.value,
             WorkflowRun.submitted_at.is_(None),
             claim_free(now),
         )
@@ -573,7 +613,9 @@ def mark_stopped(session: Session, run_id: str, *, ended_at: datetime | None) ->
             provider_stopped_at=now,
             end_time=case(
                 (
-                    and_(WorkflowRun.state == "CANCELED", WorkflowRun.end_time.is_(None)),
+                    and_(
+                        WorkflowRun.state == RunState.CANCELED.value, WorkflowRun.end_time.is_(None)
+                    ),
                     literal(ended_at or now, DateTime),
                 ),
                 else_=WorkflowRun.end_time,
@@ -699,7 +741,7 @@ def in_flight_batch(
         # Submitted, or cancelled during a submission whose process died (its claim is free).
         or_(
             WorkflowRun.submitted_at.is_not(None),
-            and_(WorkflowRun.state == "CANCELING", claim_free(utcnow())),
+            and_(WorkflowRun.state == RunState.CANCELING.value, claim_free(utcnow())),
         ),
         *providers.conditions(session),
     )
@@ -752,18 +794,20 @@ def replace_task_logs(session: Session, run_id: str, logs: Sequence[TaskLog]) ->
             TaskLogRow(
                 id=str(uuid.uuid5(_TASK_LOG_NAMESPACE, key)),
                 run_id=run_id,
-                name=log.name[:200],
+                name=log.name[: _TASK_LOG_WIDTHS["name"]],
                 cmd=list(log.cmd) if log.cmd is not None else None,
                 start_time=log.start_time,
                 end_time=log.end_time,
-                stdout=log.stdout[:500] if log.stdout else None,
-                stderr=log.stderr[:500] if log.stderr else None,
+                stdout=log.stdout[: _TASK_LOG_WIDTHS["stdout"]] if log.stdout else None,
+                stderr=log.stderr[: _TASK_LOG_WIDTHS["stderr"]] if log.stderr else None,
                 exit_code=log.exit_code,
                 system_logs=list(log.system_logs),
             )
         )
 
 
+# Widths of the WES API's task_logs columns wesctl fills with text (PostgreSQL enforces them).
+_TASK_LOG_WIDTHS = text_widths(TaskLogRow, "name", "stdout", "stderr")
 _TASK_LOG_NAMESPACE = uuid.UUID("6f1d3c1e-6a53-4c0e-9a8e-1f6f2f0b7a11")
 
 
@@ -779,7 +823,7 @@ def queued_unsubmitted(session: Session, providers: ProviderFilter) -> list[Queu
     return _queued_runs(
         session,
         providers.default,
-        WorkflowRun.state == "QUEUED",
+        WorkflowRun.state == RunState.QUEUED.value,
         WorkflowRun.submitted_at.is_(None),
         *providers.conditions(session),
     )
@@ -796,7 +840,7 @@ def waiting_by_provider(
     query = (
         select(provider, func.count())
         .where(
-            WorkflowRun.state == "QUEUED",
+            WorkflowRun.state == RunState.QUEUED.value,
             WorkflowRun.submitted_at.is_(None),
             provider.in_(sorted(providers)),
         )
@@ -814,7 +858,7 @@ def last_errors_by_provider(
     query = (
         select(provider, func.count(), func.max(WorkflowRun.last_error))
         .where(
-            WorkflowRun.state == "QUEUED",
+            WorkflowRun.state == RunState.QUEUED.value,
             WorkflowRun.submitted_at.is_(None),
             WorkflowRun.last_error.startswith(prefix, autoescape=True),
         )
@@ -845,7 +889,7 @@ class QueueStats:
 def queue_stats(session: Session, now: datetime, *, stuck_after: int) -> QueueStats:
     """Queue depth, oldest queued age, and runs in flight / stuck per provider (provider_type is
     always set once a run is submitted)."""
-    waiting = and_(WorkflowRun.state == "QUEUED", WorkflowRun.submitted_at.is_(None))
+    waiting = and_(WorkflowRun.state == RunState.QUEUED.value, WorkflowRun.submitted_at.is_(None))
     queued, oldest = session.execute(
         select(func.count(), func.min(WorkflowRun.start_time)).where(waiting)
     ).one()
@@ -889,7 +933,7 @@ def count_by_state_and_provider(
 def oldest_queued(session: Session) -> tuple[str, datetime | None] | None:
     row = session.execute(
         select(WorkflowRun.run_id, WorkflowRun.start_time)
-        .where(WorkflowRun.state == "QUEUED", WorkflowRun.submitted_at.is_(None))
+        .where(WorkflowRun.state == RunState.QUEUED.value, WorkflowRun.submitted_at.is_(None))
         .order_by(WorkflowRun.start_time, WorkflowRun.run_id)
         .limit(1)
     ).first()
@@ -907,7 +951,9 @@ def recent_failures(session: Session, since: datetime, *, limit: int) -> list[St
         select(StateTransition)
         .where(
             StateTransition.at >= since,
-            StateTransition.to_state.in_(("SYSTEM_ERROR", "EXECUTOR_ERROR")),
+            StateTransition.to_state.in_(
+                (RunState.SYSTEM_ERROR.value, RunState.EXECUTOR_ERROR.value)
+            ),
         )
         .order_by(StateTransition.at.desc())
         .limit(limit)

@@ -55,7 +55,7 @@ class WorkflowRun(Base):
     start_time: Mapped[datetime | None] = mapped_column(DateTime)
     end_time: Mapped[datetime | None] = mapped_column(DateTime)
 
-    # --- added by wesctl (design section 4.5 and bookkeeping) ---
+    # --- added by wesctl: where each run is at its provider, and submission bookkeeping ---
     provider_type: Mapped[str | None] = mapped_column(String(50))
     provider_id: Mapped[str | None] = mapped_column(String(100))
     provider_status: Mapped[str | None] = mapped_column(String(50))
@@ -106,3 +106,15 @@ class StateTransition(Base):
     to_state: Mapped[str] = mapped_column(String(STATE_LENGTH))
     reason: Mapped[str | None] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(ACTOR_LENGTH))
+
+
+def text_widths(model: type[Base], *names: str) -> dict[str, int]:
+    """The widths of `model`'s String columns `names`, read from the table definition (what
+    PostgreSQL and MySQL enforce), so no copy of a width can drift from it."""
+    widths: dict[str, int] = {}
+    for name in names:
+        column_type = model.__table__.c[name].type
+        assert isinstance(column_type, String), name
+        assert column_type.length is not None, name
+        widths[name] = column_type.length
+    return widths

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 
 from wesctl.db import runs as run_queries
 from wesctl.db.engine import database_errors, utcnow
-from wesctl.db.runs import PendingStop, ProviderFilter
+from wesctl.db.runs import Change, PendingStop, ProviderFilter
+from wesctl.domain.outcomes import Outcome, Report, RunOutcome
 from wesctl.domain.states import TERMINAL_STATES, RunState
 from wesctl.errors import EX_TEMPFAIL, ConfigError, WesctlError
 from wesctl.providers.base import (
@@ -32,23 +33,11 @@ from wesctl.providers.base import (
 from wesctl.services.runtime import (
     ProviderTrouble,
     Runtime,
-    log_transition,
     pass_deadline,
 )
-from wesctl.services.submit import (
-    BLOCKED,
-    CANCELED,
-    FAILED,
-    REQUEUED,
-    SKIPPED,
-    Report,
-    RunOutcome,
-    disabled_providers,
-)
+from wesctl.services.serving import disabled_providers
 
 logger = logging.getLogger(__name__)
-CANCEL_SENT = "cancel-sent"
-STOPPED = "stopped"
 STOP_BATCH = 500  # pending stops read per query
 
 
@@ -71,73 +60,82 @@ def send_cancel(
         runtime.provider(provider).cancel(provider_id)
     except ConfigError as exc:
         problem = trouble.mark_config_error(provider, exc)
-        return RunOutcome(run_id, BLOCKED, provider, provider_id, problem.detail)
+        return RunOutcome(run_id, Outcome.BLOCKED, provider, provider_id, problem.detail)
     except ProviderMisconfigured as exc:
         problem = trouble.mark(exc)
-        return RunOutcome(run_id, BLOCKED, provider, provider_id, problem.detail)
+        return RunOutcome(run_id, Outcome.BLOCKED, provider, provider_id, problem.detail)
     except ProviderUnavailable as exc:
         trouble.failed(provider, exc.message)
         logger.warning("run=%s provider=%s cancel failed, will retry: %s", run_id, provider, exc)
-        return RunOutcome(run_id, REQUEUED, provider, provider_id, exc.message)
+        return RunOutcome(run_id, Outcome.REQUEUED, provider, provider_id, exc.message)
     except ProviderRunNotFound:
-        with database_errors(), runtime.sessions.begin() as session:
+        with database_errors(), runtime.writers.begin() as session:
             run_queries.mark_stopped(session, run_id, ended_at=None)
-        return RunOutcome(run_id, STOPPED, provider, provider_id, "no such provider run")
+        return RunOutcome(run_id, Outcome.STOPPED, provider, provider_id, "no such provider run")
     except ProviderRejected as exc:
         logger.error("run=%s provider=%s cancel refused: %s", run_id, provider, exc)
-        with database_errors(), runtime.sessions.begin() as session:
+        with database_errors(), runtime.writers.begin() as session:
             run_queries.mark_cancel_sent(session, run_id, error=f"cancel refused: {exc.message}")
-        return RunOutcome(run_id, FAILED, provider, provider_id, f"cancel refused: {exc.message}")
+        return RunOutcome(
+            run_id, Outcome.FAILED, provider, provider_id, f"cancel refused: {exc.message}"
+        )
     trouble.answered(provider)
     reason = f"stop sent to {provider} run {provider_id}"
-    with database_errors(), runtime.sessions.begin() as session:
+    with database_errors(), runtime.writers.begin() as session:
         run_queries.mark_cancel_sent(session, run_id)
-        run_queries.add_transition(session, run_id, state, state, reason, runtime.actor)
+        change = Change(runtime.actor, provider, reason)
+        run_queries.record_transition(session, run_id, state, state, change)
     logger.info("run=%s provider=%s provider_id=%s cancel sent", run_id, provider, provider_id)
-    return RunOutcome(run_id, CANCEL_SENT, provider, provider_id, "provider asked to stop the run")
+    return RunOutcome(
+        run_id, Outcome.CANCEL_SENT, provider, provider_id, "provider asked to stop the run"
+    )
 
 
 def cancel_run(runtime: Runtime, run_id: str, report: Report, trouble: ProviderTrouble) -> None:
     """Cancel one run by id, as far as its state allows."""
-    reason = "cancelled by operator"
-    with database_errors(), runtime.sessions.begin() as session:
+    with database_errors(), runtime.writers.begin() as session:
         row = run_queries.cancel_target(session, run_id, runtime.settings.default_provider)
         if row is None:
-            report.add(RunOutcome(run_id, FAILED, reason=f"no run with id {run_id!r}"))
+            report.add(RunOutcome(run_id, Outcome.FAILED, reason=f"no run with id {run_id!r}"))
             return
         state, provider, provider_id = row.state, row.provider, row.provider_id
+        change = Change(runtime.actor, provider, "cancelled by operator")
         if state in TERMINAL_STATES:
             if not (state == RunState.CANCELED and provider_id is not None and not row.stopped):
-                report.add(RunOutcome(run_id, SKIPPED, provider, provider_id, f"run is {state}"))
+                report.add(
+                    RunOutcome(run_id, Outcome.SKIPPED, provider, provider_id, f"run is {state}")
+                )
                 return
         elif provider_id is None:
             # Not at a provider (possibly being submitted: the submitter sees CANCELED and
             # stops whatever it started).
-            if not run_queries.transition(
+            if not run_queries.move(
                 session,
                 run_id,
                 from_state=state,
-                values={"state": RunState.CANCELED.value, "end_time": utcnow()},
+                to_state=RunState.CANCELED.value,
+                change=change,
+                values={"end_time": utcnow()},
             ):
-                report.add(RunOutcome(run_id, SKIPPED, provider, None, "state changed; try again"))
+                report.add(
+                    RunOutcome(run_id, Outcome.SKIPPED, provider, None, "state changed; try again")
+                )
                 return
-            run_queries.add_transition(
-                session, run_id, state, RunState.CANCELED.value, reason, runtime.actor
+            report.add(
+                RunOutcome(run_id, Outcome.CANCELED, provider, None, "cancelled before submission")
             )
-            log_transition(run_id, provider, state, RunState.CANCELED, reason)
-            report.add(RunOutcome(run_id, CANCELED, provider, None, "cancelled before submission"))
             return
         elif state != RunState.CANCELING:
             # At a provider, or an interrupted submission recorded its id: CANCELING until the
             # provider confirms the run stopped.
             target = RunState.CANCELING.value
-            if not run_queries.transition(
-                session, run_id, from_state=state, values={"state": target}
+            if not run_queries.move(
+                session, run_id, from_state=state, to_state=target, change=change
             ):
-                report.add(RunOutcome(run_id, SKIPPED, provider, provider_id, "state changed"))
+                report.add(
+                    RunOutcome(run_id, Outcome.SKIPPED, provider, provider_id, "state changed")
+                )
                 return
-            run_queries.add_transition(session, run_id, state, target, reason, runtime.actor)
-            log_transition(run_id, provider, state, target, reason)
             state = target
     assert provider_id is not None
     report.add(send_cancel(runtime, run_id, provider, provider_id, trouble, state=state))
@@ -189,38 +187,44 @@ def _deliver(
     except ConfigError as exc:
         problem = trouble.mark_config_error(name, exc)
         for stop in stops:
-            report.add(RunOutcome(stop.run_id, BLOCKED, name, stop.provider_id, problem.detail))
+            report.add(
+                RunOutcome(stop.run_id, Outcome.BLOCKED, name, stop.provider_id, problem.detail)
+            )
         return
     size = max(1, provider.status_batch_size)
     for start in range(0, len(stops), size):
         chunk = stops[start : start + size]
         if name in trouble.names() or trouble.expired():
-            report.tally(REQUEUED, name, len(chunk))
+            report.tally(Outcome.REQUEUED, name, len(chunk))
             continue
         try:
             statuses = provider.statuses([stop.provider_id for stop in chunk])
         except ProviderMisconfigured as exc:
             problem = trouble.mark(exc)
             for stop in chunk:
-                report.add(RunOutcome(stop.run_id, BLOCKED, name, stop.provider_id, problem.detail))
+                report.add(
+                    RunOutcome(stop.run_id, Outcome.BLOCKED, name, stop.provider_id, problem.detail)
+                )
             continue
         except ProviderUnavailable as exc:
             trouble.failed(name, exc.message)
-            report.tally(REQUEUED, name, len(chunk))
+            report.tally(Outcome.REQUEUED, name, len(chunk))
             continue
         trouble.answered(name)
         for stop in chunk:
             status = statuses.get(stop.provider_id)
             final = status is None or status.state in TERMINAL_STATES
             if final and stop.state == RunState.CANCELED:
-                with database_errors(), runtime.sessions.begin() as session:
+                with database_errors(), runtime.writers.begin() as session:
                     ended = status.ended_at if status is not None else None
                     run_queries.mark_stopped(session, stop.run_id, ended_at=ended)
-                report.add(RunOutcome(stop.run_id, STOPPED, name, stop.provider_id, "stopped"))
+                report.add(
+                    RunOutcome(stop.run_id, Outcome.STOPPED, name, stop.provider_id, "stopped")
+                )
             elif final or (status is not None and status.state == RunState.CANCELING):
                 continue  # stopping, or CANCELING and final: sync-status records the state
             elif name in trouble.names():
-                report.tally(REQUEUED, name)
+                report.tally(Outcome.REQUEUED, name)
             else:
                 outcome = send_cancel(
                     runtime, stop.run_id, name, stop.provider_id, trouble, state=stop.state
@@ -240,6 +244,6 @@ def cancel(runtime: Runtime, run_ids: Sequence[str] = ()) -> Report:
         except WesctlError as exc:
             if exc.exit_code == EX_TEMPFAIL:
                 raise
-            report.add(RunOutcome(run_id, FAILED, reason=exc.message))
+            report.add(RunOutcome(run_id, Outcome.FAILED, reason=exc.message))
     report.incomplete = trouble.incomplete
     return report

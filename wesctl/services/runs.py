@@ -9,8 +9,8 @@ from typing import Any
 
 from wesctl.db import runs as run_queries
 from wesctl.db.engine import database_errors, utcnow
-from wesctl.db.runs import ProviderFilter
-from wesctl.db.tables import RUN_ID_LENGTH, WorkflowRun
+from wesctl.db.runs import Change, ProviderFilter, RunSummary, iso_time
+from wesctl.db.tables import RUN_ID_LENGTH, WorkflowRun, text_widths
 from wesctl.domain.providers import PROVIDER_TAG
 from wesctl.domain.states import RunState
 from wesctl.errors import InvalidRun, RunNotFound
@@ -32,14 +32,15 @@ class NewRun:
     run_id: str | None = None
 
 
-# Column widths of the WES API's workflow_runs table (PostgreSQL enforces them).
-_WIDTHS = {
-    "workflow_url": 500,
-    "workflow_type": 50,
-    "workflow_type_version": 20,
-    "workflow_engine": 50,
-    "workflow_engine_version": 20,
-}
+# Widths of the WES API's workflow_runs text columns a request fills (PostgreSQL enforces them).
+_WIDTHS = text_widths(
+    WorkflowRun,
+    "workflow_url",
+    "workflow_type",
+    "workflow_type_version",
+    "workflow_engine",
+    "workflow_engine_version",
+)
 
 
 def add_run(runtime: Runtime, request: NewRun) -> str:
@@ -69,55 +70,13 @@ def add_run(runtime: Runtime, request: NewRun) -> str:
         tags=tags,
         start_time=utcnow(),
     )
-    with database_errors(), runtime.sessions.begin() as session:
-        if run_queries.get_run(session, run_id) is not None:
+    with database_errors(), runtime.writers.begin() as session:
+        if run_queries.run_exists(session, run_id):
             raise InvalidRun(f"run {run_id} already exists")
         run_queries.insert_run(session, row)
-        run_queries.add_transition(
-            session, run_id, None, RunState.QUEUED.value, "enqueued by operator", runtime.actor
-        )
+        change = Change(runtime.actor, request.provider, "enqueued by operator")
+        run_queries.record_transition(session, run_id, None, RunState.QUEUED.value, change)
     return run_id
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds") + "Z" if value is not None else None
-
-
-@dataclass(frozen=True)
-class RunSummary:
-    run_id: str
-    state: str
-    provider: str
-    provider_id: str | None
-    provider_status: str | None
-    queued_at: datetime | None
-    ended_at: datetime | None
-    last_error: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "state": self.state,
-            "provider": self.provider,
-            "provider_id": self.provider_id,
-            "provider_status": self.provider_status,
-            "queued_at": _iso(self.queued_at),
-            "ended_at": _iso(self.ended_at),
-            "last_error": self.last_error,
-        }
-
-
-def _summary(row: run_queries.RunRow) -> RunSummary:
-    return RunSummary(
-        run_id=row.run_id,
-        state=row.state,
-        provider=row.provider,
-        provider_id=row.provider_id,
-        provider_status=row.provider_status,
-        queued_at=row.queued_at,
-        ended_at=row.ended_at,
-        last_error=row.last_error,
-    )
 
 
 def list_runs(
@@ -134,7 +93,7 @@ def list_runs(
     now = utcnow()
     providers = ProviderFilter(runtime.settings.default_provider, only=provider)
     with database_errors(), runtime.readers() as session:
-        rows = run_queries.run_rows(
+        rows = run_queries.run_summaries(
             session,
             providers,
             states=states,
@@ -142,7 +101,7 @@ def list_runs(
             queued_after=now - newer_than if newer_than else None,
             limit=limit,
         )
-    return [_summary(row) for row in rows]
+    return rows
 
 
 @dataclass(frozen=True)
@@ -166,7 +125,7 @@ class RunView:
             "outputs": self.outputs if self.outputs is not None else {},
             "submit_attempts": self.submit_attempts,
             "submission_key": self.submission_key,
-            "submitted_at": _iso(self.submitted_at),
+            "submitted_at": iso_time(self.submitted_at),
             "task_logs": self.task_logs,
             "history": self.history,
             "unreadable": self.unreadable,
@@ -177,7 +136,7 @@ def show_run(runtime: Runtime, run_id: str) -> RunView:
     """Return everything wesctl knows about one run; raise RunNotFound."""
     providers = ProviderFilter(runtime.settings.default_provider)
     with database_errors(), runtime.readers() as session:
-        rows = run_queries.run_rows(session, providers, run_id=run_id)
+        rows = run_queries.run_summaries(session, providers, run_id=run_id)
         if not rows:
             raise RunNotFound(f"no run with id {run_id!r}")
         row = rows[0]
@@ -188,8 +147,8 @@ def show_run(runtime: Runtime, run_id: str) -> RunView:
                 "id": log.id,
                 "name": log.name,
                 "cmd": log.cmd,
-                "start_time": _iso(log.start_time),
-                "end_time": _iso(log.end_time),
+                "start_time": iso_time(log.start_time),
+                "end_time": iso_time(log.end_time),
                 "stdout": log.stdout,
                 "stderr": log.stderr,
                 "exit_code": log.exit_code,
@@ -199,7 +158,7 @@ def show_run(runtime: Runtime, run_id: str) -> RunView:
         ]
         transitions = [
             {
-                "at": _iso(item.at),
+                "at": iso_time(item.at),
                 "from": item.from_state,
                 "to": item.to_state,
                 "reason": item.reason,
@@ -209,7 +168,7 @@ def show_run(runtime: Runtime, run_id: str) -> RunView:
         ]
     values = {name: value for name, (value, _) in documents.items()}
     return RunView(
-        summary=_summary(row),
+        summary=row,
         request={
             **request,
             "workflow_params": values["workflow_params"],

@@ -24,23 +24,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-_transitions = logging.getLogger("wesctl.transition")
-
-
-def log_transition(
-    run_id: str, provider: str | None, from_state: str | None, to_state: str, reason: str | None
-) -> None:
-    """One key=value line per state change, for journald and log search."""
-    _transitions.info(
-        "run=%s provider=%s from=%s to=%s reason=%s",
-        run_id,
-        provider or "-",
-        from_state or "-",
-        to_state,
-        (reason or "-").replace("\n", " "),
-    )
-
-
 # Transient failures in a row after which sync-status and cancel take a provider to be down for
 # the rest of the pass (submit-queued, which claims runs in parallel, uses a longer run).
 DOWN_AFTER = 3
@@ -151,7 +134,7 @@ def default_actor(command: str) -> str:
 class Runtime:
     settings: Settings
     engine: Engine
-    sessions: sessionmaker[Session]
+    writers: sessionmaker[Session]  # sessions that write (on SQLite: BEGIN IMMEDIATE)
     readers: sessionmaker[Session]  # sessions that never write (no SQLite write lock)
     actor: str
     _providers: dict[str, Provider] = field(default_factory=dict)

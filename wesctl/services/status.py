@@ -8,11 +8,14 @@ from typing import Any
 
 from wesctl.db import runs as run_queries
 from wesctl.db.engine import database_errors, utcnow
+from wesctl.db.runs import iso_time
 from wesctl.services.runtime import Runtime
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat(timespec="seconds") + "Z" if value is not None else None
+from wesctl.services.serving import (
+    INSTALLATION_PROBLEM,
+    disabled_providers,
+    inexact_state_message,
+    provider_reason,
+)
 
 
 @dataclass(frozen=True)
@@ -40,9 +43,9 @@ class Overview:
         if self.oldest_queued is not None:
             run_id, queued_at = self.oldest_queued
             age = (self.now - queued_at).total_seconds() if queued_at else None
-            oldest = {"run_id": run_id, "queued_at": _iso(queued_at), "age_seconds": age}
+            oldest = {"run_id": run_id, "queued_at": iso_time(queued_at), "age_seconds": age}
         return {
-            "at": _iso(self.now),
+            "at": iso_time(self.now),
             "counts": [
                 {"state": state, "provider": provider, "runs": count}
                 for (state, provider), count in sorted(self.counts.items())
@@ -52,8 +55,8 @@ class Overview:
             "in_flight": {"total": self.in_flight_total, "cap": self.cap, **self.in_flight},
             "stuck": self.stuck,
             "stuck_after_seconds": self.stuck_after,
-            "last_submit": _iso(self.last_submit),
-            "last_sync": _iso(self.last_sync),
+            "last_submit": iso_time(self.last_submit),
+            "last_sync": iso_time(self.last_sync),
             "failures_last_hour": self.failures,
             "warnings": self.warnings,
         }
@@ -67,7 +70,7 @@ def overview(runtime: Runtime) -> Overview:
         failures = [
             {
                 "run_id": item.run_id,
-                "at": _iso(item.at),
+                "at": iso_time(item.at),
                 "state": item.to_state,
                 "reason": item.reason,
             }
@@ -94,12 +97,6 @@ def overview(runtime: Runtime) -> Overview:
 def run_warnings(runtime: Runtime) -> list[str]:
     """One line per group of runs that waits on something only an operator can change: a
     provider this host does not serve, a misconfigured provider, a state that is not exact."""
-    from wesctl.services.submit import (
-        INSTALLATION_PROBLEM,
-        disabled_providers,
-        inexact_state_message,
-        provider_reason,
-    )
 
     default = runtime.settings.default_provider
     with database_errors(), runtime.readers() as session:

@@ -18,12 +18,10 @@ draft id), so the provider run is adopted, never duplicated.
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
-from collections import Counter
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -32,106 +30,33 @@ from sqlalchemy.orm import Session
 from wesctl.config import PROVIDER_NAMES
 from wesctl.db import runs as run_queries
 from wesctl.db.engine import database_errors, utcnow
-from wesctl.db.runs import ProviderFilter, QueuedRun
+from wesctl.db.runs import Change, ProviderFilter, QueuedRun
+from wesctl.domain.outcomes import Outcome, Report, RunOutcome
 from wesctl.domain.states import TERMINAL_STATES, RunState
 from wesctl.domain.types import RunSpec, Submission
 from wesctl.errors import (
-    EX_CONFIG,
-    EX_TEMPFAIL,
     ConfigError,
     InvalidRun,
     RunNotFound,
     TryAgainLater,
     WesctlError,
 )
-from wesctl.providers.base import ProviderMisconfigured, ProviderRejected, ProviderUnavailable
-from wesctl.services.runtime import ProviderTrouble, Runtime, log_transition, pass_deadline
+from wesctl.providers.base import (
+    Provider,
+    ProviderMisconfigured,
+    ProviderRejected,
+    ProviderUnavailable,
+)
+from wesctl.services.cancel import send_cancel
+from wesctl.services.runtime import ProviderTrouble, Runtime, pass_deadline
+from wesctl.services.serving import (
+    INSTALLATION_PROBLEM,
+    disabled_providers,
+    inexact_state_message,
+    provider_reason,
+)
 
 logger = logging.getLogger(__name__)
-
-# Outcomes of one run in a submission pass.
-SUBMITTED = "submitted"
-ADOPTED = "adopted"
-REQUEUED = "requeued"
-FAILED = "failed"
-SKIPPED = "skipped"
-CANCELED = "canceled"
-# The provider is misconfigured on this host: the run is untouched (no attempt used).
-BLOCKED = "blocked"
-# Runs of a known provider this host does not serve: left QUEUED for a host that does.
-WAITING = "waiting"
-
-
-@dataclass(frozen=True)
-class RunOutcome:
-    run_id: str
-    outcome: str
-    provider: str | None = None
-    provider_id: str | None = None
-    reason: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "outcome": self.outcome,
-            "provider": self.provider,
-            "provider_id": self.provider_id,
-            "reason": self.reason,
-        }
-
-
-@dataclass
-class Report:
-    """What a command did, run by run, and the exit code that summarises it."""
-
-    command: str
-    outcomes: list[RunOutcome] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    # Outcomes only counted, not listed (a sync pass's unchanged runs), so memory stays flat.
-    tallies: Counter[tuple[str, str]] = field(default_factory=Counter)  # (provider, outcome)
-    # Work was carried to the next pass (a provider down, the pass timeout reached).
-    incomplete: bool = False
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def add(self, outcome: RunOutcome) -> None:
-        with self._lock:
-            self.outcomes.append(outcome)
-
-    def tally(self, outcome: str, provider: str, count: int = 1) -> None:
-        with self._lock:
-            self.tallies[(provider, outcome)] += count
-
-    def counts(self) -> dict[str, int]:
-        counts = Counter(item.outcome for item in self.outcomes)
-        for (_, outcome), number in self.tallies.items():
-            counts[outcome] += number
-        return dict(counts)
-
-    @property
-    def exit_code(self) -> int:
-        """78 when a provider is misconfigured here (the most actionable), 1 when runs failed,
-        75 when every provider call was unavailable (the next tick retries), else 0."""
-        counts = self.counts()
-        if counts.get(BLOCKED):
-            return EX_CONFIG
-        if counts.get(FAILED):
-            return 1
-        if self.incomplete:
-            return EX_TEMPFAIL
-        attempted = {name: n for name, n in counts.items() if name not in (SKIPPED, WAITING)}
-        if attempted and set(attempted) == {REQUEUED}:
-            return EX_TEMPFAIL
-        return 0
-
-    def to_json(self) -> dict[str, Any]:
-        counts = self.counts()
-        return {
-            "command": self.command,
-            "counts": counts,
-            "runs": [item.to_json() for item in self.outcomes],
-            "notes": self.notes,
-            "exit_code": self.exit_code,
-        }
 
 
 def spec_from_row(row: QueuedRun) -> RunSpec:
@@ -194,11 +119,6 @@ def _detach(row: QueuedRun) -> Claim:
     )
 
 
-def disabled_providers(runtime: Runtime) -> frozenset[str]:
-    """Known providers this host does not serve: their runs wait for a host that does."""
-    return frozenset(PROVIDER_NAMES) - frozenset(runtime.settings.enabled_providers)
-
-
 class Submitter:
     """One submission pass of one process."""
 
@@ -234,7 +154,7 @@ class Submitter:
         """Claim up to `limit` runs (of `run_ids` if given, never of `exclude`): recoveries first
         (they hold a slot), then new ones while the concurrency cap allows."""
         providers = self.provider_filter()
-        with database_errors(), self.runtime.sessions.begin() as session:
+        with database_errors(), self.runtime.writers.begin() as session:
             run_queries.lock_claims(session)
             now = utcnow()
             recover = run_queries.claimable_run_ids(
@@ -284,7 +204,9 @@ class Submitter:
             return self._fail(claim, f"invalid run: {claim.invalid_reason}")
         if claim.provider not in self.settings.enabled_providers:  # claims skip these
             self._release(claim, {})
-            return RunOutcome(claim.run_id, WAITING, claim.provider, reason="not served here")
+            return RunOutcome(
+                claim.run_id, Outcome.WAITING, claim.provider, reason="not served here"
+            )
         problem = self.trouble.get(claim.provider)
         if problem is not None:
             return self._blocked(claim, problem)
@@ -292,32 +214,67 @@ class Submitter:
             provider = self.runtime.provider(claim.provider)
         except ConfigError as exc:
             return self._blocked(claim, self.trouble.mark_config_error(claim.provider, exc))
+        return self._attempt(claim, provider)
+
+    def _attempt(
+        self, claim: Claim, provider: Provider, *, giving_up: str | None = None
+    ) -> RunOutcome:
+        """One submission attempt, and the one mapping of its errors to outcomes.
+
+        `giving_up` (the last error, when the attempts are used up) makes it look the
+        provider run up first: an earlier attempt may have created one (a lost answer, a
+        recorded draft). The run then ends only once the provider proves that nothing exists
+        for its submission key; a provider run that exists is adopted; while the provider
+        cannot tell, the run stays queued and is looked up again next pass.
+        """
+        assert claim.spec is not None
+        known = claim.known_provider_id
         try:
-            provider.validate(claim.spec)
+            if giving_up is None:
+                provider.validate(claim.spec)
+            else:
+                known = provider.lookup(
+                    claim.spec, idempotency_key=claim.submission_key, known_provider_id=known
+                )
+                if known is None:
+                    return self._fail(
+                        claim,
+                        f"gave up after {claim.attempts} submission attempts; {claim.provider} "
+                        f"confirmed that no run exists for submission key "
+                        f"{claim.submission_key}; last error: {giving_up}",
+                    )
+                self._record_id(claim, known)
             submission = provider.submit(
                 claim.spec,
                 idempotency_key=claim.submission_key,
-                known_provider_id=claim.known_provider_id,
-                may_exist=claim.may_exist,
+                known_provider_id=known,
+                may_exist=claim.may_exist or giving_up is not None,
                 record_provider_id=lambda provider_id: self._record_id(claim, provider_id),
             )
         except ClaimLost:
-            return RunOutcome(claim.run_id, SKIPPED, claim.provider, reason="claim taken over")
+            return RunOutcome(
+                claim.run_id, Outcome.SKIPPED, claim.provider, reason="claim taken over"
+            )
         except ProviderMisconfigured as exc:
             return self._blocked(claim, self.trouble.mark(exc))
         except ProviderRejected as exc:
             return self._fail(claim, exc.message)
-        except ProviderUnavailable as exc:
-            return self._requeue(claim, exc.message)
-        except WesctlError as exc:
-            return self._requeue(claim, exc.message)
-        except Exception as exc:
-            logger.exception("unexpected error submitting run=%s", claim.run_id)
-            return self._requeue(claim, f"unexpected error: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # transient (ProviderUnavailable, a database error) or a bug
+            if not isinstance(exc, WesctlError):
+                logger.exception("unexpected error submitting run=%s", claim.run_id)
+            reason = exc.message if isinstance(exc, WesctlError) else f"unexpected error: {exc!r}"
+            if giving_up is None:
+                return self._requeue(claim, provider, reason)
+            return self._keep_queued(
+                claim,
+                f"{giving_up}; the attempts are used up but whether {claim.provider} holds a "
+                f"run for this submission cannot be told now ({reason}); looked up again next "
+                "pass",
+            )
         return self._submitted(claim, submission)
 
     def _record_id(self, claim: Claim, provider_id: str) -> None:
-        with database_errors(), self.runtime.sessions.begin() as session:
+        with database_errors(), self.runtime.writers.begin() as session:
             if not run_queries.record_provider_id(
                 session,
                 claim.run_id,
@@ -333,7 +290,7 @@ class Submitter:
         if new_state == RunState.QUEUED:  # adapters never do this; keep the invariant anyway
             new_state = RunState.INITIALIZING
         now = utcnow()
-        outcome = ADOPTED if submission.adopted else SUBMITTED
+        outcome = Outcome.ADOPTED if submission.adopted else Outcome.SUBMITTED
         values: dict[str, Any] = {
             "provider_type": claim.provider,
             "provider_id": submission.provider_id,
@@ -344,8 +301,8 @@ class Submitter:
             "last_error": None,
         }
         reason = f"{outcome} to {claim.provider} as {submission.provider_id}"
-        with database_errors(), self.runtime.sessions.begin() as session:
-            previous = self._finish(session, claim, RunState.QUEUED, new_state, values, reason)
+        with database_errors(), self.runtime.writers.begin() as session:
+            previous = self._end_claim(session, claim, RunState.QUEUED, new_state, values, reason)
             if previous is not None:
                 cancel_now = False
             else:
@@ -356,14 +313,13 @@ class Submitter:
                 if previous is None:
                     return RunOutcome(
                         claim.run_id,
-                        SKIPPED,
+                        Outcome.SKIPPED,
                         claim.provider,
                         submission.provider_id,
                         "claim taken over by another process",
                     )
                 cancel_now = previous in run_queries.CANCEL_STATES
         if previous is not None and not cancel_now:
-            log_transition(claim.run_id, claim.provider, previous, new_state.value, reason)
             return RunOutcome(claim.run_id, outcome, claim.provider, submission.provider_id, reason)
         return self._cancel_raced(claim, submission.provider_id, previous)
 
@@ -371,91 +327,47 @@ class Submitter:
         """The run was cancelled during submission: stop the provider run we just started (if
         that fails, the stop stays pending and every later sync-status or cancel pass sends it
         again until the provider reports the run final)."""
-        from wesctl.services.cancel import CANCEL_SENT, send_cancel
-
         sent = send_cancel(
             self.runtime, claim.run_id, claim.provider, provider_id, self.trouble, state=state
         )
         reason = "cancelled while being submitted; " + (
             "provider asked to stop the run"
-            if sent.outcome == CANCEL_SENT
+            if sent.outcome == Outcome.CANCEL_SENT
             else f"the stop is pending ({sent.reason})"
         )
-        return RunOutcome(claim.run_id, CANCELED, claim.provider, provider_id, reason)
+        return RunOutcome(claim.run_id, Outcome.CANCELED, claim.provider, provider_id, reason)
 
     def _fail(self, claim: Claim, reason: str) -> RunOutcome:
         now = utcnow()
         values = {"end_time": now, "last_error": reason, "provider_type": claim.provider}
-        with database_errors(), self.runtime.sessions.begin() as session:
-            previous = self._finish(
+        with database_errors(), self.runtime.writers.begin() as session:
+            previous = self._end_claim(
                 session, claim, RunState.QUEUED, RunState.SYSTEM_ERROR, values, reason
             )
             if previous is None:
                 run_queries.finish_claim(
                     session, claim.run_id, owner=self.owner, expected_state=None, values={}
                 )
-                return RunOutcome(claim.run_id, SKIPPED, claim.provider, reason="no longer queued")
-        log_transition(claim.run_id, claim.provider, previous, RunState.SYSTEM_ERROR, reason)
-        return RunOutcome(claim.run_id, FAILED, claim.provider, reason=reason)
+                return RunOutcome(
+                    claim.run_id, Outcome.SKIPPED, claim.provider, reason="no longer queued"
+                )
+        return RunOutcome(claim.run_id, Outcome.FAILED, claim.provider, reason=reason)
 
     def _blocked(self, claim: Claim, problem: ProviderMisconfigured) -> RunOutcome:
         """Release the claim as if it had not been taken: same state, the attempt given back,
         the installation problem in last_error. The run is not at fault."""
         reason = f"{INSTALLATION_PROBLEM}{problem.message}; fix: {problem.fix}"
         self._release(claim, {"last_error": reason, "submit_attempts": max(0, claim.attempts - 1)})
-        return RunOutcome(claim.run_id, BLOCKED, claim.provider, reason=reason)
+        return RunOutcome(claim.run_id, Outcome.BLOCKED, claim.provider, reason=reason)
 
-    def _requeue(self, claim: Claim, reason: str) -> RunOutcome:
+    def _requeue(self, claim: Claim, provider: Provider, reason: str) -> RunOutcome:
         if claim.attempts >= self.settings.max_submit_attempts:
-            return self._give_up(claim, reason)
+            return self._attempt(claim, provider, giving_up=reason)
         return self._keep_queued(claim, reason)
 
-    def _give_up(self, claim: Claim, reason: str) -> RunOutcome:
-        """The attempts are used up, but an earlier attempt may have created a provider run (a
-        lost answer, a recorded draft). The run ends only once the provider proves that nothing
-        exists for its submission key; a provider run that exists is adopted; while the
-        provider cannot tell, the run stays queued and is looked up again next pass."""
-        assert claim.spec is not None
-        provider = self.runtime.provider(claim.provider)
-        try:
-            found = provider.lookup(
-                claim.spec,
-                idempotency_key=claim.submission_key,
-                known_provider_id=claim.known_provider_id,
-            )
-            if found is None:
-                return self._fail(
-                    claim,
-                    f"gave up after {claim.attempts} submission attempts; {claim.provider} "
-                    f"confirmed that no run exists for submission key {claim.submission_key}; "
-                    f"last error: {reason}",
-                )
-            self._record_id(claim, found)
-            submission = provider.submit(
-                claim.spec,
-                idempotency_key=claim.submission_key,
-                known_provider_id=found,
-                may_exist=True,
-                record_provider_id=lambda provider_id: self._record_id(claim, provider_id),
-            )
-        except ClaimLost:
-            return RunOutcome(claim.run_id, SKIPPED, claim.provider, reason="claim taken over")
-        except ProviderMisconfigured as exc:
-            return self._blocked(claim, self.trouble.mark(exc))
-        except ProviderRejected as exc:
-            return self._fail(claim, exc.message)
-        except WesctlError as exc:
-            return self._keep_queued(
-                claim,
-                f"{reason}; the attempts are used up but whether {claim.provider} holds a run "
-                f"for this submission cannot be told now ({exc.message}); looked up again "
-                "next pass",
-            )
-        return self._submitted(claim, submission)
-
     def _keep_queued(self, claim: Claim, reason: str) -> RunOutcome:
-        with database_errors(), self.runtime.sessions.begin() as session:
-            self._finish(
+        with database_errors(), self.runtime.writers.begin() as session:
+            self._end_claim(
                 session,
                 claim,
                 None,
@@ -470,9 +382,9 @@ class Submitter:
             claim.attempts,
             reason,
         )
-        return RunOutcome(claim.run_id, REQUEUED, claim.provider, reason=reason)
+        return RunOutcome(claim.run_id, Outcome.REQUEUED, claim.provider, reason=reason)
 
-    def _finish(
+    def _end_claim(
         self,
         session: Session,
         claim: Claim,
@@ -495,21 +407,16 @@ class Submitter:
         )
         if previous is not None:
             to_state = new_state.value if new_state is not None else previous
-            run_queries.add_transition(
-                session, claim.run_id, previous, to_state, reason, self.owner
-            )
+            change = Change(self.owner, claim.provider, reason)
+            run_queries.record_transition(session, claim.run_id, previous, to_state, change)
         return previous
 
     def _release(self, claim: Claim, values: dict[str, Any]) -> None:
         """Give the claim up with `values` and no state change or history row."""
-        with database_errors(), self.runtime.sessions.begin() as session:
+        with database_errors(), self.runtime.writers.begin() as session:
             run_queries.finish_claim(
                 session, claim.run_id, owner=self.owner, expected_state=None, values=values
             )
-
-
-# last_error of a run left queued because its provider is misconfigured on this host.
-INSTALLATION_PROBLEM = "installation problem, run not at fault: "
 
 
 class ClaimLost(WesctlError):
@@ -569,7 +476,7 @@ def submit_queued(
                 report.add(outcome)
                 if progress is not None:
                     progress(outcome)
-                if outcome.outcome == REQUEUED:
+                if outcome.outcome == Outcome.REQUEUED:
                     retry_next_tick.add(outcome.run_id)
                     requeued_in_a_row += 1
                 else:
@@ -588,7 +495,7 @@ def report_waiting(runtime: Runtime, report: Report) -> None:
         waiting = run_queries.waiting_by_provider(session, settings.default_provider, disabled)
         inexact = run_queries.inexact_states(session)
     for name, count in sorted(waiting.items()):
-        report.tally(WAITING, name, count)
+        report.tally(Outcome.WAITING, name, count)
         report.notes.append(
             f"{count} runs wait for provider {name}, not enabled on this host "
             f"({provider_reason(runtime, name)})"
@@ -597,21 +504,6 @@ def report_waiting(runtime: Runtime, report: Report) -> None:
         message = inexact_state_message(state, count)
         logger.warning("%s", message)
         report.notes.append(message)
-
-
-def provider_reason(runtime: Runtime, name: str) -> str:
-    """Why `name` is enabled or not on this host, as `config show` says it."""
-    for provider, _, why in runtime.settings.provider_enablement():
-        if provider == name:
-            return why
-    return "unknown provider"
-
-
-def inexact_state_message(state: str, count: int) -> str:
-    return (
-        f"{count} runs have state {state!r}, which is not exactly a WES state: wesctl leaves "
-        "them alone until the WES API or an operator corrects it (e.g. to 'QUEUED')"
-    )
 
 
 def submit_one(runtime: Runtime, run_id: str) -> Report:
@@ -626,14 +518,16 @@ def submit_one(runtime: Runtime, run_id: str) -> Report:
     )
     if row.state != RunState.QUEUED or row.submitted:
         report.add(
-            RunOutcome(run_id, SKIPPED, None, row.provider_id, f"run is {row.state}, not queued")
+            RunOutcome(
+                run_id, Outcome.SKIPPED, None, row.provider_id, f"run is {row.state}, not queued"
+            )
         )
         return report
     if row.provider in disabled_providers(runtime):
         report.add(
             RunOutcome(
                 run_id,
-                WAITING,
+                Outcome.WAITING,
                 row.provider,
                 None,
                 f"provider {row.provider} is not enabled on this host "
@@ -642,7 +536,9 @@ def submit_one(runtime: Runtime, run_id: str) -> Report:
         )
         return report
     if claimed:
-        report.add(RunOutcome(run_id, SKIPPED, None, None, "being submitted by another process"))
+        report.add(
+            RunOutcome(run_id, Outcome.SKIPPED, None, None, "being submitted by another process")
+        )
         return report
     submitter = Submitter(runtime, report)
     claims = submitter.claim(limit=1, run_ids=[run_id])
@@ -650,7 +546,7 @@ def submit_one(runtime: Runtime, run_id: str) -> Report:
         report.add(
             RunOutcome(
                 run_id,
-                SKIPPED,
+                Outcome.SKIPPED,
                 None,
                 None,
                 "waiting: the concurrency cap is reached or another process claimed it",
@@ -680,7 +576,7 @@ def plan_submission(runtime: Runtime, *, limit: int | None, provider: str | None
             if row.claimed_by and claim_active:
                 outcome = RunOutcome(
                     row.run_id,
-                    SKIPPED,
+                    Outcome.SKIPPED,
                     name,
                     row.provider_id,
                     f"being submitted by {row.claimed_by}",
@@ -688,18 +584,18 @@ def plan_submission(runtime: Runtime, *, limit: int | None, provider: str | None
             elif name in disabled:
                 outcome = RunOutcome(
                     row.run_id,
-                    WAITING,
+                    Outcome.WAITING,
                     name,
                     None,
                     f"provider {name} is not enabled on this host "
                     f"({provider_reason(runtime, name)})",
                 )
             elif budget is not None and budget <= 0:
-                outcome = RunOutcome(row.run_id, WAITING, name, None, "beyond --limit")
+                outcome = RunOutcome(row.run_id, Outcome.WAITING, name, None, "beyond --limit")
             elif row.provider_id is not None:
                 outcome = RunOutcome(
                     row.run_id,
-                    "would-adopt",
+                    Outcome.WOULD_ADOPT,
                     name,
                     row.provider_id,
                     "an interrupted submission left this provider id; it will be adopted",
@@ -707,7 +603,7 @@ def plan_submission(runtime: Runtime, *, limit: int | None, provider: str | None
             elif slots <= 0:
                 outcome = RunOutcome(
                     row.run_id,
-                    WAITING,
+                    Outcome.WAITING,
                     name,
                     None,
                     f"concurrency cap {settings.max_concurrent_workflows} reached",
@@ -715,11 +611,16 @@ def plan_submission(runtime: Runtime, *, limit: int | None, provider: str | None
             else:
                 try:
                     spec_from_row(row)
-                    outcome = RunOutcome(row.run_id, "would-submit", name, None, "oldest first")
+                    outcome = RunOutcome(
+                        row.run_id, Outcome.WOULD_SUBMIT, name, None, "oldest first"
+                    )
                 except InvalidRun as exc:
-                    outcome = RunOutcome(row.run_id, "would-fail", name, None, exc.message)
+                    outcome = RunOutcome(row.run_id, Outcome.WOULD_FAIL, name, None, exc.message)
                 slots -= 1
-            if outcome.outcome in ("would-submit", "would-adopt", "would-fail") and budget:
+            if (
+                outcome.outcome in (Outcome.WOULD_SUBMIT, Outcome.WOULD_ADOPT, Outcome.WOULD_FAIL)
+                and budget
+            ):
                 budget -= 1
             report.add(outcome)
     report.notes.append(
@@ -750,7 +651,7 @@ def submit_runs(
             report.add(
                 RunOutcome(
                     run_id,
-                    SKIPPED,
+                    Outcome.SKIPPED,
                     reason="not claimable now: submitted, being submitted, "
                     "or the concurrency cap is reached (the timer retries)",
                 )
@@ -775,7 +676,6 @@ def retry_run(runtime: Runtime, run_id: str) -> str:
         raise InvalidRun(f"run {run_id} is {row.state}; only SYSTEM_ERROR runs can be retried")
     live = _live_provider_run(runtime, row)
     values: dict[str, Any] = {
-        "state": RunState.QUEUED.value,
         "end_time": None,
         "provider_status": None,
         "provider_metadata": None,
@@ -799,20 +699,16 @@ def retry_run(runtime: Runtime, run_id: str) -> str:
         )
         done = "re-queued with a new submission key (no provider run of it is going)"
     reason = f"{done} (previous error: {row.last_error or '-'})"
-    with database_errors(), runtime.sessions.begin() as session:
-        if not run_queries.transition(
-            session, run_id, from_state=RunState.SYSTEM_ERROR.value, values=values
-        ):
-            raise InvalidRun(f"run {run_id} changed state meanwhile; try again")
-        run_queries.add_transition(
+    with database_errors(), runtime.writers.begin() as session:
+        if not run_queries.move(
             session,
             run_id,
-            RunState.SYSTEM_ERROR.value,
-            RunState.QUEUED.value,
-            reason,
-            runtime.actor,
-        )
-    log_transition(run_id, row.provider, RunState.SYSTEM_ERROR, RunState.QUEUED, reason)
+            from_state=RunState.SYSTEM_ERROR.value,
+            to_state=RunState.QUEUED.value,
+            change=Change(runtime.actor, row.provider, reason),
+            values=values,
+        ):
+            raise InvalidRun(f"run {run_id} changed state meanwhile; try again")
     return done
 
 

@@ -26,27 +26,17 @@ from typing import Any
 
 from wesctl.db import runs as run_queries
 from wesctl.db.engine import database_errors, utcnow
-from wesctl.db.runs import ProviderFilter, TrackedRun
+from wesctl.db.runs import Change, ProviderFilter, TrackedRun
+from wesctl.domain.outcomes import Outcome, Report, RunOutcome
 from wesctl.domain.states import TERMINAL_STATES, RunState
 from wesctl.domain.types import ProviderStatus, RunDetails
 from wesctl.errors import ConfigError
 from wesctl.providers.base import ProviderError, ProviderMisconfigured, ProviderUnavailable
 from wesctl.services.cancel import deliver_stops
-from wesctl.services.runtime import ProviderTrouble, Runtime, log_transition, pass_deadline
-from wesctl.services.submit import (
-    BLOCKED,
-    FAILED,
-    REQUEUED,
-    SKIPPED,
-    Report,
-    RunOutcome,
-    disabled_providers,
-)
+from wesctl.services.runtime import ProviderTrouble, Runtime, pass_deadline
+from wesctl.services.serving import disabled_providers
 
 logger = logging.getLogger(__name__)
-
-UPDATED = "updated"
-UNCHANGED = "unchanged"
 
 
 def _next_state(current: str, reported: RunState | None) -> str | None:
@@ -78,7 +68,7 @@ class StatusSync:
             by_provider[run.provider].append(run)
         for name, runs in by_provider.items():
             self._sync_provider(name, runs)
-        with database_errors(), self.runtime.sessions.begin() as session:
+        with database_errors(), self.runtime.writers.begin() as session:
             run_queries.mark_checked(session, [run.run_id for run in batch], utcnow())
 
     def _blocked(
@@ -86,7 +76,9 @@ class StatusSync:
     ) -> None:
         """The provider is misconfigured here: these runs keep their state."""
         for run in runs:
-            self.report.add(RunOutcome(run.run_id, BLOCKED, name, run.provider_id, problem.detail))
+            self.report.add(
+                RunOutcome(run.run_id, Outcome.BLOCKED, name, run.provider_id, problem.detail)
+            )
 
     def _sync_provider(self, name: str, runs: list[TrackedRun]) -> None:
         problem = self.trouble.get(name)
@@ -106,7 +98,7 @@ class StatusSync:
         for start in range(0, len(runs), size):
             chunk = runs[start : start + size]
             if name in self.trouble.names() or self.trouble.expired():
-                self.report.tally(REQUEUED, name, len(chunk))  # carried to the next pass
+                self.report.tally(Outcome.REQUEUED, name, len(chunk))  # carried to the next pass
                 continue
             try:
                 statuses = provider.statuses([run.provider_id for run in chunk])
@@ -115,12 +107,12 @@ class StatusSync:
                 break
             except ProviderUnavailable as exc:
                 self.trouble.failed(name, exc.message)
-                self.report.tally(REQUEUED, name, len(chunk))
+                self.report.tally(Outcome.REQUEUED, name, len(chunk))
                 continue
             except ProviderError as exc:
                 for run in chunk:
                     self.report.add(
-                        RunOutcome(run.run_id, FAILED, name, run.provider_id, exc.message)
+                        RunOutcome(run.run_id, Outcome.FAILED, name, run.provider_id, exc.message)
                     )
                 continue
             self.trouble.answered(name)
@@ -133,7 +125,7 @@ class StatusSync:
         if changed:
             workers = min(self.settings.submit_workers, len(changed))
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync") as pool:
-                for finished in pool.map(lambda item: self._finish(name, *item), changed):
+                for finished in pool.map(lambda item: self._record_final(name, *item), changed):
                     self.report.add(finished)
 
     def _apply_without_details(self, name: str, run: TrackedRun, status: ProviderStatus) -> bool:
@@ -154,29 +146,31 @@ class StatusSync:
             status.raw_status == run.provider_status and run.not_found_count == 0
         )
         if unchanged:
-            self.report.tally(UNCHANGED, name)
+            self.report.tally(Outcome.UNCHANGED, name)
             return False
         new_state = target or run.state
         self._record(name, run, status, new_state, details=None)
         return False
 
-    def _finish(self, name: str, run: TrackedRun, status: ProviderStatus) -> RunOutcome:
+    def _record_final(self, name: str, run: TrackedRun, status: ProviderStatus) -> RunOutcome:
         problem = self.trouble.get(name)
         if problem is not None:
-            return RunOutcome(run.run_id, BLOCKED, name, run.provider_id, problem.detail)
+            return RunOutcome(run.run_id, Outcome.BLOCKED, name, run.provider_id, problem.detail)
         if self.trouble.is_down(name) or self.trouble.expired():
-            return RunOutcome(run.run_id, REQUEUED, name, run.provider_id, "left for next pass")
+            return RunOutcome(
+                run.run_id, Outcome.REQUEUED, name, run.provider_id, "left for next pass"
+            )
         try:
             details = self.runtime.provider(name).details(run.provider_id)
         except ProviderMisconfigured as exc:
             problem = self.trouble.mark(exc)
-            return RunOutcome(run.run_id, BLOCKED, name, run.provider_id, problem.detail)
+            return RunOutcome(run.run_id, Outcome.BLOCKED, name, run.provider_id, problem.detail)
         except ProviderUnavailable as exc:
             # Without outputs the final state would be recorded incomplete: retry next pass.
             self.trouble.failed(name, exc.message)
-            return RunOutcome(run.run_id, REQUEUED, name, run.provider_id, exc.message)
+            return RunOutcome(run.run_id, Outcome.REQUEUED, name, run.provider_id, exc.message)
         except ProviderError as exc:
-            return RunOutcome(run.run_id, FAILED, name, run.provider_id, exc.message)
+            return RunOutcome(run.run_id, Outcome.FAILED, name, run.provider_id, exc.message)
         refined = details.status
         if refined is not None and refined.state in TERMINAL_STATES:
             status = refined  # e.g. HealthOmics' failure reason, absent from its listing
@@ -195,7 +189,6 @@ class StatusSync:
     ) -> RunOutcome:
         now = utcnow()
         values: dict[str, Any] = {
-            "state": new_state,
             "provider_status": status.raw_status,
             "provider_changed_at": now,
             "not_found_count": 0,
@@ -210,28 +203,32 @@ class StatusSync:
         reason = f"provider status {status.raw_status}"
         if status.message:
             reason += f": {status.message}"
-        with database_errors(), self.runtime.sessions.begin() as session:
-            if not run_queries.transition(session, run.run_id, from_state=run.state, values=values):
-                outcome = RunOutcome(run.run_id, SKIPPED, name, run.provider_id, "state changed")
+        change = Change(self.actor, name, reason)
+        with database_errors(), self.runtime.writers.begin() as session:
+            if not run_queries.move(
+                session,
+                run.run_id,
+                from_state=run.state,
+                to_state=new_state,
+                change=change,
+                values=values,
+            ):
+                outcome = RunOutcome(
+                    run.run_id, Outcome.SKIPPED, name, run.provider_id, "state changed"
+                )
                 if add:
                     self.report.add(outcome)
                 return outcome
             if details is not None:
                 run_queries.replace_task_logs(session, run.run_id, details.task_logs)
-            if new_state != run.state:
-                run_queries.add_transition(
-                    session, run.run_id, run.state, new_state, reason, self.actor
-                )
-        if new_state != run.state:
-            log_transition(run.run_id, name, run.state, new_state, reason)
-        outcome = RunOutcome(run.run_id, UPDATED, name, run.provider_id, new_state)
+        outcome = RunOutcome(run.run_id, Outcome.UPDATED, name, run.provider_id, new_state)
         if add:
             self.report.add(outcome)
         return outcome
 
     def _not_found(self, name: str, run: TrackedRun) -> None:
         count = run.not_found_count + 1
-        with database_errors(), self.runtime.sessions.begin() as session:
+        with database_errors(), self.runtime.writers.begin() as session:
             if count < self.settings.not_found_confirmations:
                 run_queries.set_not_found_count(
                     session, run.run_id, from_state=run.state, count=count
@@ -244,30 +241,22 @@ class StatusSync:
                     count,
                     self.settings.not_found_confirmations,
                 )
-                self.report.tally(UNCHANGED, name)
+                self.report.tally(Outcome.UNCHANGED, name)
                 return
             reason = (
                 f"provider run {run.provider_id} no longer exists at {name} "
                 f"(not found {count} times in a row)"
             )
-            moved = run_queries.transition(
+            moved = run_queries.move(
                 session,
                 run.run_id,
                 from_state=run.state,
-                values={
-                    "state": RunState.SYSTEM_ERROR.value,
-                    "end_time": utcnow(),
-                    "last_error": reason,
-                    "not_found_count": count,
-                },
+                to_state=RunState.SYSTEM_ERROR.value,
+                change=Change(self.actor, name, reason),
+                values={"end_time": utcnow(), "last_error": reason, "not_found_count": count},
             )
-            if moved:
-                run_queries.add_transition(
-                    session, run.run_id, run.state, RunState.SYSTEM_ERROR.value, reason, self.actor
-                )
         if moved:
-            log_transition(run.run_id, name, run.state, RunState.SYSTEM_ERROR, reason)
-            self.report.add(RunOutcome(run.run_id, FAILED, name, run.provider_id, reason))
+            self.report.add(RunOutcome(run.run_id, Outcome.FAILED, name, run.provider_id, reason))
 
 
 def sync_status(
