@@ -660,7 +660,7 @@ def serve_notify_command(
 
     Example: wesctl serve-notify --listen 127.0.0.1:5001 --idle-exit 0
     """
-    from wesctl.notify_server import serve
+    from wesctl.notify.serve import serve
 
     _require_providers(ctx)
     with cli_errors():

@@ -231,7 +231,8 @@ def _start(
     from wesctl.fakes.healthomics import HealthOmicsFake, simulated_s3
     from wesctl.fakes.http import FakeClock
     from wesctl.fakes.sevenbridges import SevenBridgesFake
-    from wesctl.notify_server import NotifyServer, bind_tcp
+    from wesctl.notify.listeners import bind_tcp
+    from wesctl.notify.server import NotifyServer
     from wesctl.services.runtime import Runtime
 
     clock = FakeClock(real=True)

@@ -21,7 +21,7 @@ from wesctl.db import schema
 from wesctl.db.engine import make_engine
 from wesctl.fakes.healthomics import HealthOmicsFake
 from wesctl.fakes.sevenbridges import DEFAULT_PROJECT, SevenBridgesFake
-from wesctl.notify_server import bind_tcp
+from wesctl.notify.listeners import bind_tcp
 from wesctl.services.doctor import (
     DATABASE_FIX,
     NOTIFY_FIX,

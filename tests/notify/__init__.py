@@ -19,7 +19,8 @@ from tests.wes_api import insert_api_run
 from wesctl.config import Settings, load_settings
 from wesctl.db.tables import WorkflowRun
 from wesctl.fakes.sevenbridges import DEFAULT_APP, DEFAULT_PROJECT, SevenBridgesFake
-from wesctl.notify_server import Listener, NotifyServer
+from wesctl.notify.listeners import Listener
+from wesctl.notify.server import NotifyServer
 from wesctl.services.runtime import Runtime
 
 

@@ -37,7 +37,9 @@ from wesctl.db.tables import WorkflowRun
 from wesctl.errors import ConfigError
 from wesctl.fakes.sevenbridges import SevenBridgesFake
 from wesctl.notify import notify_daemon, send_notification
-from wesctl.notify_server import SUBMIT_HOLD, bind_tcp, bind_unix, serve
+from wesctl.notify.listeners import bind_tcp, bind_unix
+from wesctl.notify.serve import serve
+from wesctl.notify.server import SUBMIT_HOLD
 
 
 @pytest.fixture(scope="module")

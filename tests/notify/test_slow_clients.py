@@ -28,7 +28,9 @@ from tests.notify import (
 )
 from wesctl.fakes.sevenbridges import SevenBridgesFake
 from wesctl.notify import send_notification
-from wesctl.notify_server import FD_RESERVE, MAX_CONNECTIONS, allow_open_files, bind_tcp
+from wesctl.notify.listeners import bind_tcp
+from wesctl.notify.serve import FD_RESERVE, allow_open_files
+from wesctl.notify.server import MAX_CONNECTIONS
 
 REQUEST_LINE = b"POST / HTTP/1.1\r\nHost: x\r\n"
 ONE_GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"  # answered 405 at once, then the connection idles
@@ -233,7 +235,7 @@ def test_serve_raises_the_soft_open_files_limit_up_to_the_hard_one() -> None:
     is below what MAX_CONNECTIONS needs; the hard limit caps what can be had."""
     script = """
 import resource, sys
-from wesctl.notify_server import allow_open_files
+from wesctl.notify.serve import allow_open_files
 hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
 resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
 print(allow_open_files(500), resource.getrlimit(resource.RLIMIT_NOFILE)[0])

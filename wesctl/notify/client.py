@@ -4,8 +4,8 @@ The WES API POSTs `{"run_id": "<id>"}` to DAEMON_NOTIFICATION_HOST:DAEMON_NOTIFI
 after inserting a run and counts only HTTP 200 as success. `send_notification` sends exactly that
 request; `notify_daemon` is the drop-in a Python WES API calls. Both use only the standard library
 and never raise, because a failed notification must not fail `POST /runs`: the timer submits the
-run anyway. The endpoint itself is `wesctl.notify_server`, which imports this module (never the
-other way round) for the token's encoding.
+run anyway. The endpoint's handler (`wesctl.notify.handler`) imports this module for the token's
+encoding, never the other way round: a WES API importing the client loads nothing of the server.
 """
 
 from __future__ import annotations
