@@ -8,6 +8,8 @@ import json
 import logging
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -220,6 +222,21 @@ def test_notify_daemon_failures_are_a_warning(
     lines = [record.getMessage() for record in caplog.records]
     assert f"cannot notify 127.0.0.1:{port}: Connection refused" in lines[0]
     assert "DAEMON_NOTIFICATION_PORT='five-thousand' is not a port number" in lines[1]
+
+
+def test_the_client_brings_nothing_of_the_endpoint_along() -> None:
+    """A WES API imports the client into its own process: the endpoint, the database layer and
+    the CLI stay out of it (in a child, so this process's imports do not count)."""
+    script = (
+        "import sys\n"
+        "from wesctl.notify import notify_daemon\n"
+        "print(*sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('wesctl', 'sqlalchemy', 'typer', 'rich')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert out.stdout.split() == ["wesctl", "wesctl.notify", "wesctl.notify.client"]
 
 
 def test_wesctl_notify_command() -> None:
