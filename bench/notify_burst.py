@@ -16,6 +16,7 @@ Prints numbers; nothing is asserted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -72,6 +74,48 @@ def wait_listening(port: int, server: subprocess.Popen[bytes], timeout: float = 
         except OSError:
             time.sleep(0.05)
     raise RuntimeError("serve-notify did not start listening")
+
+
+@contextlib.contextmanager
+def serve_notify(
+    url: str, fake_url: str, runs: int, directory: Path
+) -> Iterator[tuple[int, int, Path]]:
+    """`wesctl serve-notify` in its own process on database `url`, submitting to the Seven
+    Bridges fake at `fake_url` with room for `runs` in flight; yields its port, process id and log
+    file once it listens, and stops it afterwards."""
+    port = free_port()
+    environ = {
+        **os.environ,
+        **common.provider_environ("sevenbridges", fake_url, directory),
+        "DATABASE_URI": url,
+        "DAEMON_MAX_CONCURRENT_WORKFLOWS": str(runs),
+    }
+    log_path = directory / "serve-notify.log"
+    common.log(f"serve-notify log: {log_path}")
+    listen = f"127.0.0.1:{port}"
+    with log_path.open("wb") as server_log:
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "wesctl",
+                "serve-notify",
+                "--listen",
+                listen,
+                "--idle-exit",
+                "0",
+            ],
+            cwd=directory,
+            env=environ,
+            stdout=subprocess.DEVNULL,
+            stderr=server_log,
+        )
+        try:
+            wait_listening(port, server)
+            yield port, server.pid, log_path
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
 
 
 def request_bytes(port: int, run_id: str) -> bytes:
@@ -189,40 +233,10 @@ def burst(options: argparse.Namespace, directory: Path) -> common.Result:
                 for row in rows:
                     row.update(state="RUNNING", submitted_at=row["start_time"])
             common.insert_rows(engine, rows)
-            port = free_port()
-            environ = {
-                **os.environ,
-                **common.provider_environ("sevenbridges", fake.base_url, directory),
-                "DATABASE_URI": url,
-                "DAEMON_MAX_CONCURRENT_WORKFLOWS": str(options.runs),
-            }
-            log_path = directory / "serve-notify.log"
-            common.log(f"serve-notify log: {log_path}")
-            with log_path.open("wb") as server_log:
-                server = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "wesctl",
-                        "serve-notify",
-                        "--listen",
-                        f"127.0.0.1:{port}",
-                        "--idle-exit",
-                        "0",
-                    ],
-                    cwd=directory,
-                    env=environ,
-                    stdout=subprocess.DEVNULL,
-                    stderr=server_log,
-                )
-                children_cpu = child_cpu_seconds()
-                try:
-                    wait_listening(port, server)
-                    stats, answered, submitted = fire(options, port, rows, engine)
-                finally:
-                    server.terminate()
-                    server.wait(timeout=30)
-                server_cpu = child_cpu_seconds() - children_cpu
+            children_cpu = child_cpu_seconds()
+            with serve_notify(url, fake.base_url, options.runs, directory) as (port, _, log_path):
+                stats, answered, submitted = fire(options, port, rows, engine)
+            server_cpu = child_cpu_seconds() - children_cpu
             engine.dispose()
             server_log = ServerLog(log_path.read_text(errors="replace"))
     finally:

@@ -20,18 +20,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import resource
 import selectors
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import common
-from notify_burst import free_port, wait_listening
+from notify_burst import serve_notify
 
 from wesctl.db.engine import make_engine
 from wesctl.notify import send_notification
@@ -142,39 +139,15 @@ def measure(options: argparse.Namespace, directory: Path) -> common.Result:
             rows = common.queued_rows(options.runs, "sevenbridges")
             common.insert_rows(engine, rows)
             engine.dispose()
-            port = free_port()
-            environ = {
-                **os.environ,
-                **common.provider_environ("sevenbridges", fake.base_url, directory),
-                "DATABASE_URI": url,
-                "DAEMON_MAX_CONCURRENT_WORKFLOWS": str(options.runs),
-            }
-            log_path = directory / "serve-notify.log"
-            common.log(f"serve-notify log: {log_path}")
-            with log_path.open("wb") as server_log:
-                server = subprocess.Popen(
-                    [
-                        *(sys.executable, "-m", "wesctl", "serve-notify"),
-                        *("--listen", f"127.0.0.1:{port}", "--idle-exit", "0"),
-                    ],
-                    cwd=directory,
-                    env=environ,
-                    stdout=subprocess.DEVNULL,
-                    stderr=server_log,
-                )
+            with serve_notify(url, fake.base_url, options.runs, directory) as (port, pid, _):
+                crowd = Crowd(port, options.slow, options.idle, options.interval, 120.0)
                 try:
-                    wait_listening(port, server)
-                    crowd = Crowd(port, options.slow, options.idle, options.interval, 120.0)
-                    try:
-                        time.sleep(1.0)  # the crowd is in (or waiting in the backlog)
-                        idle_open = [crowd.idle_open()]
-                        latencies, failures, peak = notify_all(options, port, rows, server.pid)
-                        idle_open.append(crowd.idle_open())
-                    finally:
-                        crowd.stop()
+                    time.sleep(1.0)  # the crowd is in (or waiting in the backlog)
+                    idle_open = [crowd.idle_open()]
+                    latencies, failures, peak = notify_all(options, port, rows, pid)
+                    idle_open.append(crowd.idle_open())
                 finally:
-                    server.terminate()
-                    server.wait(timeout=30)
+                    crowd.stop()
     finally:
         fake.stop()
     report(result, options, latencies, failures, crowd, idle_open, peak)

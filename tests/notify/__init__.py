@@ -19,6 +19,7 @@ from tests.wes_api import insert_api_run
 from wesctl.config import Settings, load_settings
 from wesctl.db.tables import WorkflowRun
 from wesctl.fakes.sevenbridges import DEFAULT_APP, DEFAULT_PROJECT, SevenBridgesFake
+from wesctl.notify import send_notification
 from wesctl.notify.listeners import Listener
 from wesctl.notify.server import NotifyServer
 from wesctl.services.runtime import Runtime
@@ -114,6 +115,14 @@ class RunningServer:
     def address(self) -> tuple[str, int]:
         host, port = self.server.listeners[0].sock.getsockname()[:2]
         return host, port
+
+
+def assert_still_serving(running: RunningServer) -> None:
+    """A fresh run's notification is answered 200."""
+    run_id = add_run(running.engine)
+    host, port = running.address
+    result = send_notification(run_id, host=host, port=port)
+    assert result.ok, result
 
 
 @contextmanager

@@ -25,6 +25,7 @@ from tests.e2e.providers import sevenbridges_fake
 from tests.notify import (
     RunningServer,
     add_run,
+    assert_still_serving,
     make_settings,
     migrate,
     run_wesctl,
@@ -105,13 +106,6 @@ def wait_for_log(caplog: pytest.LogCaptureFixture, wanted: Any, deadline: float 
                 return record.getMessage()
         assert time.monotonic() < end, [record.getMessage() for record in caplog.records]
         time.sleep(0.01)
-
-
-def assert_still_serving(running: RunningServer) -> None:
-    run_id = add_run(running.engine)
-    host, port = running.address
-    result = send_notification(run_id, host=host, port=port)
-    assert result.ok, result
 
 
 # --- the happy path -----------------------------------------------------------------------------
