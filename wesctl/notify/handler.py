@@ -319,14 +319,14 @@ class NotifyHandler(BaseHTTPRequestHandler):
         headers: Mapping[str, str] | None = None,
         detail: str | None = None,
     ) -> None:
-        self._reply(status, {"error": message}, headers, log=detail or message)
+        self._reply(status, {"error": message}, headers, logged_error=detail or message)
 
     def _reply(
         self,
         status: int,
         body: Mapping[str, Any],
         headers: Mapping[str, str] | None = None,
-        log: str | None = None,
+        logged_error: str | None = None,
     ) -> None:
         payload = json.dumps(body).encode()
         self.send_response(status)
@@ -351,7 +351,7 @@ class NotifyHandler(BaseHTTPRequestHandler):
             self.run_id or "-",
             (time.monotonic() - self.started) * 1000,
             self.address_string(),
-            f" error={_printable(log, 200)!r}" if log else "",
+            f" error={_printable(logged_error, 200)!r}" if logged_error else "",
         )
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:

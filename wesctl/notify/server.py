@@ -100,10 +100,6 @@ class NotifyServer:
         self._query_lock = threading.Lock()
         self._wake_read, self._wake_write = socket.socketpair()
 
-    @property
-    def addresses(self) -> list[str]:
-        return [listener.label for listener in self.listeners]
-
     def stop(self, reason: str = "stop requested") -> None:
         """Ask run() to finish (safe from a signal handler or another thread)."""
         self._exit_reason = reason
@@ -202,7 +198,7 @@ class NotifyServer:
         selector.register(self._wake_read, selectors.EVENT_READ, None)
         logger.info(
             "serving notifications on %s; idle exit %s; bearer token %s",
-            ", ".join(self.addresses),
+            ", ".join(listener.label for listener in self.listeners),
             f"after {self.idle_exit:g} s" if self.idle_exit > 0 else "never",
             "required" if self.token else "not required",
         )
