@@ -15,6 +15,7 @@ from typing import cast as type_cast
 
 from sqlalchemy import (
     ColumnElement,
+    CursorResult,
     DateTime,
     Table,
     Text,
@@ -31,11 +32,14 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Update
 
-from wesctl.db.engine import utcnow
+from wesctl.db.engine import is_mysql, utcnow
 from wesctl.db.tables import (
     ACTOR_LENGTH,
+    CLAIM_LOCK,
     STATE_LENGTH,
+    Lock,
     StateTransition,
     TaskLogRow,
     WorkflowRun,
@@ -44,6 +48,7 @@ from wesctl.db.tables import (
 from wesctl.domain import states
 from wesctl.domain.states import RunState
 from wesctl.domain.types import TaskLog
+from wesctl.errors import SchemaError
 
 # The tables behind the models, for the per-run writes on the submission path: Core statements
 # skip the ORM's bulk-update bookkeeping (about a tenth of a submission's CPU).
@@ -85,13 +90,22 @@ def resolved_provider(session: Session, default_provider: str) -> ColumnElement[
     trimmed and lower-cased. Tags that are not valid JSON (SQLite stores text) or not an object
     resolve to the default instead of failing the whole statement."""
     column = func.nullif(func.lower(func.trim(WorkflowRun.provider_type)), "")
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = session.get_bind().dialect
+    path = f"$.{PROVIDER_TAG}"
+    if dialect.name == "postgresql":
         tagged = WorkflowRun.tags[PROVIDER_TAG]
         tag = case(
             (func.json_typeof(tagged) == "string", WorkflowRun.tags[PROVIDER_TAG].as_string()),
         )
+    elif is_mysql(dialect):  # JSON is text on MariaDB (checked by the API's CHECK, or not at all)
+        extracted = func.json_extract(WorkflowRun.tags, path)
+        tag = case(
+            (
+                func.json_valid(WorkflowRun.tags) == 1,
+                case((func.json_type(extracted) == "STRING", func.json_unquote(extracted))),
+            )
+        )
     else:  # SQLite: JSON is text, and json_type() raises on malformed text, so check first
-        path = f"$.{PROVIDER_TAG}"
         tag = case(
             (
                 func.json_valid(WorkflowRun.tags) == 1,
@@ -431,13 +445,27 @@ CANCEL_STATES = tuple(state.value for state in states.CANCEL_STATES)
 
 
 def lock_claims(session: Session) -> None:
-    """Serialise claim transactions so the concurrency cap holds across processes.
+    """Serialise claim transactions so the concurrency cap holds across processes and hosts.
+    It must be the transaction's first statement.
 
     PostgreSQL: a transaction-scoped advisory lock. SQLite: every wesctl transaction already
-    starts with BEGIN IMMEDIATE, which takes the database write lock.
+    starts with BEGIN IMMEDIATE, which takes the database write lock. MySQL/MariaDB: the claim
+    row of wesctl_locks, SELECT ... FOR UPDATE (InnoDB releases it at commit or rollback). Under
+    READ COMMITTED every later statement sees what the previous holder committed. Under
+    REPEATABLE READ too: a locking read takes no snapshot, so the transaction's snapshot is taken
+    by its first plain read, after the lock is held; and the claim itself locks and re-reads its
+    rows (claim_runs), whatever the snapshot.
     """
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = session.get_bind().dialect
+    if dialect.name == "postgresql":
         session.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK_KEY)))
+    elif is_mysql(dialect):
+        locked = session.scalar(select(Lock.name).where(Lock.name == CLAIM_LOCK).with_for_update())
+        if locked is None:
+            raise SchemaError(
+                "the claim lock row is missing from wesctl_locks; restore it with "
+                f"INSERT INTO wesctl_locks (name) VALUES ('{CLAIM_LOCK}')"
+            )
 
 
 # An arbitrary constant naming wesctl's claim lock among PostgreSQL advisory locks.
@@ -502,22 +530,33 @@ def claim_runs(
     lease: timedelta,
     default_provider: str,
 ) -> list[QueuedRun]:
-    """Claim `run_ids` for submission with one guarded update; return the rows this call won.
+    """Claim `run_ids` for submission; return the rows this call won.
 
-    The guard (QUEUED, never submitted, claim free) makes the claim a compare-and-swap: of two
-    processes racing for a run, exactly one gets it back. The submission key is fixed here, before
-    any provider call, and the attempt counter goes up.
+    The rows that pass the guard (QUEUED, never submitted, claim free) are read with a locking
+    read, which sees the latest committed rows under any isolation level and holds them until
+    commit, then updated by the same guard: a compare-and-swap that needs no UPDATE ... RETURNING
+    (MariaDB has none). Of two processes racing for a run, exactly one gets it back. The
+    submission key is fixed here, before any provider call, and the attempt counter goes up.
     """
     if not run_ids:
         return []
+    guard = (
+        WorkflowRun.state == RunState.QUEUED.value,
+        WorkflowRun.submitted_at.is_(None),
+        claim_free(now),
+    )
+    won = list(
+        session.scalars(
+            select(WorkflowRun.run_id)
+            .where(WorkflowRun.run_id.in_(list(run_ids)), *guard)
+            .with_for_update()
+        )
+    )
+    if not won:
+        return []
     statement = (
         update(WorkflowRun)
-        .where(
-            WorkflowRun.run_id.in_(list(run_ids)),
-            WorkflowRun.state == RunState.QUEUED.value,
-            WorkflowRun.submitted_at.is_(None),
-            claim_free(now),
-        )
+        .where(WorkflowRun.run_id.in_(won), *guard)
         .values(
             claimed_by=owner,
             claim_expires_at=now + lease,
@@ -526,13 +565,19 @@ def claim_runs(
                 WorkflowRun.submission_key, literal("wesctl-") + WorkflowRun.run_id
             ),
         )
-        .returning(WorkflowRun.run_id)
         .execution_options(synchronize_session=False)
     )
-    won = list(session.scalars(statement))
-    if not won:
-        return []
+    claimed = _changed_rows(session, statement)
+    assert claimed == len(won), "rows locked by this transaction still pass its guard"
     return _queued_runs(session, default_provider, WorkflowRun.run_id.in_(won))
+
+
+def _changed_rows(session: Session, statement: Update) -> int:
+    """Rows `statement` matched: the result of a guarded update on every engine, MariaDB having
+    no UPDATE ... RETURNING (SQLAlchemy connects PyMySQL with FOUND_ROWS, so a row whose values
+    did not change still counts)."""
+    result = type_cast(CursorResult[Any], session.execute(statement))
+    return result.rowcount
 
 
 def record_provider_id(
@@ -543,9 +588,8 @@ def record_provider_id(
         update(RUNS)
         .where(RUNS.c.run_id == run_id, RUNS.c.claimed_by == owner)
         .values(provider_id=provider_id, provider_type=provider_type)
-        .returning(RUNS.c.run_id)
     )
-    return session.scalar(statement) is not None
+    return _changed_rows(session, statement) == 1
 
 
 def finish_claim(
@@ -564,16 +608,16 @@ def finish_claim(
         conditions.append(RUNS.c.state == expected_state)
         current: str | None = expected_state  # the guard says what it was: no SELECT needed
     else:
-        current = session.scalar(select(RUNS.c.state).where(*conditions))
+        # A locking read: the state returned is the one this update replaces.
+        current = session.scalar(select(RUNS.c.state).where(*conditions).with_for_update())
         if current is None:
             return None
     statement = (
         update(RUNS)
         .where(*conditions)
         .values(claimed_by=None, claim_expires_at=None, **fit_run_values(values))
-        .returning(RUNS.c.run_id)
     )
-    return current if session.scalar(statement) is not None else None
+    return current if _changed_rows(session, statement) == 1 else None
 
 
 def transition(session: Session, run_id: str, *, from_state: str, values: dict[str, Any]) -> bool:
@@ -582,10 +626,9 @@ def transition(session: Session, run_id: str, *, from_state: str, values: dict[s
         update(WorkflowRun)
         .where(WorkflowRun.run_id == run_id, WorkflowRun.state == from_state)
         .values(**fit_run_values(values))
-        .returning(WorkflowRun.run_id)
         .execution_options(synchronize_session=False)
     )
-    return session.scalar(statement) is not None
+    return _changed_rows(session, statement) == 1
 
 
 def mark_cancel_sent(session: Session, run_id: str, *, error: str | None = None) -> None:
