@@ -110,10 +110,12 @@ def insert_api_run(
     tags: Any = None,
     state: str = "QUEUED",
     workflow_type: str = "CWL",
+    queued_at: datetime | None = None,
 ) -> str:
-    """Insert a run exactly as the WES API's POST /runs does (tags JSON null when absent)."""
+    """Insert a run exactly as the WES API's POST /runs does (tags JSON null when absent), queued
+    now unless `queued_at` says when (MariaDB keeps whole seconds of it, as of the API's)."""
     run_id = run_id or str(uuid.uuid4())
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = queued_at or datetime.now(UTC).replace(tzinfo=None)
     with engine.begin() as connection:
         connection.execute(
             text(

@@ -59,7 +59,11 @@ def make_engine(uri: str, *, pool_size: int = 5, busy_timeout: float | None = No
     the lock instead of failing with "database is locked" when a read turns into a write.
     PostgreSQL: sessions in UTC and a short connect timeout so a dead server fails fast.
     MySQL/MariaDB: PyMySQL (also for a bare mysql:// or mariadb://), utf8mb4, the same short
-    connect timeout, and connections recycled before the server's idle timeout closes them.
+    connect timeout, connections recycled before the server's idle timeout closes them, and
+    READ COMMITTED, PostgreSQL's default, whatever the server's default: under InnoDB's
+    REPEATABLE READ, two syncs replacing task logs of different runs lock the same index gap
+    and deadlock (seen in the race test), and a statement would not see rows committed after its
+    transaction's first read. Claims are safe under either level (see runs.lock_claims).
     A URL no engine can be made of (an unknown driver, a driver that is not installed) is a
     ConfigError naming the driver, never a traceback.
     """
@@ -101,6 +105,7 @@ def _make_engine(uri: str, *, pool_size: int, busy_timeout: float | None) -> Eng
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_recycle=3600,
+            isolation_level="READ COMMITTED",
             connect_args={"connect_timeout": 5, "charset": "utf8mb4"},
         )
     return create_engine(

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ColumnElement,
     CursorResult,
     DateTime,
+    String,
     Table,
     Text,
     and_,
@@ -27,12 +28,15 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    not_,
     or_,
     select,
+    type_coerce,
     update,
 )
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import Update
+from sqlalchemy.types import BINARY
 
 from wesctl.db.engine import is_mysql, utcnow
 from wesctl.db.tables import (
@@ -119,6 +123,17 @@ def resolved_provider(session: Session, default_provider: str) -> ColumnElement[
         )
     tag_name = func.nullif(func.lower(func.trim(tag)), "")
     return func.coalesce(column, tag_name, literal(default_provider))
+
+
+def state_is(session: Session, *values: str) -> ColumnElement[bool]:
+    """The run's state is exactly one of `values`. MySQL compares text in the column's collation,
+    which on the WES API's tables (utf8mb4_general_ci) ignores case and trailing spaces, so
+    `queued` or `QUEUED ` would pass for QUEUED there: its bytes are compared too (after the
+    plain comparison, which can use the index on state)."""
+    plain = RUNS.c.state.in_(values)
+    if not is_mysql(session.get_bind().dialect):
+        return plain
+    return and_(plain, type_coerce(cast(RUNS.c.state, BINARY), String).in_(values))
 
 
 @dataclass(frozen=True)
@@ -306,7 +321,7 @@ def run_summaries(
     if run_id is not None:
         query = query.where(WorkflowRun.run_id == run_id)
     if states:
-        query = query.where(WorkflowRun.state.in_(list(states)))
+        query = query.where(state_is(session, *states))
     if queued_before is not None:
         query = query.where(WorkflowRun.start_time < queued_before)
     if queued_after is not None:
@@ -479,7 +494,7 @@ def claim_free(now: datetime) -> ColumnElement[bool]:
 def count_in_flight(session: Session, now: datetime) -> int:
     """Runs that occupy a concurrency slot: at a provider and not finished, or being submitted."""
     query = select(func.count()).where(
-        WorkflowRun.state.in_(NON_TERMINAL_STATES),
+        state_is(session, *NON_TERMINAL_STATES),
         or_(
             WorkflowRun.provider_id.is_not(None),
             WorkflowRun.submitted_at.is_not(None),
@@ -507,7 +522,7 @@ def claimable_run_ids(
     already).
     """
     query = select(WorkflowRun.run_id).where(
-        WorkflowRun.state == RunState.QUEUED.value,
+        state_is(session, RunState.QUEUED.value),
         WorkflowRun.submitted_at.is_(None),
         claim_free(now),
         WorkflowRun.provider_id.is_(None) if needs_slot else WorkflowRun.provider_id.is_not(None),
@@ -541,7 +556,7 @@ def claim_runs(
     if not run_ids:
         return []
     guard = (
-        WorkflowRun.state == RunState.QUEUED.value,
+        state_is(session, RunState.QUEUED.value),
         WorkflowRun.submitted_at.is_(None),
         claim_free(now),
     )
@@ -605,7 +620,7 @@ def finish_claim(
     guard failed."""
     conditions = [RUNS.c.run_id == run_id, RUNS.c.claimed_by == owner]
     if expected_state is not None:
-        conditions.append(RUNS.c.state == expected_state)
+        conditions.append(state_is(session, expected_state))
         current: str | None = expected_state  # the guard says what it was: no SELECT needed
     else:
         # A locking read: the state returned is the one this update replaces.
@@ -624,7 +639,7 @@ def transition(session: Session, run_id: str, *, from_state: str, values: dict[s
     """Compare-and-swap: apply `values` only if the run is still in `from_state`."""
     statement = (
         update(WorkflowRun)
-        .where(WorkflowRun.run_id == run_id, WorkflowRun.state == from_state)
+        .where(WorkflowRun.run_id == run_id, state_is(session, from_state))
         .values(**fit_run_values(values))
         .execution_options(synchronize_session=False)
     )
@@ -657,7 +672,7 @@ def mark_stopped(session: Session, run_id: str, *, ended_at: datetime | None) ->
             end_time=case(
                 (
                     and_(
-                        WorkflowRun.state == RunState.CANCELED.value, WorkflowRun.end_time.is_(None)
+                        state_is(session, RunState.CANCELED.value), WorkflowRun.end_time.is_(None)
                     ),
                     literal(ended_at or now, DateTime),
                 ),
@@ -728,7 +743,7 @@ def pending_stops(
         resolved_provider(session, providers.default).label("provider"),
         WorkflowRun.provider_id,
     ).where(
-        WorkflowRun.state.in_(CANCEL_STATES),
+        state_is(session, *CANCEL_STATES),
         WorkflowRun.provider_id.is_not(None),
         WorkflowRun.provider_stopped_at.is_(None),
         claim_free(now),
@@ -779,12 +794,12 @@ def in_flight_batch(
         WorkflowRun.provider_status,
         WorkflowRun.not_found_count,
     ).where(
-        WorkflowRun.state.in_(NON_TERMINAL_STATES),
+        state_is(session, *NON_TERMINAL_STATES),
         WorkflowRun.provider_id.is_not(None),
         # Submitted, or cancelled during a submission whose process died (its claim is free).
         or_(
             WorkflowRun.submitted_at.is_not(None),
-            and_(WorkflowRun.state == RunState.CANCELING.value, claim_free(utcnow())),
+            and_(state_is(session, RunState.CANCELING.value), claim_free(utcnow())),
         ),
         *providers.conditions(session),
     )
@@ -866,7 +881,7 @@ def queued_unsubmitted(session: Session, providers: ProviderFilter) -> list[Queu
     return _queued_runs(
         session,
         providers.default,
-        WorkflowRun.state == RunState.QUEUED.value,
+        state_is(session, RunState.QUEUED.value),
         WorkflowRun.submitted_at.is_(None),
         *providers.conditions(session),
     )
@@ -883,7 +898,7 @@ def waiting_by_provider(
     query = (
         select(provider, func.count())
         .where(
-            WorkflowRun.state == RunState.QUEUED.value,
+            state_is(session, RunState.QUEUED.value),
             WorkflowRun.submitted_at.is_(None),
             provider.in_(sorted(providers)),
         )
@@ -901,7 +916,7 @@ def last_errors_by_provider(
     query = (
         select(provider, func.count(), func.max(WorkflowRun.last_error))
         .where(
-            WorkflowRun.state == RunState.QUEUED.value,
+            state_is(session, RunState.QUEUED.value),
             WorkflowRun.submitted_at.is_(None),
             WorkflowRun.last_error.startswith(prefix, autoescape=True),
         )
@@ -915,7 +930,7 @@ def inexact_states(session: Session) -> dict[str, int]:
     runs match no state wesctl acts on, so they are reported rather than silently left."""
     query = (
         select(WorkflowRun.state, func.count())
-        .where(or_(WorkflowRun.state.is_(None), WorkflowRun.state.not_in(ALL_STATES)))
+        .where(or_(WorkflowRun.state.is_(None), not_(state_is(session, *ALL_STATES))))
         .group_by(WorkflowRun.state)
     )
     return {str(state): int(count) for state, count in session.execute(query)}
@@ -932,11 +947,11 @@ class QueueStats:
 def queue_stats(session: Session, now: datetime, *, stuck_after: int) -> QueueStats:
     """Queue depth, oldest queued age, and runs in flight / stuck per provider (provider_type is
     always set once a run is submitted)."""
-    waiting = and_(WorkflowRun.state == RunState.QUEUED.value, WorkflowRun.submitted_at.is_(None))
+    waiting = and_(state_is(session, RunState.QUEUED.value), WorkflowRun.submitted_at.is_(None))
     queued, oldest = session.execute(
         select(func.count(), func.min(WorkflowRun.start_time)).where(waiting)
     ).one()
-    flying = and_(WorkflowRun.state.in_(NON_TERMINAL_STATES), WorkflowRun.submitted_at.is_not(None))
+    flying = and_(state_is(session, *NON_TERMINAL_STATES), WorkflowRun.submitted_at.is_not(None))
     in_flight = {
         str(provider): int(count)
         for provider, count in session.execute(
@@ -976,7 +991,7 @@ def count_by_state_and_provider(
 def oldest_queued(session: Session) -> tuple[str, datetime | None] | None:
     row = session.execute(
         select(WorkflowRun.run_id, WorkflowRun.start_time)
-        .where(WorkflowRun.state == RunState.QUEUED.value, WorkflowRun.submitted_at.is_(None))
+        .where(state_is(session, RunState.QUEUED.value), WorkflowRun.submitted_at.is_(None))
         .order_by(WorkflowRun.start_time, WorkflowRun.run_id)
         .limit(1)
     ).first()
