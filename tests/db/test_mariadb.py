@@ -319,3 +319,23 @@ def test_a_lock_wait_timeout_is_transient_one_line_and_exit_75(mariadb_url: str)
     assert len(lines) == 1, result.stderr
     assert "Lock wait timeout exceeded" in lines[0]
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("password", "port", "detail"),
+    [
+        ("hunter2secret", None, "database refused the connection: Access denied for user"),
+        ("pw", 1, "database unavailable: Can't connect to MySQL server"),
+    ],
+    ids=["refused", "down"],
+)
+def test_doctor_names_a_refused_or_down_mariadb_in_its_database_check(
+    mariadb_admin: str, password: str, port: int | None, detail: str
+) -> None:
+    url = make_url(mariadb_admin).set(password=password, port=port or 3306)
+    result = wesctl("doctor", env={"DATABASE_URI": url.render_as_string(hide_password=False)})
+    assert "Traceback" not in result.output
+    [line] = [item for item in result.stdout.splitlines() if item.startswith("check=database ")]
+    assert "result=fail" in line
+    assert detail in line
+    assert password not in result.output

@@ -14,7 +14,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from wesctl.errors import ConfigError, DatabaseUnavailable, SchemaError
+from wesctl.errors import ConfigError, DatabaseRefused, DatabaseUnavailable, SchemaError
 
 logger = logging.getLogger(__name__)
 
@@ -194,9 +194,9 @@ def database_errors() -> Iterator[None]:
     except DBAPIError as exc:
         message = describe_database_error(exc)
         if _mysql_code(exc) in _MYSQL_REFUSED:
-            raise ConfigError(
-                f"DATABASE_URI: the database refused the connection ({message}); "
-                "check the user, password and database name"
+            raise DatabaseRefused(
+                f"database refused the connection: {message}; check the user, password and "
+                "database name in DATABASE_URI"
             ) from exc
         if _is_schema_problem(exc, message):
             raise SchemaError(
