@@ -11,6 +11,8 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
+from wesctl.db.engine import is_mysql
+
 API_REVISION = "65510080a98b"
 
 API_DDL = (
@@ -92,7 +94,7 @@ MARIADB_API_DDL = (
 
 
 def create_api_schema(engine: Engine) -> None:
-    ddl = MARIADB_API_DDL if engine.dialect.name == "mysql" else API_DDL
+    ddl = MARIADB_API_DDL if is_mysql(engine.dialect) else API_DDL
     with engine.begin() as connection:
         for statement in ddl:
             connection.execute(text(statement))

@@ -15,6 +15,7 @@ from tests import wes_api_alembic
 from tests.cli_helpers import wesctl, wesctl_json
 from tests.wes_api import API_REVISION, insert_api_run
 from wesctl.db import schema
+from wesctl.db.engine import is_mysql
 from wesctl.db.tables import API_RUN_COLUMNS
 
 API_TABLES = ("workflow_runs", "task_logs", "alembic_version")
@@ -86,7 +87,7 @@ def _layout(url: str) -> dict[str, Any]:
             layout["ddl"] = connection.execute(
                 text("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")
             ).all()
-        if engine.dialect.name == "mysql":  # column types, collations, CHECKs, engine, charset
+        if is_mysql(engine.dialect):  # column types, collations, CHECKs, engine, charset
             layout["ddl"] = [
                 connection.execute(text(f"SHOW CREATE TABLE {table}")).one()[1]
                 for table in ("task_logs", "alembic_version")
@@ -165,7 +166,9 @@ def test_either_order_leaves_the_api_tables_as_the_api_alone_makes_them(db_url: 
     api_first = _layout(db_url)
 
     assert wesctl_first == api_first
-    dialect = create_engine(db_url).dialect.name
+    engine = create_engine(db_url)
+    dialect = "mysql" if is_mysql(engine.dialect) else engine.dialect.name
+    engine.dispose()
     for table in API_TABLES:
         expected = [
             (name, kind.format(**_TYPES[dialect]), nullable, None)
