@@ -38,11 +38,12 @@ def is_mysql(dialect: Dialect) -> bool:
 
 
 def database_url(uri: str) -> URL:
-    """`uri` with PyMySQL as the driver of a bare mysql:// or mariadb:// URL (SQLAlchemy would
-    load MySQLdb, a C extension wesctl does not install); any other URL as given."""
+    """`uri` with mysql+pymysql as the driver of a bare mysql:// or mariadb:// URL (SQLAlchemy
+    would load MySQLdb, a C extension wesctl does not install; its MariaDB-only dialect would
+    fail on a MySQL server, while the MySQL one detects MariaDB); any other URL as given."""
     url = make_url(uri)
     if url.drivername in MYSQL_BACKENDS:
-        return url.set(drivername=f"{url.drivername}+pymysql")
+        return url.set(drivername="mysql+pymysql")
     return url
 
 
