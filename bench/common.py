@@ -35,7 +35,7 @@ from sqlalchemy.engine import make_url
 
 from wesctl.config import Settings, load_settings
 from wesctl.db import schema
-from wesctl.db.engine import make_engine, utcnow
+from wesctl.db.engine import MYSQL_BACKENDS, database_url, make_engine, utcnow
 from wesctl.db.tables import WorkflowRun
 from wesctl.fakes.healthomics import FakeRun, HealthOmicsFake
 from wesctl.fakes.http import FakeService, Request
@@ -54,6 +54,7 @@ HO_WORKFLOW = "1234567"
 HO_ROLE_ARN = "arn:aws:iam::123456789012:role/omics-runs"
 HO_OUTPUT_URI = "s3://wesctl-bench/out"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+DEFAULT_MARIADB = "mysql+pymysql://root@127.0.0.1:3306/test"
 _ID_SEGMENT = re.compile(r"/(?:[0-9a-f]{8}-[0-9a-f-]{27}|[0-9a-f]{24}|\d+)(?=/|$)")
 
 
@@ -68,7 +69,8 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database-uri",
         default=None,
-        help="PostgreSQL server URL (a scratch database is created on it and dropped); "
+        help="PostgreSQL or MariaDB server URL (a scratch database is created on it and "
+        "dropped); "
         f"default: SQLite in a temp dir. Example: {DEFAULT_POSTGRES}",
     )
     parser.add_argument(
@@ -197,7 +199,22 @@ def machine() -> dict[str, str]:
         with engine.connect() as connection:
             info["postgresql"] = str(connection.execute(text("SHOW server_version")).scalar())
         engine.dispose()
+    with contextlib.suppress(Exception):
+        engine = create_engine(DEFAULT_MARIADB, connect_args={"connect_timeout": 2})
+        with engine.connect() as connection:
+            info["mariadb"] = str(connection.execute(text("SELECT VERSION()")).scalar())
+        engine.dispose()
     return info
+
+
+def database_name(uri: str | None) -> str:
+    """The engine a benchmark ran on, for its row names."""
+    if uri is None:
+        return "SQLite"
+    backend = make_url(uri).get_backend_name()
+    return {"postgresql": "PostgreSQL", "mysql": "MariaDB", "mariadb": "MariaDB"}.get(
+        backend, "SQLite"
+    )
 
 
 # --- databases --------------------------------------------------------------------------------
@@ -206,23 +223,30 @@ def machine() -> dict[str, str]:
 @contextlib.contextmanager
 def scratch_database(server_uri: str | None, directory: Path) -> Iterator[str]:
     """Yield the URL of a fresh, migrated database: a SQLite file in `directory`, or a new
-    database on the PostgreSQL server `server_uri`, dropped afterwards."""
+    database on the PostgreSQL or MariaDB server `server_uri`, dropped afterwards."""
     if server_uri is None or make_url(server_uri).get_backend_name() == "sqlite":
         url = server_uri or f"sqlite:///{directory / f'bench-{uuid.uuid4().hex[:8]}.db'}"
         migrate(url)
         yield url
         return
     name = f"wesctl_bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server_uri, isolation_level="AUTOCOMMIT")
+    server = database_url(server_uri)
+    mysql = server.get_backend_name() in MYSQL_BACKENDS
+    create, drop = (
+        (f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4", f"DROP DATABASE IF EXISTS `{name}`")
+        if mysql
+        else (f'CREATE DATABASE "{name}"', f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    )
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server_uri).set(database=name).render_as_string(hide_password=False)
+        connection.execute(text(create))
+    url = server.set(database=name).render_as_string(hide_password=False)
     try:
         migrate(url)
         yield url
     finally:
         with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            connection.execute(text(drop))
         admin.dispose()
 
 

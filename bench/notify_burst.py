@@ -289,7 +289,7 @@ def report(
     server_log: ServerLog,
     server_cpu: float,
 ) -> None:
-    database = "PostgreSQL" if options.database_uri else "SQLite"
+    database = common.database_name(options.database_uri)
     name = (
         f"notify burst {options.runs} runs, {options.clients} keep-alive clients "
         f"({database}, {options.latency * 1000:g} ms/call)"

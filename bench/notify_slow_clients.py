@@ -188,7 +188,7 @@ def report(
     idle_open: list[int],
     peak: tuple[int, float],
 ) -> None:
-    database = "PostgreSQL" if options.database_uri else "SQLite"
+    database = common.database_name(options.database_uri)
     name = (
         f"notify under {options.slow} slow + {options.idle} idle connections "
         f"({database}, {options.latency * 1000:g} ms/call)"

@@ -80,7 +80,7 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--latency", type=float, default=0.020, help="seconds per fake call")
-    parser.add_argument("--database-uri", default=None, help="PostgreSQL server URL")
+    parser.add_argument("--database-uri", default=None, help="PostgreSQL or MariaDB server URL")
     parser.add_argument("--only", default="startup,submit,sync,notify,render")
     parser.add_argument("--startup-runs", type=int, default=7)
     parser.add_argument("--submit-runs", type=int, default=1000)
@@ -117,8 +117,9 @@ def main() -> None:
     print()
     print(
         f"Machine: {info['cores']} cores, {info['cpu']}, Python {info['python']}, "
-        f"SQLite {info['sqlite']}, PostgreSQL {info.get('postgresql', 'not reachable')}; "
-        f"database used: {'PostgreSQL' if options.database_uri else 'SQLite'}; "
+        f"SQLite {info['sqlite']}, PostgreSQL {info.get('postgresql', 'not reachable')}, "
+        f"MariaDB {info.get('mariadb', 'not reachable')}; "
+        f"database used: {common.database_name(options.database_uri)}; "
         f"1-minute load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after."
     )
     print(f"Command: {shlex.join([sys.executable, *sys.argv])}")

@@ -320,7 +320,7 @@ def main() -> None:
         help="run the fake inside this process (its CPU then shares wesctl's GIL)",
     )
     options = parser.parse_args()
-    database = "PostgreSQL" if options.database_uri else "SQLite"
+    database = common.database_name(options.database_uri)
     fake_process = not options.fake_in_process
     where = "fake in own process" if fake_process else "in-process fake"
     bench = (

@@ -290,7 +290,7 @@ def bench_provider(
     provider: str, options: argparse.Namespace, directory: Path, result: common.Result
 ) -> None:
     count = options.runs
-    database = "PostgreSQL" if options.database_uri else "SQLite"
+    database = common.database_name(options.database_uri)
     name = f"sync-status {count} runs ({provider}, {options.latency * 1000:g} ms/call, {database})"
     with common.scratch_database(options.database_uri, directory) as url:
         common.log(f"{provider}: setting up {count} in-flight runs")

@@ -1,8 +1,10 @@
-"""Shared fixtures: isolated settings, and databases on both SQLite and PostgreSQL.
+"""Shared fixtures: isolated settings, and databases on SQLite, PostgreSQL and MariaDB.
 
 PostgreSQL tests use a fresh database per test on WESCTL_TEST_POSTGRES_URL (default: the local
-server on 127.0.0.1:5432, database `test`). When WESCTL_REQUIRE_POSTGRES=1 (CI), an unreachable
-server fails those tests instead of skipping them.
+server on 127.0.0.1:5432, database `test`), MariaDB tests one on WESCTL_TEST_MARIADB_URL (default:
+root on 127.0.0.1:3306), created with the WES API's character set and collation. When
+WESCTL_REQUIRE_POSTGRES=1 / WESCTL_REQUIRE_MARIADB=1 (CI), an unreachable server fails those tests
+instead of skipping them.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ POSTGRES_ADMIN_URL = os.environ.get(
     "WESCTL_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
 REQUIRE_POSTGRES = os.environ.get("WESCTL_REQUIRE_POSTGRES") == "1"
+MARIADB_ADMIN_URL = os.environ.get(
+    "WESCTL_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test"
+)
+REQUIRE_MARIADB = os.environ.get("WESCTL_REQUIRE_MARIADB") == "1"
 
 
 @pytest.fixture(autouse=True)
@@ -36,9 +42,9 @@ def isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Non
     monkeypatch.chdir(tmp_path)
 
 
-def _postgres_available() -> str | None:
+def _server_problem(url: str) -> str | None:
     try:
-        engine = create_engine(POSTGRES_ADMIN_URL, connect_args={"connect_timeout": 3})
+        engine = create_engine(url, connect_args={"connect_timeout": 3})
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         engine.dispose()
@@ -47,15 +53,24 @@ def _postgres_available() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
-def postgres_admin() -> str:
-    problem = _postgres_available()
+def _require_server(name: str, url: str, required: bool) -> str:
+    problem = _server_problem(url)
     if problem is not None:
-        message = f"PostgreSQL at {POSTGRES_ADMIN_URL} is not available: {problem}"
-        if REQUIRE_POSTGRES:
+        message = f"{name} at {url} is not available: {problem}"
+        if required:
             pytest.fail(message)
         pytest.skip(message)
-    return POSTGRES_ADMIN_URL
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> str:
+    return _require_server("PostgreSQL", POSTGRES_ADMIN_URL, REQUIRE_POSTGRES)
+
+
+@pytest.fixture(scope="session")
+def mariadb_admin() -> str:
+    return _require_server("MariaDB", MARIADB_ADMIN_URL, REQUIRE_MARIADB)
 
 
 @pytest.fixture
@@ -73,15 +88,37 @@ def postgres_url(postgres_admin: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def mariadb_url(mariadb_admin: str) -> Iterator[str]:
+    """A fresh, empty MariaDB database for one test, in the character set and collation the WES
+    API's tables have there."""
+    name = f"wesctl_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(mariadb_admin, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(
+            text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
+        )
+    url = make_url(mariadb_admin).set(database=name)
+    yield url.render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+    admin.dispose()
+
+
+@pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'wes-test.db'}"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+    ]
+)
 def db_url(request: pytest.FixtureRequest) -> str:
-    """An empty database, once on SQLite and once on PostgreSQL."""
-    fixture = "sqlite_url" if request.param == "sqlite" else "postgres_url"
-    url: str = request.getfixturevalue(fixture)
+    """An empty database, once on each engine: SQLite, PostgreSQL and MariaDB."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
     return url
 
 

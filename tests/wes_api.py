@@ -1,5 +1,6 @@
 """The WES API's side of the shared database, reproduced for tests: its DDL (Alembic revision
-65510080a98b) and its way of inserting a run; plus `expire_claim`, which fast-forwards time."""
+65510080a98b; on MariaDB as that revision creates it there) and its way of inserting a run; plus
+`expire_claim`, which fast-forwards time."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, text
+
+from wesctl.db.engine import is_mysql
 
 API_REVISION = "65510080a98b"
 
@@ -48,9 +51,52 @@ API_DDL = (
 )
 
 
+# The same revision run by the API on MariaDB 10.11 (SHOW CREATE TABLE): JSON is LONGTEXT with a
+# json_valid() CHECK in utf8mb4_bin, DATETIME has no fractional seconds, InnoDB and utf8mb4.
+_MARIADB_JSON = (
+    "longtext CHARACTER SET utf8mb4 COLLATE utf8mb4_bin DEFAULT NULL CHECK (json_valid(`{}`))"
+)
+MARIADB_API_DDL = (
+    f"""CREATE TABLE `workflow_runs` (
+        `run_id` varchar(36) NOT NULL,
+        `state` varchar(20) NOT NULL,
+        `workflow_params` {_MARIADB_JSON.format("workflow_params")},
+        `workflow_type` varchar(50) NOT NULL,
+        `workflow_type_version` varchar(20) NOT NULL,
+        `workflow_engine` varchar(50) DEFAULT NULL,
+        `workflow_engine_version` varchar(20) DEFAULT NULL,
+        `workflow_url` varchar(500) NOT NULL,
+        `tags` {_MARIADB_JSON.format("tags")},
+        `start_time` datetime DEFAULT NULL,
+        `end_time` datetime DEFAULT NULL,
+        PRIMARY KEY (`run_id`)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci""",
+    f"""CREATE TABLE `task_logs` (
+        `id` varchar(36) NOT NULL,
+        `run_id` varchar(36) DEFAULT NULL,
+        `name` varchar(200) NOT NULL,
+        `cmd` {_MARIADB_JSON.format("cmd")},
+        `start_time` datetime DEFAULT NULL,
+        `end_time` datetime DEFAULT NULL,
+        `stdout` varchar(500) DEFAULT NULL,
+        `stderr` varchar(500) DEFAULT NULL,
+        `exit_code` int(11) DEFAULT NULL,
+        `system_logs` {_MARIADB_JSON.format("system_logs")},
+        PRIMARY KEY (`id`),
+        KEY `run_id` (`run_id`),
+        CONSTRAINT `task_logs_ibfk_1` FOREIGN KEY (`run_id`) REFERENCES `workflow_runs` (`run_id`)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci""",
+    """CREATE TABLE `alembic_version` (
+        `version_num` varchar(32) NOT NULL,
+        PRIMARY KEY (`version_num`)
+    ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_general_ci""",
+)
+
+
 def create_api_schema(engine: Engine) -> None:
+    ddl = MARIADB_API_DDL if is_mysql(engine.dialect) else API_DDL
     with engine.begin() as connection:
-        for statement in API_DDL:
+        for statement in ddl:
             connection.execute(text(statement))
         connection.execute(
             text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": API_REVISION}
@@ -66,10 +112,12 @@ def insert_api_run(
     tags: Any = None,
     state: str = "QUEUED",
     workflow_type: str = "CWL",
+    queued_at: datetime | None = None,
 ) -> str:
-    """Insert a run exactly as the WES API's POST /runs does (tags JSON null when absent)."""
+    """Insert a run exactly as the WES API's POST /runs does (tags JSON null when absent), queued
+    now unless `queued_at` says when (MariaDB keeps whole seconds of it, as of the API's)."""
     run_id = run_id or str(uuid.uuid4())
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = queued_at or datetime.now(UTC).replace(tzinfo=None)
     with engine.begin() as connection:
         connection.execute(
             text(

@@ -146,8 +146,11 @@ def _database_uri(raw: str) -> str:
             "is not a database URL (expected e.g. postgresql://user@host/db or sqlite:///wes.db)"
         ) from None
     backend = url.get_backend_name()
-    if backend not in ("sqlite", "postgresql"):
-        raise ValueError(f"uses {backend!r}; wesctl supports postgresql:// and sqlite:// URLs")
+    if backend not in ("sqlite", "postgresql", "mysql", "mariadb"):
+        raise ValueError(
+            f"uses {backend!r}; wesctl supports postgresql://, mysql:// (or mariadb://, both "
+            "through PyMySQL) and sqlite:// URLs"
+        )
     return text
 
 

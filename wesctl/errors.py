@@ -4,6 +4,7 @@ WesctlError (1)
 ├── ConfigError (78, EX_CONFIG)            bad setting, unknown provider, missing secret
 ├── SchemaError (78)                        database schema missing, behind or incompatible
 ├── DatabaseUnavailable (75, EX_TEMPFAIL)   cannot connect / database went away
+│   └── DatabaseRefused (78)                credentials or database name refused
 ├── TryAgainLater (75)                      a provider could not answer what an action needs
 ├── RunNotFound (1)                         no such run id
 └── InvalidRun (1)                          a run row or request that cannot be submitted
@@ -44,6 +45,13 @@ class SchemaError(WesctlError):
 
 class DatabaseUnavailable(WesctlError):
     exit_code = EX_TEMPFAIL
+
+
+class DatabaseRefused(DatabaseUnavailable):
+    """The server refused wesctl's credentials or database: unavailable to wesctl like a server
+    that is down (a check fails, a request gets 503), but retrying will not help."""
+
+    exit_code = EX_CONFIG
 
 
 class TryAgainLater(WesctlError):

@@ -15,6 +15,7 @@ from tests import wes_api_alembic
 from tests.cli_helpers import wesctl, wesctl_json
 from tests.wes_api import API_REVISION, insert_api_run
 from wesctl.db import schema
+from wesctl.db.engine import is_mysql
 from wesctl.db.tables import API_RUN_COLUMNS
 
 API_TABLES = ("workflow_runs", "task_logs", "alembic_version")
@@ -26,13 +27,13 @@ _API_COLUMNS = {
     "workflow_runs": [
         ("run_id", _VARCHAR.format(36), False),
         ("state", _VARCHAR.format(20), False),
-        ("workflow_params", "JSON", True),
+        ("workflow_params", "{json}", True),
         ("workflow_type", _VARCHAR.format(50), False),
         ("workflow_type_version", _VARCHAR.format(20), False),
         ("workflow_engine", _VARCHAR.format(50), True),
         ("workflow_engine_version", _VARCHAR.format(20), True),
         ("workflow_url", _VARCHAR.format(500), False),
-        ("tags", "JSON", True),
+        ("tags", "{json}", True),
         ("start_time", "{timestamp}", True),
         ("end_time", "{timestamp}", True),
     ],
@@ -40,22 +41,30 @@ _API_COLUMNS = {
         ("id", _VARCHAR.format(36), False),
         ("run_id", _VARCHAR.format(36), True),
         ("name", _VARCHAR.format(200), False),
-        ("cmd", "JSON", True),
+        ("cmd", "{json}", True),
         ("start_time", "{timestamp}", True),
         ("end_time", "{timestamp}", True),
         ("stdout", _VARCHAR.format(500), True),
         ("stderr", _VARCHAR.format(500), True),
         ("exit_code", "INTEGER", True),
-        ("system_logs", "JSON", True),
+        ("system_logs", "{json}", True),
     ],
     "alembic_version": [("version_num", _VARCHAR.format(32), False)],
 }
-_TIMESTAMP = {"sqlite": "DATETIME", "postgresql": "TIMESTAMP"}
+# What the API's sa.DateTime() and sa.JSON() become; MariaDB's JSON is LONGTEXT with a
+# json_valid() CHECK, which SQLAlchemy reflects as LONGTEXT.
+_TYPES = {
+    "sqlite": {"timestamp": "DATETIME", "json": "JSON"},
+    "postgresql": {"timestamp": "TIMESTAMP", "json": "JSON"},
+    "mysql": {"timestamp": "DATETIME", "json": "LONGTEXT"},
+}
+# Indexes on the API's tables the API's revision makes: InnoDB indexes a foreign key's column.
+_API_INDEXES = {"mysql": [("run_id", ("run_id",), False)]}
 
 
 def _layout(url: str) -> dict[str, Any]:
     """Everything a migration decides about the API's tables: columns in order with type,
-    nullability and default, keys with their names, indexes; on SQLite also the stored DDL."""
+    nullability and default, keys with their names, indexes; on SQLite and MySQL also the DDL."""
     engine = create_engine(url)
     layout: dict[str, Any] = {}
     with engine.connect() as connection:
@@ -78,6 +87,11 @@ def _layout(url: str) -> dict[str, Any]:
             layout["ddl"] = connection.execute(
                 text("SELECT type, name, sql FROM sqlite_master ORDER BY type, name")
             ).all()
+        if is_mysql(engine.dialect):  # column types, collations, CHECKs, engine, charset
+            layout["ddl"] = [
+                connection.execute(text(f"SHOW CREATE TABLE {table}")).one()[1]
+                for table in ("task_logs", "alembic_version")
+            ]
     engine.dispose()
     return layout
 
@@ -152,10 +166,12 @@ def test_either_order_leaves_the_api_tables_as_the_api_alone_makes_them(db_url: 
     api_first = _layout(db_url)
 
     assert wesctl_first == api_first
-    dialect = create_engine(db_url).dialect.name
+    engine = create_engine(db_url)
+    dialect = "mysql" if is_mysql(engine.dialect) else engine.dialect.name
+    engine.dispose()
     for table in API_TABLES:
         expected = [
-            (name, kind.format(timestamp=_TIMESTAMP[dialect]), nullable, None)
+            (name, kind.format(**_TYPES[dialect]), nullable, None)
             for name, kind, nullable in _API_COLUMNS[table]
         ]
         assert api_alone[table]["columns"] == expected, "the API's revision as documented"
@@ -168,7 +184,8 @@ def test_either_order_leaves_the_api_tables_as_the_api_alone_makes_them(db_url: 
     assert wesctl_first["workflow_runs"]["indexes"] == [
         ("ix_workflow_runs_wesctl_state", ("state",), False)
     ]
-    assert wesctl_first["task_logs"]["indexes"] == api_alone["task_logs"]["indexes"] == []
+    assert wesctl_first["task_logs"]["indexes"] == api_alone["task_logs"]["indexes"]
+    assert api_alone["task_logs"]["indexes"] == _API_INDEXES.get(dialect, [])
     assert [c[0] for c in wesctl_first["workflow_runs"]["columns"]][: len(API_RUN_COLUMNS)] == list(
         API_RUN_COLUMNS
     )

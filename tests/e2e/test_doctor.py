@@ -170,12 +170,13 @@ def test_every_check_passes_on_a_working_installation(
 
 def test_invalid_configuration_stops_before_anything_else(doctor: Doctor) -> None:
     results = doctor.run(
-        DAEMON_NOTIFICATION_PORT="five", DATABASE_URI="mysql://wesctl:db-password@db/wes"
+        DAEMON_NOTIFICATION_PORT="five", DATABASE_URI="oracle://wesctl:db-password@db/wes"
     )
 
     failed(
         results[0],
-        "DATABASE_URI: uses 'mysql'; wesctl supports postgresql:// and sqlite:// URLs; "
+        "DATABASE_URI: uses 'oracle'; wesctl supports postgresql://, mysql:// (or mariadb://, "
+        "both through PyMySQL) and sqlite:// URLs; "
         "DAEMON_NOTIFICATION_PORT = 'five': invalid literal for int() with base 10: 'five'",
         "correct the settings named (environment, env file, systemd credentials)",
     )

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,9 @@ class World:
         self.engine: Engine = create_engine(db_url)
         self.env = {"DATABASE_URI": db_url, **sevenbridges_env(fake)}
         self.reads = fake.add_file("reads.fastq", b"ACGT\n")
+        # Runs are queued a second apart, in the order added: MariaDB keeps the API's queue time
+        # to the second, and the tests check oldest-first order.
+        self._queued_at = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=10)
 
     def cli(self, *args: str, **extra_env: str) -> Any:
         return wesctl(*args, env={**self.env, **extra_env})
@@ -45,7 +49,8 @@ class World:
             "workflow_params", {"reads": {"class": "File", "path": self.reads}, "n": 2}
         )
         kwargs.setdefault("tags", {"provider_type": "sevenbridges"})
-        return insert_api_run(self.engine, **kwargs)
+        self._queued_at += timedelta(seconds=1)
+        return insert_api_run(self.engine, queued_at=self._queued_at, **kwargs)
 
     def row(self, run_id: str) -> Any:
         with self.engine.connect() as connection:

@@ -133,7 +133,7 @@ def test_all_problems_are_reported_together_one_line_each() -> None:
 
 def test_secret_values_never_appear_in_errors_or_display() -> None:
     with pytest.raises(ConfigError) as info:
-        load_settings(environ={"DATABASE_URI": "mysql://u:topsecret@h/db"})
+        load_settings(environ={"DATABASE_URI": "oracle://u:topsecret@h/db"})
     assert "topsecret" not in str(info.value)
     settings = load_settings(
         environ={

@@ -15,7 +15,9 @@ from typing import cast as type_cast
 
 from sqlalchemy import (
     ColumnElement,
+    CursorResult,
     DateTime,
+    String,
     Table,
     Text,
     and_,
@@ -26,16 +28,22 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    not_,
     or_,
     select,
+    type_coerce,
     update,
 )
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import Update
+from sqlalchemy.types import BINARY
 
-from wesctl.db.engine import utcnow
+from wesctl.db.engine import is_mysql, utcnow
 from wesctl.db.tables import (
     ACTOR_LENGTH,
+    CLAIM_LOCK,
     STATE_LENGTH,
+    Lock,
     StateTransition,
     TaskLogRow,
     WorkflowRun,
@@ -44,6 +52,7 @@ from wesctl.db.tables import (
 from wesctl.domain import states
 from wesctl.domain.states import RunState
 from wesctl.domain.types import TaskLog
+from wesctl.errors import SchemaError
 
 # The tables behind the models, for the per-run writes on the submission path: Core statements
 # skip the ORM's bulk-update bookkeeping (about a tenth of a submission's CPU).
@@ -85,13 +94,22 @@ def resolved_provider(session: Session, default_provider: str) -> ColumnElement[
     trimmed and lower-cased. Tags that are not valid JSON (SQLite stores text) or not an object
     resolve to the default instead of failing the whole statement."""
     column = func.nullif(func.lower(func.trim(WorkflowRun.provider_type)), "")
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = session.get_bind().dialect
+    path = f"$.{PROVIDER_TAG}"
+    if dialect.name == "postgresql":
         tagged = WorkflowRun.tags[PROVIDER_TAG]
         tag = case(
             (func.json_typeof(tagged) == "string", WorkflowRun.tags[PROVIDER_TAG].as_string()),
         )
+    elif is_mysql(dialect):  # JSON is text on MariaDB (checked by the API's CHECK, or not at all)
+        extracted = func.json_extract(WorkflowRun.tags, path)
+        tag = case(
+            (
+                func.json_valid(WorkflowRun.tags) == 1,
+                case((func.json_type(extracted) == "STRING", func.json_unquote(extracted))),
+            )
+        )
     else:  # SQLite: JSON is text, and json_type() raises on malformed text, so check first
-        path = f"$.{PROVIDER_TAG}"
         tag = case(
             (
                 func.json_valid(WorkflowRun.tags) == 1,
@@ -105,6 +123,17 @@ def resolved_provider(session: Session, default_provider: str) -> ColumnElement[
         )
     tag_name = func.nullif(func.lower(func.trim(tag)), "")
     return func.coalesce(column, tag_name, literal(default_provider))
+
+
+def state_is(session: Session, *values: str) -> ColumnElement[bool]:
+    """The run's state is exactly one of `values`. MySQL compares text in the column's collation,
+    which on the WES API's tables (utf8mb4_general_ci) ignores case and trailing spaces, so
+    `queued` or `QUEUED ` would pass for QUEUED there: its bytes are compared too (after the
+    plain comparison, which can use the index on state)."""
+    plain = RUNS.c.state.in_(values)
+    if not is_mysql(session.get_bind().dialect):
+        return plain
+    return and_(plain, type_coerce(cast(RUNS.c.state, BINARY), String).in_(values))
 
 
 @dataclass(frozen=True)
@@ -292,7 +321,7 @@ def run_summaries(
     if run_id is not None:
         query = query.where(WorkflowRun.run_id == run_id)
     if states:
-        query = query.where(WorkflowRun.state.in_(list(states)))
+        query = query.where(state_is(session, *states))
     if queued_before is not None:
         query = query.where(WorkflowRun.start_time < queued_before)
     if queued_after is not None:
@@ -431,13 +460,27 @@ CANCEL_STATES = tuple(state.value for state in states.CANCEL_STATES)
 
 
 def lock_claims(session: Session) -> None:
-    """Serialise claim transactions so the concurrency cap holds across processes.
+    """Serialise claim transactions so the concurrency cap holds across processes and hosts.
+    It must be the transaction's first statement.
 
     PostgreSQL: a transaction-scoped advisory lock. SQLite: every wesctl transaction already
-    starts with BEGIN IMMEDIATE, which takes the database write lock.
+    starts with BEGIN IMMEDIATE, which takes the database write lock. MySQL/MariaDB: the claim
+    row of wesctl_locks, SELECT ... FOR UPDATE (InnoDB releases it at commit or rollback). Under
+    READ COMMITTED every later statement sees what the previous holder committed. Under
+    REPEATABLE READ too: a locking read takes no snapshot, so the transaction's snapshot is taken
+    by its first plain read, after the lock is held; and the claim itself locks and re-reads its
+    rows (claim_runs), whatever the snapshot.
     """
-    if session.get_bind().dialect.name == "postgresql":
+    dialect = session.get_bind().dialect
+    if dialect.name == "postgresql":
         session.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK_KEY)))
+    elif is_mysql(dialect):
+        locked = session.scalar(select(Lock.name).where(Lock.name == CLAIM_LOCK).with_for_update())
+        if locked is None:
+            raise SchemaError(
+                "the claim lock row is missing from wesctl_locks; restore it with "
+                f"INSERT INTO wesctl_locks (name) VALUES ('{CLAIM_LOCK}')"
+            )
 
 
 # An arbitrary constant naming wesctl's claim lock among PostgreSQL advisory locks.
@@ -451,7 +494,7 @@ def claim_free(now: datetime) -> ColumnElement[bool]:
 def count_in_flight(session: Session, now: datetime) -> int:
     """Runs that occupy a concurrency slot: at a provider and not finished, or being submitted."""
     query = select(func.count()).where(
-        WorkflowRun.state.in_(NON_TERMINAL_STATES),
+        state_is(session, *NON_TERMINAL_STATES),
         or_(
             WorkflowRun.provider_id.is_not(None),
             WorkflowRun.submitted_at.is_not(None),
@@ -479,7 +522,7 @@ def claimable_run_ids(
     already).
     """
     query = select(WorkflowRun.run_id).where(
-        WorkflowRun.state == RunState.QUEUED.value,
+        state_is(session, RunState.QUEUED.value),
         WorkflowRun.submitted_at.is_(None),
         claim_free(now),
         WorkflowRun.provider_id.is_(None) if needs_slot else WorkflowRun.provider_id.is_not(None),
@@ -502,22 +545,33 @@ def claim_runs(
     lease: timedelta,
     default_provider: str,
 ) -> list[QueuedRun]:
-    """Claim `run_ids` for submission with one guarded update; return the rows this call won.
+    """Claim `run_ids` for submission; return the rows this call won.
 
-    The guard (QUEUED, never submitted, claim free) makes the claim a compare-and-swap: of two
-    processes racing for a run, exactly one gets it back. The submission key is fixed here, before
-    any provider call, and the attempt counter goes up.
+    The rows that pass the guard (QUEUED, never submitted, claim free) are read with a locking
+    read, which sees the latest committed rows under any isolation level and holds them until
+    commit, then updated by the same guard: a compare-and-swap that needs no UPDATE ... RETURNING
+    (MariaDB has none). Of two processes racing for a run, exactly one gets it back. The
+    submission key is fixed here, before any provider call, and the attempt counter goes up.
     """
     if not run_ids:
         return []
+    guard = (
+        state_is(session, RunState.QUEUED.value),
+        WorkflowRun.submitted_at.is_(None),
+        claim_free(now),
+    )
+    won = list(
+        session.scalars(
+            select(WorkflowRun.run_id)
+            .where(WorkflowRun.run_id.in_(list(run_ids)), *guard)
+            .with_for_update()
+        )
+    )
+    if not won:
+        return []
     statement = (
         update(WorkflowRun)
-        .where(
-            WorkflowRun.run_id.in_(list(run_ids)),
-            WorkflowRun.state == RunState.QUEUED.value,
-            WorkflowRun.submitted_at.is_(None),
-            claim_free(now),
-        )
+        .where(WorkflowRun.run_id.in_(won), *guard)
         .values(
             claimed_by=owner,
             claim_expires_at=now + lease,
@@ -526,13 +580,19 @@ def claim_runs(
                 WorkflowRun.submission_key, literal("wesctl-") + WorkflowRun.run_id
             ),
         )
-        .returning(WorkflowRun.run_id)
         .execution_options(synchronize_session=False)
     )
-    won = list(session.scalars(statement))
-    if not won:
-        return []
+    claimed = _changed_rows(session, statement)
+    assert claimed == len(won), "rows locked by this transaction still pass its guard"
     return _queued_runs(session, default_provider, WorkflowRun.run_id.in_(won))
+
+
+def _changed_rows(session: Session, statement: Update) -> int:
+    """Rows `statement` matched: the result of a guarded update on every engine, MariaDB having
+    no UPDATE ... RETURNING (SQLAlchemy connects PyMySQL with FOUND_ROWS, so a row whose values
+    did not change still counts)."""
+    result = type_cast(CursorResult[Any], session.execute(statement))
+    return result.rowcount
 
 
 def record_provider_id(
@@ -543,9 +603,8 @@ def record_provider_id(
         update(RUNS)
         .where(RUNS.c.run_id == run_id, RUNS.c.claimed_by == owner)
         .values(provider_id=provider_id, provider_type=provider_type)
-        .returning(RUNS.c.run_id)
     )
-    return session.scalar(statement) is not None
+    return _changed_rows(session, statement) == 1
 
 
 def finish_claim(
@@ -561,31 +620,30 @@ def finish_claim(
     guard failed."""
     conditions = [RUNS.c.run_id == run_id, RUNS.c.claimed_by == owner]
     if expected_state is not None:
-        conditions.append(RUNS.c.state == expected_state)
+        conditions.append(state_is(session, expected_state))
         current: str | None = expected_state  # the guard says what it was: no SELECT needed
     else:
-        current = session.scalar(select(RUNS.c.state).where(*conditions))
+        # A locking read: the state returned is the one this update replaces.
+        current = session.scalar(select(RUNS.c.state).where(*conditions).with_for_update())
         if current is None:
             return None
     statement = (
         update(RUNS)
         .where(*conditions)
         .values(claimed_by=None, claim_expires_at=None, **fit_run_values(values))
-        .returning(RUNS.c.run_id)
     )
-    return current if session.scalar(statement) is not None else None
+    return current if _changed_rows(session, statement) == 1 else None
 
 
 def transition(session: Session, run_id: str, *, from_state: str, values: dict[str, Any]) -> bool:
     """Compare-and-swap: apply `values` only if the run is still in `from_state`."""
     statement = (
         update(WorkflowRun)
-        .where(WorkflowRun.run_id == run_id, WorkflowRun.state == from_state)
+        .where(WorkflowRun.run_id == run_id, state_is(session, from_state))
         .values(**fit_run_values(values))
-        .returning(WorkflowRun.run_id)
         .execution_options(synchronize_session=False)
     )
-    return session.scalar(statement) is not None
+    return _changed_rows(session, statement) == 1
 
 
 def mark_cancel_sent(session: Session, run_id: str, *, error: str | None = None) -> None:
@@ -614,7 +672,7 @@ def mark_stopped(session: Session, run_id: str, *, ended_at: datetime | None) ->
             end_time=case(
                 (
                     and_(
-                        WorkflowRun.state == RunState.CANCELED.value, WorkflowRun.end_time.is_(None)
+                        state_is(session, RunState.CANCELED.value), WorkflowRun.end_time.is_(None)
                     ),
                     literal(ended_at or now, DateTime),
                 ),
@@ -685,7 +743,7 @@ def pending_stops(
         resolved_provider(session, providers.default).label("provider"),
         WorkflowRun.provider_id,
     ).where(
-        WorkflowRun.state.in_(CANCEL_STATES),
+        state_is(session, *CANCEL_STATES),
         WorkflowRun.provider_id.is_not(None),
         WorkflowRun.provider_stopped_at.is_(None),
         claim_free(now),
@@ -736,12 +794,12 @@ def in_flight_batch(
         WorkflowRun.provider_status,
         WorkflowRun.not_found_count,
     ).where(
-        WorkflowRun.state.in_(NON_TERMINAL_STATES),
+        state_is(session, *NON_TERMINAL_STATES),
         WorkflowRun.provider_id.is_not(None),
         # Submitted, or cancelled during a submission whose process died (its claim is free).
         or_(
             WorkflowRun.submitted_at.is_not(None),
-            and_(WorkflowRun.state == RunState.CANCELING.value, claim_free(utcnow())),
+            and_(state_is(session, RunState.CANCELING.value), claim_free(utcnow())),
         ),
         *providers.conditions(session),
     )
@@ -823,7 +881,7 @@ def queued_unsubmitted(session: Session, providers: ProviderFilter) -> list[Queu
     return _queued_runs(
         session,
         providers.default,
-        WorkflowRun.state == RunState.QUEUED.value,
+        state_is(session, RunState.QUEUED.value),
         WorkflowRun.submitted_at.is_(None),
         *providers.conditions(session),
     )
@@ -840,7 +898,7 @@ def waiting_by_provider(
     query = (
         select(provider, func.count())
         .where(
-            WorkflowRun.state == RunState.QUEUED.value,
+            state_is(session, RunState.QUEUED.value),
             WorkflowRun.submitted_at.is_(None),
             provider.in_(sorted(providers)),
         )
@@ -858,7 +916,7 @@ def last_errors_by_provider(
     query = (
         select(provider, func.count(), func.max(WorkflowRun.last_error))
         .where(
-            WorkflowRun.state == RunState.QUEUED.value,
+            state_is(session, RunState.QUEUED.value),
             WorkflowRun.submitted_at.is_(None),
             WorkflowRun.last_error.startswith(prefix, autoescape=True),
         )
@@ -872,7 +930,7 @@ def inexact_states(session: Session) -> dict[str, int]:
     runs match no state wesctl acts on, so they are reported rather than silently left."""
     query = (
         select(WorkflowRun.state, func.count())
-        .where(or_(WorkflowRun.state.is_(None), WorkflowRun.state.not_in(ALL_STATES)))
+        .where(or_(WorkflowRun.state.is_(None), not_(state_is(session, *ALL_STATES))))
         .group_by(WorkflowRun.state)
     )
     return {str(state): int(count) for state, count in session.execute(query)}
@@ -889,11 +947,11 @@ class QueueStats:
 def queue_stats(session: Session, now: datetime, *, stuck_after: int) -> QueueStats:
     """Queue depth, oldest queued age, and runs in flight / stuck per provider (provider_type is
     always set once a run is submitted)."""
-    waiting = and_(WorkflowRun.state == RunState.QUEUED.value, WorkflowRun.submitted_at.is_(None))
+    waiting = and_(state_is(session, RunState.QUEUED.value), WorkflowRun.submitted_at.is_(None))
     queued, oldest = session.execute(
         select(func.count(), func.min(WorkflowRun.start_time)).where(waiting)
     ).one()
-    flying = and_(WorkflowRun.state.in_(NON_TERMINAL_STATES), WorkflowRun.submitted_at.is_not(None))
+    flying = and_(state_is(session, *NON_TERMINAL_STATES), WorkflowRun.submitted_at.is_not(None))
     in_flight = {
         str(provider): int(count)
         for provider, count in session.execute(
@@ -933,7 +991,7 @@ def count_by_state_and_provider(
 def oldest_queued(session: Session) -> tuple[str, datetime | None] | None:
     row = session.execute(
         select(WorkflowRun.run_id, WorkflowRun.start_time)
-        .where(WorkflowRun.state == RunState.QUEUED.value, WorkflowRun.submitted_at.is_(None))
+        .where(state_is(session, RunState.QUEUED.value), WorkflowRun.submitted_at.is_(None))
         .order_by(WorkflowRun.start_time, WorkflowRun.run_id)
         .limit(1)
     ).first()

@@ -4,6 +4,9 @@
 columns keep the API's names, types and meaning. wesctl adds columns to `workflow_runs` (all
 nullable or with a server default, so the API's inserts keep working) and its own
 `run_state_history` table. Times are naive UTC, as the API writes them.
+
+On MySQL/MariaDB a plain DATETIME keeps whole seconds (the API's columns are such); the times
+wesctl adds are DATETIME(6), so leases expire and history orders to the microsecond there too.
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 RUN_ID_LENGTH = 36
 STATE_LENGTH = 20
 ACTOR_LENGTH = 100
+# The times wesctl adds: microseconds on every engine (MySQL's DATETIME alone drops them).
+PRECISE_DATETIME = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
 
 
 class Base(DeclarativeBase):
@@ -67,14 +73,14 @@ class WorkflowRun(Base):
     submit_attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"), default=0)
     # Lease: the process that claimed the run for submission and until when the claim holds.
     claimed_by: Mapped[str | None] = mapped_column(String(100))
-    claim_expires_at: Mapped[datetime | None] = mapped_column(DateTime)
-    submitted_at: Mapped[datetime | None] = mapped_column(DateTime)
-    status_checked_at: Mapped[datetime | None] = mapped_column(DateTime)
-    provider_changed_at: Mapped[datetime | None] = mapped_column(DateTime)
+    claim_expires_at: Mapped[datetime | None] = mapped_column(PRECISE_DATETIME)
+    submitted_at: Mapped[datetime | None] = mapped_column(PRECISE_DATETIME)
+    status_checked_at: Mapped[datetime | None] = mapped_column(PRECISE_DATETIME)
+    provider_changed_at: Mapped[datetime | None] = mapped_column(PRECISE_DATETIME)
     not_found_count: Mapped[int] = mapped_column(Integer, server_default=text("0"), default=0)
-    cancel_sent_at: Mapped[datetime | None] = mapped_column(DateTime)  # the last stop sent
+    cancel_sent_at: Mapped[datetime | None] = mapped_column(PRECISE_DATETIME)  # the last stop sent
     # When the provider run of a cancelled run was seen final: until then every pass stops it.
-    provider_stopped_at: Mapped[datetime | None] = mapped_column(DateTime)
+    provider_stopped_at: Mapped[datetime | None] = mapped_column(PRECISE_DATETIME)
 
     __table_args__ = (Index("ix_workflow_runs_wesctl_state", "state"),)
 
@@ -101,11 +107,24 @@ class StateTransition(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     run_id: Mapped[str] = mapped_column(String(RUN_ID_LENGTH), index=True)
-    at: Mapped[datetime] = mapped_column(DateTime)
+    at: Mapped[datetime] = mapped_column(PRECISE_DATETIME)
     from_state: Mapped[str | None] = mapped_column(String(STATE_LENGTH))
     to_state: Mapped[str] = mapped_column(String(STATE_LENGTH))
     reason: Mapped[str | None] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(ACTOR_LENGTH))
+
+
+class Lock(Base):
+    """Rows whose lock serialises a kind of transaction across processes and hosts, where the
+    engine has no advisory lock (MySQL/MariaDB: see `runs.lock_claims`)."""
+
+    __tablename__ = "wesctl_locks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+# The lock row of claim transactions (the one row of wesctl_locks on MySQL/MariaDB).
+CLAIM_LOCK = "claims"
 
 
 def text_widths(model: type[Base], *names: str) -> dict[str, int]:

@@ -22,6 +22,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
+from wesctl.db.tables import PRECISE_DATETIME
+
 revision = "0001_wesctl_initial"
 down_revision = None
 branch_labels = None
@@ -46,12 +48,12 @@ def wesctl_run_columns() -> tuple[sa.Column[Any], ...]:
         sa.Column("submission_key", sa.String(128), nullable=True),
         sa.Column("submit_attempts", sa.Integer(), nullable=False, server_default=sa.text("0")),
         sa.Column("claimed_by", sa.String(100), nullable=True),
-        sa.Column("claim_expires_at", sa.DateTime(), nullable=True),
-        sa.Column("submitted_at", sa.DateTime(), nullable=True),
-        sa.Column("status_checked_at", sa.DateTime(), nullable=True),
-        sa.Column("provider_changed_at", sa.DateTime(), nullable=True),
+        sa.Column("claim_expires_at", PRECISE_DATETIME, nullable=True),
+        sa.Column("submitted_at", PRECISE_DATETIME, nullable=True),
+        sa.Column("status_checked_at", PRECISE_DATETIME, nullable=True),
+        sa.Column("provider_changed_at", PRECISE_DATETIME, nullable=True),
         sa.Column("not_found_count", sa.Integer(), nullable=False, server_default=sa.text("0")),
-        sa.Column("cancel_sent_at", sa.DateTime(), nullable=True),
+        sa.Column("cancel_sent_at", PRECISE_DATETIME, nullable=True),
     )
 
 
@@ -105,11 +107,13 @@ def upgrade() -> None:
             "run_state_history",
             sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
             sa.Column("run_id", sa.String(36), nullable=False),
-            sa.Column("at", sa.DateTime(), nullable=False),
+            sa.Column("at", PRECISE_DATETIME, nullable=False),
             sa.Column("from_state", sa.String(20), nullable=True),
             sa.Column("to_state", sa.String(20), nullable=False),
             sa.Column("reason", sa.Text(), nullable=True),
             sa.Column("actor", sa.String(100), nullable=False),
+            mysql_engine="InnoDB",
+            mysql_charset="utf8mb4",
         )
         op.create_index("ix_run_state_history_run_id", "run_state_history", ["run_id"])
 

@@ -15,6 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from wesctl.db.tables import PRECISE_DATETIME
+
 revision = "0002_provider_stopped_at"
 down_revision = "0001_wesctl_initial"
 branch_labels = None
@@ -25,7 +27,9 @@ def upgrade() -> None:
     existing = {column["name"] for column in sa.inspect(op.get_bind()).get_columns("workflow_runs")}
     if "provider_stopped_at" in existing:
         return
-    op.add_column("workflow_runs", sa.Column("provider_stopped_at", sa.DateTime(), nullable=True))
+    op.add_column(
+        "workflow_runs", sa.Column("provider_stopped_at", PRECISE_DATETIME, nullable=True)
+    )
     op.execute(
         "UPDATE workflow_runs SET provider_stopped_at = cancel_sent_at "
         "WHERE state = 'CANCELED' AND cancel_sent_at IS NOT NULL"
