@@ -18,7 +18,7 @@ from moto.server import ThreadedMotoServer
 
 from tests.contract.base import FakeClock
 from wesctl.config import Settings, load_settings
-from wesctl.providers.healthomics import HealthOmicsProvider, build
+from wesctl.providers.healthomics.adapter import HealthOmicsProvider, build
 from wesctl.providers.ratelimit import TokenBucket
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from wesctl.domain.types import RunSpec
 from wesctl.fakes.healthomics import HealthOmicsFake
 from wesctl.fakes.http import NOT_THE_API
 from wesctl.providers.base import ProviderMisconfigured, ProviderRejected, ProviderUnavailable
-from wesctl.providers.healthomics import (
+from wesctl.providers.healthomics.adapter import (
     CREDENTIALS_FIX,
     ENDPOINT_FIX,
     EXPIRED_FIX,

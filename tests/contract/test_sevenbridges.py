@@ -22,7 +22,7 @@ from wesctl.fakes.http import NOT_THE_API
 from wesctl.fakes.sevenbridges import DEFAULT_APP, DEFAULT_PROJECT, DEFAULT_USER, SevenBridgesFake
 from wesctl.providers.base import ProviderMisconfigured, ProviderRejected, ProviderUnavailable
 from wesctl.providers.ratelimit import TokenBucket
-from wesctl.providers.sevenbridges import (
+from wesctl.providers.sevenbridges.adapter import (
     ENDPOINT_FIX,
     PROJECT_FIX,
     SevenBridgesProvider,

@@ -52,21 +52,23 @@ from wesctl.providers.base import (
     ProviderRunNotFound,
     ProviderUnavailable,
 )
-from wesctl.providers.healthomics import (
+from wesctl.providers.healthomics.adapter import (
     CLOCK_FIX,
     CREDENTIALS_FIX,
-    DELETED_MESSAGE,
     ENDPOINT_FIX,
     EXPIRED_FIX,
     LISTING_TTL,
-    STATUS_MAP,
     THROTTLE_RETRY_AFTER,
     HealthOmicsProvider,
     build,
     classify_error,
+    retry_now,
+)
+from wesctl.providers.healthomics.mapping import (
+    DELETED_MESSAGE,
+    STATUS_MAP,
     map_status,
     normalise_outputs,
-    retry_now,
     status_message,
 )
 

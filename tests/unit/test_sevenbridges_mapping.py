@@ -55,17 +55,19 @@ from wesctl.providers.base import (
     ProviderRunNotFound,
     ProviderUnavailable,
 )
-from wesctl.providers.sevenbridges import (
+from wesctl.providers.sevenbridges.adapter import (
     ENDPOINT_FIX,
     PROJECT_FIX,
-    STATUS_MAP,
     SevenBridgesProvider,
     build,
+    token_fix,
+    translate_error,
+)
+from wesctl.providers.sevenbridges.mapping import (
+    STATUS_MAP,
     map_status,
     task_inputs,
     to_status,
-    token_fix,
-    translate_error,
     translate_outputs,
 )
 

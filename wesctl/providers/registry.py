@@ -22,8 +22,8 @@ ProviderFactory = Callable[["Settings"], "Provider"]
 
 # Alphabetical; every name here must also be in config.PROVIDER_NAMES.
 PROVIDERS: dict[str, str] = {
-    "healthomics": "wesctl.providers.healthomics:build",
-    "sevenbridges": "wesctl.providers.sevenbridges:build",
+    "healthomics": "wesctl.providers.healthomics.adapter:build",
+    "sevenbridges": "wesctl.providers.sevenbridges.adapter:build",
 }
 assert tuple(PROVIDERS) == PROVIDER_NAMES, "PROVIDERS and config.PROVIDER_NAMES must agree"
 

@@ -52,14 +52,11 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
-import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -78,7 +75,7 @@ from botocore.exceptions import (
 )
 
 from wesctl.config import Settings
-from wesctl.domain.states import TERMINAL_STATES, RunState
+from wesctl.domain.states import TERMINAL_STATES
 from wesctl.domain.types import (
     ProbeResult,
     ProviderStatus,
@@ -95,6 +92,35 @@ from wesctl.providers.base import (
     ProviderUnavailable,
     RecordProviderId,
 )
+from wesctl.providers.healthomics.mapping import (
+    ACCOUNT_ID,
+    CACHE_BEHAVIORS,
+    DEFAULT_STORAGE_TYPE,
+    ID,
+    LOG_LEVELS,
+    NAME,
+    RETENTION_MODES,
+    ROLE_ARN,
+    S3_URI,
+    STORAGE_TYPES,
+    TAG_REQUEST_ID,
+    TAG_RUN_ID,
+    VERSION_NAME,
+    WORKFLOW_ARN,
+    WORKFLOW_TYPES,
+    choice,
+    integer_option,
+    is_printable,
+    map_status,
+    matching_option,
+    naive_utc,
+    normalise_outputs,
+    reject,
+    run_tags,
+    split_s3_uri,
+    status_message,
+    task_stream,
+)
 from wesctl.providers.ratelimit import TokenBucket
 from wesctl.providers.retry import call_with_retry
 
@@ -105,11 +131,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-NAME = "healthomics"
-LOG_GROUP = "/aws/omics/WorkflowLog"
-TAG_RUN_ID = "wes_run_id"
-TAG_REQUEST_ID = "wes_request_id"
-MAX_TAGS = 50  # per run, from the API model's documentation
 PAGE_SIZE = 100  # the most ListRuns / ListRunTasks return per call
 # statuses() reads large batches from one ListRuns snapshot shared by every call within
 # LISTING_TTL (a sync pass), so chunk size hardly changes the number of calls; the bound keeps
@@ -119,50 +140,10 @@ LISTING_TTL = 60.0  # seconds; a status read from the snapshot is at most this o
 CONNECT_TIMEOUT = 10  # seconds; a reachable endpoint accepts a connection well within this
 THROTTLE_RETRY_AFTER = 1.0  # seconds; botocore's own base delay for throttling errors
 QUOTA_RETRY_AFTER = 600.0  # seconds; a resource quota (stored runs) does not clear sooner
-# The API reference and the user guide disagree on the default, so wesctl always sends one.
-# DYNAMIC needs no capacity planning and is billed by use; STATIC is chosen with storage_type or
-# implied by storage_capacity.
-DEFAULT_STORAGE_TYPE = "DYNAMIC"
-DELETED_MESSAGE = (
-    "HealthOmics deleted this run's metadata; its outcome is unknown here, so the last recorded "
-    "state is kept"
-)
-
-# HealthOmics RunStatus -> WES state. PENDING is "accepted, waiting for capacity" and must never
-# map to QUEUED: wesctl treats QUEUED as "not yet submitted", and the original daemon resubmitted
-# such runs forever. DELETED (only runs that had finished can be deleted) keeps the last state;
-# a later GetRun answers ResourceNotFound, which the sync service handles as a vanished run.
-STATUS_MAP: dict[str, RunState | None] = {
-    "PENDING": RunState.INITIALIZING,
-    "STARTING": RunState.INITIALIZING,
-    "RUNNING": RunState.RUNNING,
-    "STOPPING": RunState.RUNNING,
-    "COMPLETED": RunState.COMPLETE,
-    "FAILED": RunState.EXECUTOR_ERROR,
-    "CANCELLED": RunState.CANCELED,
-    "DELETED": None,
-}
-# Failures the service itself causes; the documentation advises simply running again.
-SYSTEM_FAILURE_REASONS = frozenset({"SERVICE_ERROR", "INSTANCE_RESERVATION_FAILED"})
 # Listed statuses that need GetRun: FAILED for failureReason, DELETED to confirm the run is gone.
 # A DELETED listing entry needs GetRun to tell "gone" from "listed"; a FAILED one is refined by
 # details() (which reads GetRun anyway for outputs and task logs), so it costs no extra call.
 _NEEDS_GET_RUN = frozenset({"DELETED"})
-
-WORKFLOW_TYPES = ("PRIVATE", "READY2RUN")
-STORAGE_TYPES = ("STATIC", "DYNAMIC")
-CACHE_BEHAVIORS = ("CACHE_ON_FAILURE", "CACHE_ALWAYS")
-LOG_LEVELS = ("OFF", "FATAL", "ERROR", "ALL")
-RETENTION_MODES = ("RETAIN", "REMOVE")
-
-_ID = re.compile(r"[0-9]{1,18}")
-_WORKFLOW_ARN = re.compile(r"arn:aws[a-z-]*:omics:([a-z0-9-]+):([0-9]{12})?:workflow/([0-9]{1,18})")
-_RUN_ARN = re.compile(r"arn:(aws[a-z-]*):omics:([a-z0-9-]+):([0-9]{12}):run/[0-9]+")
-_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+")
-_S3_URI = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/.*)?")
-_VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_ACCOUNT_ID = re.compile(r"[0-9]{12}")
-_DIGITS = re.compile(r"[0-9]+")
 
 # Operations whose ResourceNotFound means "no such run" rather than a missing workflow or bucket.
 RUN_OPERATIONS = frozenset({"GetRun", "CancelRun", "ListRunTasks"})
@@ -235,24 +216,6 @@ _CREDENTIAL_ERRORS = (
     TokenRetrievalError,
     SSOError,
 )
-
-
-def map_status(raw: str, failure_reason: str | None = None) -> RunState | None:
-    """Return the WES state for a HealthOmics run status; None keeps the run's current state."""
-    if raw not in STATUS_MAP:
-        logger.warning("unknown HealthOmics run status %r; keeping the run's current state", raw)
-        return None
-    if raw == "FAILED" and failure_reason in SYSTEM_FAILURE_REASONS:
-        return RunState.SYSTEM_ERROR
-    return STATUS_MAP[raw]
-
-
-def status_message(raw: str, failure_reason: str | None, message: str | None) -> str | None:
-    """Return "failureReason: statusMessage" (either part alone when the other is missing)."""
-    if raw == "DELETED":
-        return DELETED_MESSAGE
-    parts = [part for part in (failure_reason, message) if part]
-    return ": ".join(parts) or None
 
 
 def error_code(exc: ClientError) -> tuple[str, int]:
@@ -373,82 +336,6 @@ class _GiveUp(Exception):
         self.error = error
 
 
-def _reject(message: str) -> ProviderRejected:
-    return ProviderRejected(NAME, message)
-
-
-def _printable(text: str) -> bool:
-    """The API model's "printable": letters, marks, separators, symbols, digits, punctuation."""
-    return bool(text) and all(unicodedata.category(char)[0] in "LMZSNP" for char in text)
-
-
-def _naive_utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # botocore returns naive datetimes for zone-less strings
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
-def _split_s3_uri(uri: str) -> tuple[str, str]:
-    """Return (bucket, key prefix without a trailing slash) of an s3:// URI."""
-    match = _S3_URI.fullmatch(uri)
-    if match is None:
-        raise _reject(f"run output location {uri!r} is not an s3:// URI")
-    return match.group(1), (match.group(2) or "").strip("/")
-
-
-def _choice(spec: RunSpec, name: str, allowed: Sequence[str]) -> str | None:
-    value = spec.option(name)
-    if value is None:
-        return None
-    text = value.strip().upper() if isinstance(value, str) else None
-    if text not in allowed:
-        raise _reject(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
-    return text
-
-
-def _integer(spec: RunSpec, name: str, low: int, high: int) -> int | None:
-    value = spec.option(name)
-    if value is None:
-        return None
-    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
-        value = int(value)  # run tags hold strings
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _reject(f"{name} must be a whole number from {low} to {high}, not {value!r}")
-    return value
-
-
-def _matching(spec: RunSpec, name: str, pattern: re.Pattern[str], what: str) -> str | None:
-    value = spec.option(name)
-    if value is None:
-        return None
-    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if not isinstance(text, str) or not pattern.fullmatch(text.strip()):
-        raise _reject(f"{name} must be {what}, not {value!r}")
-    return text.strip()
-
-
-def _run_tags(spec: RunSpec) -> dict[str, str]:
-    """String-valued WES tags become run tags; wesctl's own two tags are added by submit."""
-    tags = {key: value for key, value in spec.tags.items() if isinstance(value, str)}
-    tags.pop(TAG_RUN_ID, None)
-    tags.pop(TAG_REQUEST_ID, None)
-    limit = MAX_TAGS - 2
-    if len(tags) > limit:
-        raise _reject(
-            f"tags: HealthOmics allows {MAX_TAGS} tags per run and wesctl adds 2, so at most "
-            f"{limit} string-valued WES tags; this run has {len(tags)}"
-        )
-    for key, value in tags.items():
-        if not 1 <= len(key) <= 128 or key.lower().startswith("aws:"):
-            raise _reject(f"tag key {key[:40]!r} must be 1-128 characters and not start with aws:")
-        if len(value) > 256:
-            raise _reject(f"tag {key!r}: the value must be at most 256 characters")
-    tags[TAG_RUN_ID] = spec.run_id
-    return tags
-
-
 class HealthOmicsProvider:
     """The HealthOmics adapter; build it with `build(settings)`."""
 
@@ -493,8 +380,8 @@ class HealthOmicsProvider:
             run = self._get_run(known_provider_id)
             return self._adopted(known_provider_id, run, idempotency_key)
         request = self._run_request(spec)
-        if len(idempotency_key) > 128 or not _printable(idempotency_key):
-            raise _reject("the idempotency key must be 1-128 printable characters")
+        if len(idempotency_key) > 128 or not is_printable(idempotency_key):
+            raise reject("the idempotency key must be 1-128 printable characters")
         request["requestId"] = idempotency_key
         request["tags"][TAG_REQUEST_ID] = idempotency_key
         if may_exist:
@@ -545,7 +432,7 @@ class HealthOmicsProvider:
         them from a ListRuns snapshot and GetRun only the DELETED and unlisted ones. A FAILED
         run read from the listing has no failureReason yet: details() supplies it."""
         result: dict[str, ProviderStatus | None] = dict.fromkeys(provider_ids)
-        wanted = [pid for pid in result if _ID.fullmatch(pid)]  # other ids cannot exist
+        wanted = [pid for pid in result if ID.fullmatch(pid)]  # other ids cannot exist
         listed = {} if len(wanted) <= self._listing_pages else self._listed(wanted)
         for pid in wanted:
             item = listed.get(pid)
@@ -597,15 +484,15 @@ class HealthOmicsProvider:
     def _run_request(self, spec: RunSpec) -> dict[str, Any]:
         """Validate `spec` (no I/O) and return StartRun's arguments without the requestId."""
         if not isinstance(spec.workflow_params, Mapping):
-            raise _reject("workflow_params must be a JSON object")
+            raise reject("workflow_params must be a JSON object")
         workflow_type = (
-            _choice(spec, "healthomics_workflow_type", WORKFLOW_TYPES)
-            or _choice(spec, "workflow_type", WORKFLOW_TYPES)
+            choice(spec, "healthomics_workflow_type", WORKFLOW_TYPES)
+            or choice(spec, "workflow_type", WORKFLOW_TYPES)
             or "PRIVATE"
         )
         name = f"wes-{spec.run_id}"
-        if len(name) > 128 or not _printable(name):
-            raise _reject(
+        if len(name) > 128 or not is_printable(name):
+            raise reject(
                 f"run_id {spec.run_id[:40]!r}: the run name wes-<run_id> must be at most 128 "
                 "printable characters"
             )
@@ -616,33 +503,33 @@ class HealthOmicsProvider:
             "outputUri": self._output_uri(spec),
             "name": name,
             "parameters": dict(spec.workflow_params),
-            "tags": _run_tags(spec),
+            "tags": run_tags(spec),
         }
-        storage_type = _choice(spec, "storage_type", STORAGE_TYPES)
-        capacity = _integer(spec, "storage_capacity", 0, 100_000)
+        storage_type = choice(spec, "storage_type", STORAGE_TYPES)
+        capacity = integer_option(spec, "storage_capacity", 0, 100_000)
         if capacity is not None:
             if storage_type == "DYNAMIC":
-                raise _reject("storage_capacity applies only to storage_type STATIC")
+                raise reject("storage_capacity applies only to storage_type STATIC")
             storage_type = "STATIC"
             request["storageCapacity"] = capacity
         request["storageType"] = storage_type or DEFAULT_STORAGE_TYPE
         digits = "a HealthOmics id of 1-18 digits"
-        cache_id = _matching(spec, "cache_id", _ID, digits)
-        cache_behavior = _choice(spec, "cache_behavior", CACHE_BEHAVIORS)
+        cache_id = matching_option(spec, "cache_id", ID, digits)
+        cache_behavior = choice(spec, "cache_behavior", CACHE_BEHAVIORS)
         if cache_behavior is not None and cache_id is None:
-            raise _reject("cache_behavior needs cache_id")
+            raise reject("cache_behavior needs cache_id")
         optional = {
             "cacheId": cache_id,
             "cacheBehavior": cache_behavior,
-            "runGroupId": _matching(spec, "run_group_id", _ID, digits),
-            "priority": _integer(spec, "priority", 0, 100_000),
-            "logLevel": _choice(spec, "log_level", LOG_LEVELS),
-            "retentionMode": _choice(spec, "retention_mode", RETENTION_MODES),
-            "workflowVersionName": _matching(
-                spec, "workflow_version_name", _VERSION_NAME, "a workflow version name"
+            "runGroupId": matching_option(spec, "run_group_id", ID, digits),
+            "priority": integer_option(spec, "priority", 0, 100_000),
+            "logLevel": choice(spec, "log_level", LOG_LEVELS),
+            "retentionMode": choice(spec, "retention_mode", RETENTION_MODES),
+            "workflowVersionName": matching_option(
+                spec, "workflow_version_name", VERSION_NAME, "a workflow version name"
             ),
-            "workflowOwnerId": _matching(
-                spec, "workflow_owner_id", _ACCOUNT_ID, "a 12-digit AWS account id"
+            "workflowOwnerId": matching_option(
+                spec, "workflow_owner_id", ACCOUNT_ID, "a 12-digit AWS account id"
             ),
         }
         request.update({key: value for key, value in optional.items() if value is not None})
@@ -650,17 +537,17 @@ class HealthOmicsProvider:
 
     def _workflow_id(self, url: str) -> str:
         text = url.strip()
-        if _ID.fullmatch(text):
+        if ID.fullmatch(text):
             return text
-        match = _WORKFLOW_ARN.fullmatch(text)
+        match = WORKFLOW_ARN.fullmatch(text)
         if match is None:
-            raise _reject(
+            raise reject(
                 f"workflow_url {url[:200]!r} is not a HealthOmics workflow id or ARN (expected "
                 "digits such as 1234567 or arn:aws:omics:<region>:<account>:workflow/<id>)"
             )
         region = self.omics.meta.region_name
         if match.group(1) != region:
-            raise _reject(
+            raise reject(
                 f"workflow_url is in region {match.group(1)} but the HealthOmics client uses "
                 f"{region} (set AWS_REGION)"
             )
@@ -669,12 +556,12 @@ class HealthOmicsProvider:
     def _role_arn(self, spec: RunSpec) -> str:
         value = spec.option("role_arn") or self.settings.healthomics_role_arn
         if value is None:
-            raise _reject(
+            raise reject(
                 "role_arn: no IAM role for the run; set AWS_HEALTHOMICS_WORKFLOW_ROLE_ARN or the "
                 "run's role_arn option"
             )
-        if not isinstance(value, str) or len(value) > 128 or not _ROLE_ARN.fullmatch(value):
-            raise _reject(
+        if not isinstance(value, str) or len(value) > 128 or not ROLE_ARN.fullmatch(value):
+            raise reject(
                 f"role_arn {value!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
             )
         return value
@@ -693,12 +580,12 @@ class HealthOmicsProvider:
     def _output_uri(self, spec: RunSpec) -> str:
         value = spec.option("output_uri") or self.settings.healthomics_output_uri
         if value is None:
-            raise _reject(
+            raise reject(
                 "output_uri: no S3 location for outputs; set AWS_HEALTHOMICS_OUTPUT_URI or the "
                 "run's output_uri option"
             )
-        if not isinstance(value, str) or len(value) > 750 or not _S3_URI.fullmatch(value):
-            raise _reject(f"output_uri {value!r} is not an s3://bucket/prefix URI")
+        if not isinstance(value, str) or len(value) > 750 or not S3_URI.fullmatch(value):
+            raise reject(f"output_uri {value!r} is not an s3://bucket/prefix URI")
         return value
 
     # --- probe ----------------------------------------------------------------------------
@@ -799,8 +686,8 @@ class HealthOmicsProvider:
             raw_status=raw,
             state=map_status(raw, reason),
             message=status_message(raw, reason, run.get("statusMessage")),
-            started_at=_naive_utc(run.get("startTime")),
-            ended_at=_naive_utc(run.get("stopTime")),
+            started_at=naive_utc(run.get("startTime")),
+            ended_at=naive_utc(run.get("stopTime")),
         )
 
     def _adopted(self, provider_id: str, run: Mapping[str, Any], key: str) -> Submission:
@@ -890,9 +777,9 @@ class HealthOmicsProvider:
         location = run.get("runOutputUri")
         if not location:
             return {}
-        bucket, prefix = _split_s3_uri(location)
+        bucket, prefix = split_s3_uri(location)
         installation = self.settings.healthomics_output_uri
-        ours = installation is not None and _split_s3_uri(installation)[0] == bucket
+        ours = installation is not None and split_s3_uri(installation)[0] == bucket
         own: tuple[str, ...] = () if ours else ("output_uri",)
         base = f"{prefix}/" if prefix else ""
         candidates = [f"{base}logs/outputs.json", f"{base}logs/output.json"]
@@ -956,9 +843,7 @@ class HealthOmicsProvider:
             for item in page.get("items", []):
                 task_id = str(item.get("taskId", ""))
                 stream = (
-                    None
-                    if run.get("logLevel") == "OFF"
-                    else _task_stream(run, provider_id, task_id)
+                    None if run.get("logLevel") == "OFF" else task_stream(run, provider_id, task_id)
                 )
                 facts = (
                     ("instanceType", item.get("instanceType")),
@@ -971,8 +856,8 @@ class HealthOmicsProvider:
                         name=str(item.get("name") or task_id),
                         task_id=task_id or None,
                         status=item.get("status"),
-                        start_time=_naive_utc(item.get("startTime")),
-                        end_time=_naive_utc(item.get("stopTime")),
+                        start_time=naive_utc(item.get("startTime")),
+                        end_time=naive_utc(item.get("stopTime")),
                         stdout=stream,
                         stderr=stream,  # HealthOmics writes stdout and stderr to one stream
                         system_logs=[f"{key}={value}" for key, value in facts if value is not None],
@@ -1021,45 +906,11 @@ class HealthOmicsProvider:
             raise error from exc
 
 
-def normalise_outputs(summary: Mapping[str, Any]) -> dict[str, Any]:
-    """Return outputs with CWL file objects as {class, location, name, size}; WDL values as-is."""
-    return {name: _normalise_value(value) for name, value in summary.items()}
-
-
-def _normalise_value(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_normalise_value(item) for item in value]
-    if not isinstance(value, dict):
-        return value
-    if value.get("class") not in ("File", "Directory"):
-        return {key: _normalise_value(item) for key, item in value.items()}  # a CWL record
-    location = value.get("location") or value.get("path")
-    normalised: dict[str, Any] = {"class": value["class"], "location": location}
-    name = value.get("basename") or value.get("name")
-    if name is None and isinstance(location, str):
-        name = location.rstrip("/").rsplit("/", 1)[-1]
-    normalised["name"] = name
-    if value.get("size") is not None:
-        normalised["size"] = value["size"]
-    return normalised
-
-
 def _page(*, token: str | None, **filters: str) -> dict[str, Any]:
     arguments: dict[str, Any] = {**filters, "maxResults": PAGE_SIZE}
     if token:
         arguments["startingToken"] = token
     return arguments
-
-
-def _task_stream(run: Mapping[str, Any], provider_id: str, task_id: str) -> str:
-    """The task's CloudWatch log stream as an ARN (built from the run ARN's partition, region and
-    account), else as cloudwatch://<group>/<stream>."""
-    stream = f"run/{provider_id}/task/{task_id}"
-    match = _RUN_ARN.fullmatch(str(run.get("arn", "")))
-    if match is None:
-        return f"cloudwatch://{LOG_GROUP}/{stream}"
-    partition, region, account = match.groups()
-    return f"arn:{partition}:logs:{region}:{account}:log-group:{LOG_GROUP}:log-stream:{stream}"
 
 
 def client_config(settings: Settings) -> Config:

@@ -45,12 +45,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import re
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -59,14 +57,12 @@ from sevenbridges.errors import NonJSONResponseError, SbgError
 from sevenbridges.http.error_handlers import maintenance_sleeper
 
 from wesctl.config import Settings
-from wesctl.domain.states import RunState
 from wesctl.domain.types import (
     ProbeResult,
     ProviderStatus,
     RunDetails,
     RunSpec,
     Submission,
-    TaskLog,
 )
 from wesctl.errors import ConfigError
 from wesctl.providers.base import (
@@ -79,31 +75,35 @@ from wesctl.providers.base import (
 )
 from wesctl.providers.ratelimit import TokenBucket
 from wesctl.providers.retry import call_with_retry
+from wesctl.providers.sevenbridges.mapping import (
+    APP_ID,
+    CANCELED_MARKER,
+    EPOCH,
+    FINISHED,
+    MAX_TASK_NAME,
+    PROJECT_ID,
+    PROVIDER,
+    carries_marker,
+    describe_errors,
+    is_canceled_draft,
+    is_uuid,
+    parse_time,
+    task_description,
+    task_inputs,
+    task_logs,
+    task_name,
+    to_status,
+    translate_outputs,
+)
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-PROVIDER = "sevenbridges"
 STATUS_BATCH_SIZE = 100  # platform limit of POST /bulk/tasks/get
-MAX_TASK_NAME = 128  # conservative: `wes-` plus any sane run id fits
 LOOKUP_MARGIN = timedelta(hours=1)  # clock skew between the WES database and the platform
 PAGE_SIZE = 100  # the platform's maximum
 BACKOFF_FACTOR = 0.1  # urllib3's one transport retry; wesctl's retry policy does the rest
-
-STATUS_MAP: dict[str, RunState] = {
-    # Accepted but not yet running is INITIALIZING, never QUEUED: WES QUEUED means "not yet
-    # submitted" to wesctl, and mapping back to it made the original daemon resubmit forever.
-    "DRAFT": RunState.INITIALIZING,
-    "CREATING": RunState.INITIALIZING,
-    "QUEUED": RunState.INITIALIZING,
-    "RUNNING": RunState.RUNNING,
-    "ABORTING": RunState.CANCELING,
-    "ABORTED": RunState.CANCELED,
-    "COMPLETED": RunState.COMPLETE,
-    "FAILED": RunState.EXECUTOR_ERROR,
-}
-FINISHED = frozenset({"COMPLETED", "FAILED", "ABORTED"})
-CANCELED_MARKER = "wesctl-canceled=true"
+MAX_BODY_SHOWN = 200  # characters of a body that is not the API's, in messages
 _PROBE_FIX = "check SEVENBRIDGES_API_ENDPOINT and the token; retry if the platform is unavailable"
 PROJECT_FIX = (
     "check SEVENBRIDGES_PROJECT (owner/project) and that the token's user is a member of that "
@@ -113,184 +113,12 @@ ENDPOINT_FIX = (
     "set SEVENBRIDGES_API_ENDPOINT to the platform's API URL, ending in /v2 "
     "(e.g. https://api.sbgenomics.com/v2)"
 )
-MAX_BODY_SHOWN = 200  # characters of a body that is not the API's, in messages
-
-# Owner, project and app short names: letters, digits, '_', '-', '.'; the revision is a number.
-_NAME = r"[A-Za-z0-9_.-]+"
-APP_ID = re.compile(rf"{_NAME}/{_NAME}/{_NAME}(?:/\d+)?")
-PROJECT_ID = re.compile(rf"{_NAME}/{_NAME}")
 # Statuses after which the platform certainly did not store the request; only these make a
 # repeated create safe without first looking for the task.
 _REFUSED_STATUSES = frozenset({408, 429, 503})
 _UNAVAILABLE_STATUSES = frozenset({408, 429})
 _DENIED = frozenset({403, 404})  # how the platform refuses a project, app or task
 _FORBIDDEN = frozenset({403})  # on a known task: 404 means the task is gone
-
-
-def map_status(raw: str) -> RunState | None:
-    """Return the WES state of a raw task status, or None when wesctl does not know it."""
-    return STATUS_MAP.get(raw)
-
-
-def task_name(run_id: str) -> str:
-    return f"wes-{run_id}"
-
-
-def run_marker(run_id: str) -> str:
-    return f"wesctl-run-id={run_id}"
-
-
-def task_description(run_id: str, idempotency_key: str) -> str:
-    return (
-        f"Submitted by wesctl for WES run {run_id}.\n"
-        f"{run_marker(run_id)}\n"
-        f"{key_marker(idempotency_key)}"
-    )
-
-
-def key_marker(idempotency_key: str) -> str:
-    return f"wesctl-key={idempotency_key}"
-
-
-def carries_marker(name: Any, description: Any, run_id: str, idempotency_key: str) -> bool:
-    """True if a task's name and description mark it as the task of WES run `run_id`'s
-    submission `idempotency_key` (a retried run has a new key, so its earlier, finished task is
-    never taken for the new submission's)."""
-    if name != task_name(run_id) or not isinstance(description, str):
-        return False
-    lines = description.splitlines()
-    return run_marker(run_id) in lines and key_marker(idempotency_key) in lines
-
-
-def is_canceled_draft(status: Any, description: Any) -> bool:
-    return (
-        status == "DRAFT"
-        and isinstance(description, str)
-        and CANCELED_MARKER in description.splitlines()
-    )
-
-
-def task_inputs(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Return workflow_params as the task's inputs: plain JSON, File/Directory dicts untouched."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, Mapping):
-            return {str(key): plain(item) for key, item in value.items()}
-        if isinstance(value, Sequence) and not isinstance(value, str | bytes):
-            return [plain(item) for item in value]
-        return value
-
-    return {str(key): plain(value) for key, value in params.items()}
-
-
-def translate_outputs(outputs: Mapping[str, Any], endpoint: str) -> dict[str, Any]:
-    """Return task outputs with File/Directory values as WES-style objects with a location.
-
-    The location is the file's resource URL on the configured API (`<endpoint>/files/<id>`): stable,
-    unlike a signed download URL, and usable with a token.
-    """
-
-    def convert(value: Any) -> Any:
-        if isinstance(value, list):
-            return [convert(item) for item in value]
-        if isinstance(value, Mapping):
-            kind = str(value.get("class", "")).lower()
-            if kind in ("file", "directory") and isinstance(value.get("path"), str):
-                converted: dict[str, Any] = {
-                    "class": "File" if kind == "file" else "Directory",
-                    "location": f"{endpoint}/files/{value['path']}",
-                }
-                name = value.get("name") or value.get("basename")
-                if name is not None:
-                    converted["name"] = name
-                if value.get("size") is not None:
-                    converted["size"] = value["size"]
-                if value.get("secondaryFiles"):
-                    converted["secondaryFiles"] = convert(value["secondaryFiles"])
-                return converted
-            return {key: convert(item) for key, item in value.items()}
-        return value
-
-    return {key: convert(value) for key, value in outputs.items()}
-
-
-def parse_time(value: Any) -> datetime | None:
-    """Parse a platform timestamp ('...Z', fractions or an offset) into naive UTC."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        logger.debug("unparseable Seven Bridges timestamp %r", value)
-        return None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
-
-
-def to_status(field: Callable[[str], Any]) -> ProviderStatus:
-    """Build a ProviderStatus from a task's raw JSON, read through `field` (dict.get or
-    Task.field)."""
-    task_id = str(field("id"))
-    raw = str(field("status") or "")
-    execution = field("execution_status")
-    message = execution.get("message") if isinstance(execution, Mapping) else None
-    if is_canceled_draft(raw, field("description")):
-        state: RunState | None = RunState.CANCELED
-        message = message or "canceled before it ran"
-    else:
-        state = map_status(raw)
-        if state is None:
-            logger.warning(
-                "unknown Seven Bridges task status task=%s status=%r; the run keeps its state",
-                task_id,
-                raw,
-            )
-    return ProviderStatus(
-        provider_id=task_id,
-        raw_status=raw,
-        state=state,
-        message=message or None,
-        started_at=parse_time(field("start_time")),
-        ended_at=parse_time(field("end_time")),
-    )
-
-
-def task_logs(jobs: Any) -> list[TaskLog]:
-    """Return one TaskLog per job of a task's execution details (raw JSON)."""
-    logs: list[TaskLog] = []
-    for job in jobs if isinstance(jobs, list) else []:
-        if not isinstance(job, Mapping):
-            continue
-        files = job.get("logs")
-        files = files if isinstance(files, Mapping) else {}
-        system_logs = [
-            f"{key}: {location}"
-            for key, location in files.items()
-            if key not in ("job.out.log", "job.err.log")
-        ]
-        instance = job.get("instance")
-        if isinstance(instance, Mapping) and instance:
-            system_logs.insert(
-                0,
-                "instance id={} type={} provider={}".format(
-                    instance.get("id"), instance.get("type"), instance.get("provider")
-                ),
-            )
-        command = job.get("command_line")
-        logs.append(
-            TaskLog(
-                name=str(job.get("name") or "job"),
-                status=job.get("status"),
-                cmd=[command] if command else None,
-                start_time=parse_time(job.get("start_time")),
-                end_time=parse_time(job.get("end_time")),
-                stdout=files.get("job.out.log"),
-                stderr=files.get("job.err.log"),
-                system_logs=tuple(system_logs),
-            )
-        )
-    return logs
 
 
 def token_fix(endpoint: str | None) -> str:
@@ -482,7 +310,7 @@ class SevenBridgesProvider:
         result: dict[str, ProviderStatus | None] = {}
         wanted: list[str] = []
         for provider_id in dict.fromkeys(provider_ids):
-            if _is_uuid(provider_id):
+            if is_uuid(provider_id):
                 wanted.append(provider_id)
             else:  # task ids are UUIDs; anything else cannot exist, so need not poison a batch
                 result[provider_id] = None
@@ -622,7 +450,7 @@ class SevenBridgesProvider:
             matches = self._marked_tasks(spec, project, idempotency_key)
         if not matches:
             return None
-        matches.sort(key=lambda task: parse_time(task.field("created_time")) or _EPOCH)
+        matches.sort(key=lambda task: parse_time(task.field("created_time")) or EPOCH)
         runnable = [
             task
             for task in matches
@@ -740,7 +568,7 @@ class SevenBridgesProvider:
             errors = task.field("errors")
             if task.field("status") == "DRAFT" and errors:
                 raise ProviderRejected(
-                    PROVIDER, f"task {task.id} cannot run: {_describe_errors(errors)}"
+                    PROVIDER, f"task {task.id} cannot run: {describe_errors(errors)}"
                 )
             return task
 
@@ -886,27 +714,6 @@ class SevenBridgesProvider:
         if self._quota_reset is None:
             return None
         return min(max(0.0, self._quota_reset - time.time()), float(self._max_wait))
-
-
-_EPOCH = datetime(1970, 1, 1)
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _describe_errors(errors: Any) -> str:
-    if isinstance(errors, list):
-        parts = [
-            str(item.get("message") or item) if isinstance(item, Mapping) else str(item)
-            for item in errors
-        ]
-        return "; ".join(parts)
-    return str(errors)
 
 
 def build(

@@ -1,0 +1,191 @@
+"""HealthOmics mapping: run statuses, StartRun parameters from a WES run, outputs and task log
+locations, as pure functions (no I/O, no client)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import unicodedata
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from wesctl.domain.states import RunState
+from wesctl.domain.types import RunSpec
+from wesctl.providers.base import ProviderRejected
+
+logger = logging.getLogger(__name__)
+
+NAME = "healthomics"
+LOG_GROUP = "/aws/omics/WorkflowLog"
+TAG_RUN_ID = "wes_run_id"
+TAG_REQUEST_ID = "wes_request_id"
+MAX_TAGS = 50  # per run, from the API model's documentation
+# The API reference and the user guide disagree on the default, so wesctl always sends one.
+# DYNAMIC needs no capacity planning and is billed by use; STATIC is chosen with storage_type or
+# implied by storage_capacity.
+DEFAULT_STORAGE_TYPE = "DYNAMIC"
+DELETED_MESSAGE = (
+    "HealthOmics deleted this run's metadata; its outcome is unknown here, so the last recorded "
+    "state is kept"
+)
+
+# HealthOmics RunStatus -> WES state. PENDING is "accepted, waiting for capacity" and must never
+# map to QUEUED: wesctl treats QUEUED as "not yet submitted", and the original daemon resubmitted
+# such runs forever. DELETED (only runs that had finished can be deleted) keeps the last state;
+# a later GetRun answers ResourceNotFound, which the sync service handles as a vanished run.
+STATUS_MAP: dict[str, RunState | None] = {
+    "PENDING": RunState.INITIALIZING,
+    "STARTING": RunState.INITIALIZING,
+    "RUNNING": RunState.RUNNING,
+    "STOPPING": RunState.RUNNING,
+    "COMPLETED": RunState.COMPLETE,
+    "FAILED": RunState.EXECUTOR_ERROR,
+    "CANCELLED": RunState.CANCELED,
+    "DELETED": None,
+}
+# Failures the service itself causes; the documentation advises simply running again.
+SYSTEM_FAILURE_REASONS = frozenset({"SERVICE_ERROR", "INSTANCE_RESERVATION_FAILED"})
+
+WORKFLOW_TYPES = ("PRIVATE", "READY2RUN")
+STORAGE_TYPES = ("STATIC", "DYNAMIC")
+CACHE_BEHAVIORS = ("CACHE_ON_FAILURE", "CACHE_ALWAYS")
+LOG_LEVELS = ("OFF", "FATAL", "ERROR", "ALL")
+RETENTION_MODES = ("RETAIN", "REMOVE")
+
+ID = re.compile(r"[0-9]{1,18}")
+WORKFLOW_ARN = re.compile(r"arn:aws[a-z-]*:omics:([a-z0-9-]+):([0-9]{12})?:workflow/([0-9]{1,18})")
+_RUN_ARN = re.compile(r"arn:(aws[a-z-]*):omics:([a-z0-9-]+):([0-9]{12}):run/[0-9]+")
+ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+")
+S3_URI = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/.*)?")
+VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+ACCOUNT_ID = re.compile(r"[0-9]{12}")
+DIGITS = re.compile(r"[0-9]+")
+
+
+def reject(message: str) -> ProviderRejected:
+    return ProviderRejected(NAME, message)
+
+
+def map_status(raw: str, failure_reason: str | None = None) -> RunState | None:
+    """Return the WES state for a HealthOmics run status; None keeps the run's current state."""
+    if raw not in STATUS_MAP:
+        logger.warning("unknown HealthOmics run status %r; keeping the run's current state", raw)
+        return None
+    if raw == "FAILED" and failure_reason in SYSTEM_FAILURE_REASONS:
+        return RunState.SYSTEM_ERROR
+    return STATUS_MAP[raw]
+
+
+def status_message(raw: str, failure_reason: str | None, message: str | None) -> str | None:
+    """Return "failureReason: statusMessage" (either part alone when the other is missing)."""
+    if raw == "DELETED":
+        return DELETED_MESSAGE
+    parts = [part for part in (failure_reason, message) if part]
+    return ": ".join(parts) or None
+
+
+def is_printable(text: str) -> bool:
+    """The API model's "printable": letters, marks, separators, symbols, digits, punctuation."""
+    return bool(text) and all(unicodedata.category(char)[0] in "LMZSNP" for char in text)
+
+
+def naive_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    if value.tzinfo is None:  # botocore returns naive datetimes for zone-less strings
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    """Return (bucket, key prefix without a trailing slash) of an s3:// URI."""
+    match = S3_URI.fullmatch(uri)
+    if match is None:
+        raise reject(f"run output location {uri!r} is not an s3:// URI")
+    return match.group(1), (match.group(2) or "").strip("/")
+
+
+def choice(spec: RunSpec, name: str, allowed: Sequence[str]) -> str | None:
+    value = spec.option(name)
+    if value is None:
+        return None
+    text = value.strip().upper() if isinstance(value, str) else None
+    if text not in allowed:
+        raise reject(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+    return text
+
+
+def integer_option(spec: RunSpec, name: str, low: int, high: int) -> int | None:
+    value = spec.option(name)
+    if value is None:
+        return None
+    if isinstance(value, str) and DIGITS.fullmatch(value.strip()):
+        value = int(value)  # run tags hold strings
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise reject(f"{name} must be a whole number from {low} to {high}, not {value!r}")
+    return value
+
+
+def matching_option(spec: RunSpec, name: str, pattern: re.Pattern[str], what: str) -> str | None:
+    value = spec.option(name)
+    if value is None:
+        return None
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not pattern.fullmatch(text.strip()):
+        raise reject(f"{name} must be {what}, not {value!r}")
+    return text.strip()
+
+
+def run_tags(spec: RunSpec) -> dict[str, str]:
+    """String-valued WES tags become run tags; wesctl's own two tags are added by submit."""
+    tags = {key: value for key, value in spec.tags.items() if isinstance(value, str)}
+    tags.pop(TAG_RUN_ID, None)
+    tags.pop(TAG_REQUEST_ID, None)
+    limit = MAX_TAGS - 2
+    if len(tags) > limit:
+        raise reject(
+            f"tags: HealthOmics allows {MAX_TAGS} tags per run and wesctl adds 2, so at most "
+            f"{limit} string-valued WES tags; this run has {len(tags)}"
+        )
+    for key, value in tags.items():
+        if not 1 <= len(key) <= 128 or key.lower().startswith("aws:"):
+            raise reject(f"tag key {key[:40]!r} must be 1-128 characters and not start with aws:")
+        if len(value) > 256:
+            raise reject(f"tag {key!r}: the value must be at most 256 characters")
+    tags[TAG_RUN_ID] = spec.run_id
+    return tags
+
+
+def normalise_outputs(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """Return outputs with CWL file objects as {class, location, name, size}; WDL values as-is."""
+    return {name: _normalise_value(value) for name, value in summary.items()}
+
+
+def _normalise_value(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_normalise_value(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if value.get("class") not in ("File", "Directory"):
+        return {key: _normalise_value(item) for key, item in value.items()}  # a CWL record
+    location = value.get("location") or value.get("path")
+    normalised: dict[str, Any] = {"class": value["class"], "location": location}
+    name = value.get("basename") or value.get("name")
+    if name is None and isinstance(location, str):
+        name = location.rstrip("/").rsplit("/", 1)[-1]
+    normalised["name"] = name
+    if value.get("size") is not None:
+        normalised["size"] = value["size"]
+    return normalised
+
+
+def task_stream(run: Mapping[str, Any], provider_id: str, task_id: str) -> str:
+    """The task's CloudWatch log stream as an ARN (built from the run ARN's partition, region and
+    account), else as cloudwatch://<group>/<stream>."""
+    stream = f"run/{provider_id}/task/{task_id}"
+    match = _RUN_ARN.fullmatch(str(run.get("arn", "")))
+    if match is None:
+        return f"cloudwatch://{LOG_GROUP}/{stream}"
+    partition, region, account = match.groups()
+    return f"arn:{partition}:logs:{region}:{account}:log-group:{LOG_GROUP}:log-stream:{stream}"
