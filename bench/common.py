@@ -429,7 +429,7 @@ def settings_for(
         os.environ.pop(name, None)
     env_file = config_dir / "empty.env"
     env_file.touch()
-    return load_settings(environ=values, env_file=env_file, export_aws=False)
+    return load_settings(environ=values, env_file=env_file, export_sdk=False)
 
 
 def add_sevenbridges_task(fake: SevenBridgesFake, run_id: str, status: str) -> str:

@@ -132,7 +132,7 @@ def _demo_settings(database_uri: str, sbg_url: str, empty_env_file: Path) -> Set
             "DAEMON_MAX_CONCURRENT_WORKFLOWS": "10",
         },
         env_file=empty_env_file,
-        export_aws=False,
+        export_sdk=False,
     )
 
 

@@ -28,6 +28,7 @@ from wesctl.providers.sevenbridges.adapter import (
     SevenBridgesProvider,
     build,
 )
+from wesctl.providers.sevenbridges.settings import SPEC as SEVENBRIDGES
 
 TOKEN = "contract-test-token"
 
@@ -54,10 +55,10 @@ class SevenBridgesHarness:
         # The limiter runs on a fake clock, so throttling penalties never wait real seconds.
         self.clock = LimiterClock()
         self.provider.limiter = TokenBucket(
-            settings.sevenbridges_rate, clock=self.clock, sleep=self.clock.sleep
+            settings.provider(SEVENBRIDGES).rate, clock=self.clock, sleep=self.clock.sleep
         )
         self.reads = fake.add_file("reads.fastq", b"@r1\nACGT\n+\nIIII\n")
-        token = settings.sevenbridges_api_token
+        token = settings.provider(SEVENBRIDGES).api_token
         assert token is not None
         self.secret = token.get()
 
@@ -117,7 +118,7 @@ def make_harness(fake: SevenBridgesFake, tmp_path: Path, **environ: str) -> Seve
             **environ,
         },
         env_file=env_file,
-        export_aws=False,
+        export_sdk=False,
     )
     return SevenBridgesHarness(fake, settings)
 

@@ -81,7 +81,7 @@ class Doctor:
         env = {**self.env, **changes}
         environ = {key: value for key, value in env.items() if value is not None}
         return run_checks(
-            lambda: load_settings(environ=environ, env_file=self.env_file, export_aws=False)
+            lambda: load_settings(environ=environ, env_file=self.env_file, export_sdk=False)
         )
 
     def check(self, name: str, **changes: str | None) -> CheckResult:
@@ -128,7 +128,7 @@ def test_every_check_passes_on_a_working_installation(
     listener = bind_tcp("127.0.0.1", 0)
     port = listener.sock.getsockname()[1]
     doctor.env["DAEMON_NOTIFICATION_PORT"] = str(port)
-    settings = load_settings(environ=doctor.env, env_file=doctor.env_file, export_aws=False)
+    settings = load_settings(environ=doctor.env, env_file=doctor.env_file, export_sdk=False)
     listworkflows_before = omics.api_calls["ListWorkflows"]
 
     with running_server(settings, listener):

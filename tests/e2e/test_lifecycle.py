@@ -477,7 +477,7 @@ def test_cancel_racing_a_submission_leaves_no_live_provider_run(world: World) ->
     run_id = world.add_run()
     # Hold the task-run request at the fake so the WES API's cancel lands mid-submission.
     world.fake.inject("slow", "submit", delay=1.0, skip=1)
-    settings = load_settings(environ=world.env, export_aws=False)
+    settings = load_settings(environ=world.env, export_sdk=False)
     runtime = Runtime.open(settings, command="submit-one")
     outcome: list[Any] = []
     thread = threading.Thread(target=lambda: outcome.append(submit_one(runtime, run_id)))

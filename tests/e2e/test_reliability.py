@@ -68,7 +68,7 @@ def test_race_of_processes_submits_every_run_exactly_once_within_the_cap(
     env = _environment(db_url, fake, DAEMON_MAX_CONCURRENT_WORKFLOWS=str(cap))
     settings = dataclasses.replace(
         load_settings(
-            environ={k: v for k, v in env.items() if k != "CREDENTIALS_DIRECTORY"}, export_aws=False
+            environ={k: v for k, v in env.items() if k != "CREDENTIALS_DIRECTORY"}, export_sdk=False
         ),
     )
     rounds = 0

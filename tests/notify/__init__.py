@@ -59,7 +59,7 @@ def make_settings(tmp_path: Path, db_url: str, fake: SevenBridgesFake, **environ
     return load_settings(
         environ={"DATABASE_URI": db_url, **provider_environ(fake), **environ},
         env_file=env_file,
-        export_aws=False,
+        export_sdk=False,
     )
 
 

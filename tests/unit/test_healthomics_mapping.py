@@ -42,6 +42,7 @@ from tests.contract.aws_fixtures import (
     s3_client,
 )
 from tests.contract.base import FakeClock
+from wesctl.config import Settings
 from wesctl.domain.states import RunState
 from wesctl.domain.types import RunSpec
 from wesctl.fakes.healthomics import HealthOmicsFake
@@ -71,8 +72,18 @@ from wesctl.providers.healthomics.mapping import (
     normalise_outputs,
     status_message,
 )
+from wesctl.providers.healthomics.settings import SPEC as HEALTHOMICS
 
 WDL, CWL, NEXTFLOW, READY2RUN = "1234567", "2345678", "3456789", "9500764"
+
+
+def with_healthomics(settings: Settings, **changes: Any) -> Settings:
+    """`settings` with some HealthOmics settings changed."""
+    own = replace(settings.provider(HEALTHOMICS), **changes)
+    return replace(
+        settings, provider_settings={**settings.provider_settings, HEALTHOMICS.name: own}
+    )
+
 
 # --- the status table ------------------------------------------------------------------------
 
@@ -503,7 +514,7 @@ def test_without_a_region_the_original_daemons_us_east_1_is_used(
 ) -> None:
     env.delenv("AWS_REGION")
     env.delenv("AWS_DEFAULT_REGION")
-    settings = replace(make_settings(tmp_path), aws_region=None)
+    settings = with_healthomics(make_settings(tmp_path), region=None)
     provider = build(settings)
     try:
         assert provider.omics.meta.region_name == "us-east-1"
@@ -726,14 +737,12 @@ def test_bad_engine_parameters_name_the_parameter(
 def test_missing_role_and_output_location_are_rejected(
     env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    settings = replace(make_settings(tmp_path), healthomics_role_arn=None)
+    settings = with_healthomics(make_settings(tmp_path), role_arn=None)
     built, _ = build_provider(settings)
     with pytest.raises(ProviderRejected, match="AWS_HEALTHOMICS_WORKFLOW_ROLE_ARN"):
         built.validate(spec("run-no-role"))
     built.validate(spec("run-role-option", role_arn=ROLE_ARN))
-    built = HealthOmicsProvider(
-        replace(settings, healthomics_output_uri=None), built.omics, built.s3
-    )
+    built = HealthOmicsProvider(with_healthomics(settings, output_uri=None), built.omics, built.s3)
     with pytest.raises(ProviderRejected, match="AWS_HEALTHOMICS_OUTPUT_URI"):
         built.validate(spec("run-no-output", role_arn=ROLE_ARN))
     built.close()

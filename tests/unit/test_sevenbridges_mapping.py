@@ -70,6 +70,7 @@ from wesctl.providers.sevenbridges.mapping import (
     to_status,
     translate_outputs,
 )
+from wesctl.providers.sevenbridges.settings import SPEC as SEVENBRIDGES
 
 STRICT_APP = "wes-user/wes/strict"  # its input 'reads' is required
 
@@ -105,7 +106,7 @@ def offline_provider(tmp_path: Path, **environ: str) -> SevenBridgesProvider:
             **environ,
         },
         env_file=env_file,
-        export_aws=False,
+        export_sdk=False,
     )
     return build(settings)
 
@@ -526,7 +527,7 @@ def test_the_lookup_reads_every_page(harness: SevenBridgesHarness) -> None:
             id=str(uuid.uuid4()),
             name=f"other-{number}",
             description=None,
-            project=harness.settings.sevenbridges_project or "",
+            project=harness.settings.provider(SEVENBRIDGES).project or "",
             app=f"{DEFAULT_APP}/1",
             inputs={},
             created=newer,

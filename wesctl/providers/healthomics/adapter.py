@@ -121,6 +121,7 @@ from wesctl.providers.healthomics.mapping import (
     status_message,
     task_stream,
 )
+from wesctl.providers.healthomics.settings import SPEC
 from wesctl.providers.ratelimit import TokenBucket
 from wesctl.providers.retry import call_with_retry
 
@@ -352,10 +353,11 @@ class HealthOmicsProvider:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
+        self.own = settings.provider(SPEC)
         self.omics = omics
         self.s3 = s3
-        self.limiter = TokenBucket(settings.healthomics_api_rate)
-        self.start_limiter = TokenBucket(settings.healthomics_start_rate, burst=1.0)
+        self.limiter = TokenBucket(self.own.api_rate)
+        self.start_limiter = TokenBucket(self.own.start_rate, burst=1.0)
         self._sleep = sleep
         self._clock = clock
         self._listing: _Listing | None = None
@@ -554,7 +556,7 @@ class HealthOmicsProvider:
         return match.group(3)
 
     def _role_arn(self, spec: RunSpec) -> str:
-        value = spec.option("role_arn") or self.settings.healthomics_role_arn
+        value = spec.option("role_arn") or self.own.role_arn
         if value is None:
             raise reject(
                 "role_arn: no IAM role for the run; set AWS_HEALTHOMICS_WORKFLOW_ROLE_ARN or the "
@@ -569,16 +571,16 @@ class HealthOmicsProvider:
     def _own_options(self, spec: RunSpec) -> tuple[str, ...]:
         """The run's own options StartRun carries that other runs do not: the likely cause of an
         access denial that names no culprit."""
-        settings = self.settings
+        installation = self.own
         own = {
-            "role_arn": spec.option("role_arn") not in (None, settings.healthomics_role_arn),
-            "output_uri": spec.option("output_uri") not in (None, settings.healthomics_output_uri),
+            "role_arn": spec.option("role_arn") not in (None, installation.role_arn),
+            "output_uri": spec.option("output_uri") not in (None, installation.output_uri),
             "workflow_owner_id": spec.option("workflow_owner_id") is not None,
         }
         return tuple(option for option, differs in own.items() if differs)
 
     def _output_uri(self, spec: RunSpec) -> str:
-        value = spec.option("output_uri") or self.settings.healthomics_output_uri
+        value = spec.option("output_uri") or self.own.output_uri
         if value is None:
             raise reject(
                 "output_uri: no S3 location for outputs; set AWS_HEALTHOMICS_OUTPUT_URI or the "
@@ -600,7 +602,7 @@ class HealthOmicsProvider:
 
     def _probe_settings(self) -> ProbeResult:
         name = f"{NAME} settings"
-        role, output = self.settings.healthomics_role_arn, self.settings.healthomics_output_uri
+        role, output = self.own.role_arn, self.own.output_uri
         missing = {
             variable: example
             for variable, value, example in (
@@ -778,7 +780,7 @@ class HealthOmicsProvider:
         if not location:
             return {}
         bucket, prefix = split_s3_uri(location)
-        installation = self.settings.healthomics_output_uri
+        installation = self.own.output_uri
         ours = installation is not None and split_s3_uri(installation)[0] == bucket
         own: tuple[str, ...] = () if ours else ("output_uri",)
         base = f"{prefix}/" if prefix else ""
@@ -935,7 +937,7 @@ def build(
     installation configured as the original daemon was keeps working.
     `sleep` is the retry back-off's sleep (tests pass a no-op).
     """
-    session = boto3.session.Session(region_name=settings.aws_region or None)
+    session = boto3.session.Session(region_name=settings.provider(SPEC).region or None)
     if session.region_name is None:
         logger.info(
             "no AWS region configured; using %s, as the original daemon did", FALLBACK_REGION

@@ -95,6 +95,7 @@ from wesctl.providers.sevenbridges.mapping import (
     to_status,
     translate_outputs,
 )
+from wesctl.providers.sevenbridges.settings import SPEC
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -209,14 +210,15 @@ class SevenBridgesProvider:
     def __init__(
         self, api: Any, settings: Settings, *, sleep: Callable[[float], None] = time.sleep
     ) -> None:
+        own = settings.provider(SPEC)
         self._api = api
-        self._endpoint = settings.sevenbridges_api_endpoint
-        self._default_project = settings.sevenbridges_project
+        self._endpoint = own.api_endpoint
+        self._default_project = own.project
         self._attempts = settings.retry_attempts
         self._max_wait = settings.retry_max_wait
         self._initial_wait = settings.retry_initial_wait
         self._sleep = sleep
-        self.limiter = TokenBucket(settings.sevenbridges_rate)
+        self.limiter = TokenBucket(own.rate)
         self._quota_reset: float | None = None
         # Finished tasks as this pass's bulk get returned them, for details() (no second GET).
         self._finished: dict[str, Mapping[str, Any]] = {}
@@ -720,10 +722,11 @@ def build(
     settings: Settings, *, sleep: Callable[[float], None] = time.sleep
 ) -> SevenBridgesProvider:
     """Build the adapter from `settings`; raise ConfigError if the API token is missing."""
-    token = settings.sevenbridges_api_token
+    own = settings.provider(SPEC)
+    token = own.api_token
     if token is None:
         raise ConfigError(settings.provider_problems((PROVIDER,)))
-    endpoint = settings.sevenbridges_api_endpoint
+    endpoint = own.api_endpoint
     api = sevenbridges.Api(
         url=endpoint,
         token=token.get(),
