@@ -61,14 +61,14 @@ from wesctl.providers.sevenbridges.adapter import (
     SevenBridgesProvider,
     build,
     token_fix,
-    translate_error,
+    classify_error,
 )
 from wesctl.providers.sevenbridges.mapping import (
     STATUS_MAP,
     map_status,
+    normalise_outputs,
     task_inputs,
     to_status,
-    translate_outputs,
 )
 from wesctl.providers.sevenbridges.settings import SPEC as SEVENBRIDGES
 
@@ -247,7 +247,7 @@ def test_outputs_become_wes_files_with_stable_locations() -> None:
         "count": 3,
         "missing": None,
     }
-    assert translate_outputs(outputs, endpoint) == {
+    assert normalise_outputs(outputs, endpoint) == {
         "out": {"class": "File", "location": f"{endpoint}/files/f1", "name": "out.txt", "size": 6},
         "dir": {"class": "Directory", "location": f"{endpoint}/files/d1", "name": "results"},
         "many": [{"class": "File", "location": f"{endpoint}/files/f2"}, None],
@@ -335,7 +335,7 @@ def test_valid_specs_pass(tmp_path: Path, overrides: dict[str, Any]) -> None:
     ],
 )
 def test_error_classification(error: SbgError, expected: type[Exception]) -> None:
-    translated = translate_error(error, "get task")
+    translated = classify_error(error, "get task")
     assert type(translated) is expected
     assert str(error.message) in str(translated)
     assert "get task" in str(translated)
@@ -372,7 +372,7 @@ ENDPOINT = "https://api.sbgenomics.com/v2"
 def test_installation_errors(
     error: SbgError, about_default_project: bool, expected: type, fix: str | None
 ) -> None:
-    translated = translate_error(
+    translated = classify_error(
         error, "list tasks", endpoint=ENDPOINT, about_default_project=about_default_project
     )
     assert type(translated) is expected
@@ -391,7 +391,7 @@ def test_a_2xx_body_that_is_not_json_is_the_endpoints() -> None:
     try:
         json.loads("<!DOCTYPE html>")
     except json.JSONDecodeError as exc:
-        translated = translate_error(exc, "get task", endpoint=ENDPOINT)
+        translated = classify_error(exc, "get task", endpoint=ENDPOINT)
     assert isinstance(translated, ProviderMisconfigured)
     assert translated.fix == ENDPOINT_FIX
     assert ENDPOINT in translated.detail
@@ -399,14 +399,14 @@ def test_a_2xx_body_that_is_not_json_is_the_endpoints() -> None:
 
 def test_a_page_that_is_not_the_api_is_shown_short() -> None:
     page = "<html>\n  <body>" + "x" * 5000 + "</body>\n</html>"
-    translated = translate_error(NonJSONResponseError(status=404, message=page), "get task")
+    translated = classify_error(NonJSONResponseError(status=404, message=page), "get task")
     assert len(translated.detail) < 400
     assert "<html> <body>x" in translated.detail
 
 
 def test_only_a_throttle_carries_retry_after() -> None:
-    throttled = translate_error(TooManyRequests(code=1000, message="slow"), "x", retry_after=12.0)
-    failed = translate_error(ServerError(message="boom"), "x", retry_after=12.0)
+    throttled = classify_error(TooManyRequests(code=1000, message="slow"), "x", retry_after=12.0)
+    failed = classify_error(ServerError(message="boom"), "x", retry_after=12.0)
     assert isinstance(throttled, ProviderUnavailable)
     assert isinstance(failed, ProviderUnavailable)
     assert throttled.retry_after == 12.0
@@ -415,7 +415,7 @@ def test_only_a_throttle_carries_retry_after() -> None:
 
 def test_the_token_never_appears_in_messages() -> None:
     error = SbgError(message=f"request with X-SBG-Auth-Token: {TOKEN} failed")
-    assert TOKEN not in str(translate_error(error, "get task", secret=TOKEN))
+    assert TOKEN not in str(classify_error(error, "get task", secret=TOKEN))
 
 
 def test_wrong_token_is_the_installations_without_echoing_it(

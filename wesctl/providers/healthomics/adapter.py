@@ -54,8 +54,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -84,6 +83,7 @@ from wesctl.domain.types import (
     Submission,
     TaskLog,
 )
+from wesctl.providers.adapter import NO_SCOPE, AdapterBase, Scope
 from wesctl.providers.base import (
     ProviderError,
     ProviderMisconfigured,
@@ -113,7 +113,6 @@ from wesctl.providers.healthomics.mapping import (
     is_printable,
     map_status,
     matching_option,
-    naive_utc,
     normalise_outputs,
     reject,
     run_tags,
@@ -122,8 +121,8 @@ from wesctl.providers.healthomics.mapping import (
     task_stream,
 )
 from wesctl.providers.healthomics.settings import SPEC
+from wesctl.providers.mapping import naive_utc, run_name
 from wesctl.providers.ratelimit import TokenBucket
-from wesctl.providers.retry import call_with_retry
 
 if TYPE_CHECKING:
     from mypy_boto3_omics import OmicsClient
@@ -329,19 +328,12 @@ class _Listing:
     pages: int = 0
 
 
-class _GiveUp(Exception):
-    """Carries a provider error past call_with_retry when retrying now cannot help."""
-
-    def __init__(self, error: ProviderError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-class HealthOmicsProvider:
+class HealthOmicsProvider(AdapterBase):
     """The HealthOmics adapter; build it with `build(settings)`."""
 
     name = NAME
     status_batch_size = STATUS_BATCH_SIZE
+    sdk_errors = (ClientError, BotoCoreError)
 
     def __init__(
         self,
@@ -352,13 +344,12 @@ class HealthOmicsProvider:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.settings = settings
         self.own = settings.provider(SPEC)
+        super().__init__(settings, TokenBucket(self.own.api_rate), sleep=sleep)
+        self.settings = settings
         self.omics = omics
         self.s3 = s3
-        self.limiter = TokenBucket(self.own.api_rate)
         self.start_limiter = TokenBucket(self.own.start_rate, burst=1.0)
-        self._sleep = sleep
         self._clock = clock
         self._listing: _Listing | None = None
         self._listing_lock = threading.Lock()
@@ -392,7 +383,9 @@ class HealthOmicsProvider:
                 provider_id, run = found
                 return self._adopted(provider_id, run, idempotency_key)
         response = self._call(
-            "StartRun", partial(self.omics.start_run, **request), self._own_options(spec)
+            "StartRun",
+            partial(self.omics.start_run, **request),
+            Scope(own_options=self._own_options(spec)),
         )
         provider_id = response.get("id")
         if not provider_id:
@@ -426,7 +419,7 @@ class HealthOmicsProvider:
                 return known_provider_id
             except ProviderRunNotFound:
                 logger.info("run=%s recorded run %s does not exist", spec.run_id, known_provider_id)
-        found = self._find_run(f"wes-{spec.run_id}", spec.run_id, idempotency_key)
+        found = self._find_run(run_name(spec.run_id), spec.run_id, idempotency_key)
         return found[0] if found is not None else None
 
     def statuses(self, provider_ids: Sequence[str]) -> Mapping[str, ProviderStatus | None]:
@@ -492,7 +485,7 @@ class HealthOmicsProvider:
             or choice(spec, "workflow_type", WORKFLOW_TYPES)
             or "PRIVATE"
         )
-        name = f"wes-{spec.run_id}"
+        name = run_name(spec.run_id)
         if len(name) > 128 or not is_printable(name):
             raise reject(
                 f"run_id {spec.run_id[:40]!r}: the run name wes-<run_id> must be at most 128 "
@@ -625,7 +618,7 @@ class HealthOmicsProvider:
         session = boto3.session.Session(region_name=self.omics.meta.region_name)
         sts = session.client("sts", config=client_config(self.settings))
         try:
-            identity = self._probe_call("GetCallerIdentity", sts.get_caller_identity)
+            identity = self._attempt("GetCallerIdentity", sts.get_caller_identity)
         except ProviderUnavailable as exc:
             return ProbeResult(
                 name,
@@ -647,7 +640,7 @@ class HealthOmicsProvider:
         name = f"{NAME} access"
         region = self.omics.meta.region_name
         try:
-            self._probe_call("ListWorkflows", partial(self.omics.list_workflows, maxResults=1))
+            self._attempt("ListWorkflows", partial(self.omics.list_workflows, maxResults=1))
         except ProviderError as exc:
             return ProbeResult(
                 name,
@@ -657,14 +650,6 @@ class HealthOmicsProvider:
                 f"omics:StartRun, ...) in {region}; check AWS_REGION and AWS_ENDPOINT_URL_OMICS",
             )
         return ProbeResult(name, True, f"omics:ListWorkflows allowed in {region}")
-
-    def _probe_call(self, operation: str, func: Callable[[], T]) -> T:
-        """One paced request, its errors translated as every call's are, never retried."""
-        self.limiter.acquire()
-        try:
-            return func()
-        except (ClientError, BotoCoreError) as exc:
-            raise classify_error(exc, operation) from exc
 
     # --- runs -----------------------------------------------------------------------------
     def _get_run(self, provider_id: str) -> Mapping[str, Any]:
@@ -782,18 +767,18 @@ class HealthOmicsProvider:
         bucket, prefix = split_s3_uri(location)
         installation = self.own.output_uri
         ours = installation is not None and split_s3_uri(installation)[0] == bucket
-        own: tuple[str, ...] = () if ours else ("output_uri",)
+        scope = NO_SCOPE if ours else Scope(own_options=("output_uri",))
         base = f"{prefix}/" if prefix else ""
         candidates = [f"{base}logs/outputs.json", f"{base}logs/output.json"]
         if run.get("uuid"):
             candidates.append(f"{base}{run['uuid']}/logs/outputs.json")
         for key in candidates:
-            summary = self._read_summary(bucket, key, own)
+            summary = self._read_summary(bucket, key, scope)
             if summary is not None:
                 return normalise_outputs(summary)
-        return self._list_outputs(bucket, f"{base}out/", own)
+        return self._list_outputs(bucket, f"{base}out/", scope)
 
-    def _read_summary(self, bucket: str, key: str, own: Sequence[str]) -> dict[str, Any] | None:
+    def _read_summary(self, bucket: str, key: str, scope: Scope) -> dict[str, Any] | None:
         def read() -> bytes | None:
             try:
                 return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -802,7 +787,7 @@ class HealthOmicsProvider:
                     return None
                 raise
 
-        body = self._call("GetObject", read, own)
+        body = self._call("GetObject", read, scope)
         if body is None:
             return None
         try:
@@ -816,7 +801,7 @@ class HealthOmicsProvider:
             return None
         return summary
 
-    def _list_outputs(self, bucket: str, prefix: str, own: Sequence[str]) -> dict[str, Any]:
+    def _list_outputs(self, bucket: str, prefix: str, scope: Scope) -> dict[str, Any]:
         """Group `out/<name>/...` objects into {name: [s3 URIs]}."""
         outputs: dict[str, list[str]] = {}
         token: str | None = None
@@ -824,7 +809,7 @@ class HealthOmicsProvider:
             arguments: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
             if token:
                 arguments["ContinuationToken"] = token
-            page = self._call("ListObjectsV2", partial(self.s3.list_objects_v2, **arguments), own)
+            page = self._call("ListObjectsV2", partial(self.s3.list_objects_v2, **arguments), scope)
             for item in page.get("Contents", []):
                 key = item.get("Key", "")
                 name = key[len(prefix) :].split("/", 1)[0]
@@ -869,43 +854,23 @@ class HealthOmicsProvider:
             if not token:
                 return logs
 
-    # --- calls ------------------------------------------------------------------------------
-    def _call(self, operation: str, func: Callable[[], T], own_options: Sequence[str] = ()) -> T:
-        """Make one API request per attempt: paced, translated, retried when transient.
-        `own_options` as for classify_error."""
+    # --- errors ---------------------------------------------------------------------------
+    def _pace(self, operation: str) -> None:
+        """StartRun passes its own (account quota) limiter too; S3 reads pass none."""
+        if operation == "StartRun":
+            self.start_limiter.acquire()
+        if operation not in S3_OPERATIONS:
+            self.limiter.acquire()
 
-        def attempt() -> T:
-            if operation == "StartRun":
-                self.start_limiter.acquire()
-            if operation not in S3_OPERATIONS:
-                self.limiter.acquire()
-            with self._translated(operation, own_options):
-                return func()
+    def _classify(self, exc: Exception, operation: str, scope: Scope) -> ProviderError:
+        """Classify by `classify_error`; back the throttled operation's limiter off."""
+        if is_throttling(exc) and operation not in S3_OPERATIONS:
+            limiter = self.start_limiter if operation == "StartRun" else self.limiter
+            limiter.penalize(THROTTLE_RETRY_AFTER)
+        return classify_error(exc, operation, scope.own_options)
 
-        try:
-            return call_with_retry(
-                attempt,
-                attempts=self.settings.retry_attempts,
-                max_wait=self.settings.retry_max_wait,
-                initial_wait=self.settings.retry_initial_wait,
-                sleep=self._sleep,
-            )
-        except _GiveUp as exc:
-            raise exc.error from exc.__cause__
-
-    @contextmanager
-    def _translated(self, operation: str, own_options: Sequence[str]) -> Iterator[None]:
-        try:
-            yield
-        except (ClientError, BotoCoreError) as exc:
-            error = classify_error(exc, operation, own_options)
-            logger.debug("healthomics %s failed: %r", operation, exc)
-            if is_throttling(exc) and operation not in S3_OPERATIONS:
-                limiter = self.start_limiter if operation == "StartRun" else self.limiter
-                limiter.penalize(THROTTLE_RETRY_AFTER)
-            if not retry_now(exc, operation):
-                raise _GiveUp(error) from exc
-            raise error from exc
+    def _retry_now(self, exc: Exception, operation: str) -> bool:
+        return retry_now(exc, operation)
 
 
 def _page(*, token: str | None, **filters: str) -> dict[str, Any]:

@@ -6,13 +6,13 @@ from __future__ import annotations
 import logging
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from wesctl.domain.states import RunState
 from wesctl.domain.types import RunSpec
 from wesctl.providers.base import ProviderRejected
+from wesctl.providers.mapping import walk_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -90,14 +90,6 @@ def is_printable(text: str) -> bool:
     return bool(text) and all(unicodedata.category(char)[0] in "LMZSNP" for char in text)
 
 
-def naive_utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # botocore returns naive datetimes for zone-less strings
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
 def split_s3_uri(uri: str) -> tuple[str, str]:
     """Return (bucket, key prefix without a trailing slash) of an s3:// URI."""
     match = S3_URI.fullmatch(uri)
@@ -158,17 +150,14 @@ def run_tags(spec: RunSpec) -> dict[str, str]:
 
 
 def normalise_outputs(summary: Mapping[str, Any]) -> dict[str, Any]:
-    """Return outputs with CWL file objects as {class, location, name, size}; WDL values as-is."""
-    return {name: _normalise_value(value) for name, value in summary.items()}
+    """Return outputs with CWL file objects as {class, location, name, size}; WDL values and
+    CWL records as they are (records walked)."""
+    return walk_outputs(summary, _file_object)
 
 
-def _normalise_value(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_normalise_value(item) for item in value]
-    if not isinstance(value, dict):
-        return value
+def _file_object(value: Mapping[str, Any], walk: Callable[[Any], Any]) -> dict[str, Any] | None:
     if value.get("class") not in ("File", "Directory"):
-        return {key: _normalise_value(item) for key, item in value.items()}  # a CWL record
+        return None
     location = value.get("location") or value.get("path")
     normalised: dict[str, Any] = {"class": value["class"], "location": location}
     name = value.get("basename") or value.get("name")

@@ -13,7 +13,7 @@ client's own 300-second maintenance sleeper and urllib3's `Retry-After` sleeps a
 a timer job cannot hang. Task JSON is read raw (`Resource.field`), never through the client's
 lazy attributes, which would send unmetered GETs.
 
-How the platform's answers map to the three error classes (`translate_error` decides; the call
+How the platform's answers map to the three error classes (`classify_error` decides; the call
 site says whether the request was about the configured default project):
 
     answer                                                     class
@@ -48,7 +48,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, timedelta
+from datetime import timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -65,6 +65,7 @@ from wesctl.domain.types import (
     Submission,
 )
 from wesctl.errors import ConfigError
+from wesctl.providers.adapter import NO_SCOPE, AdapterBase, GiveUp, Scope
 from wesctl.providers.base import (
     ProviderError,
     ProviderMisconfigured,
@@ -73,8 +74,8 @@ from wesctl.providers.base import (
     ProviderUnavailable,
     RecordProviderId,
 )
+from wesctl.providers.mapping import naive_utc
 from wesctl.providers.ratelimit import TokenBucket
-from wesctl.providers.retry import call_with_retry
 from wesctl.providers.sevenbridges.mapping import (
     APP_ID,
     CANCELED_MARKER,
@@ -87,13 +88,12 @@ from wesctl.providers.sevenbridges.mapping import (
     describe_errors,
     is_canceled_draft,
     is_uuid,
-    parse_time,
+    normalise_outputs,
     task_description,
     task_inputs,
     task_logs,
     task_name,
     to_status,
-    translate_outputs,
 )
 from wesctl.providers.sevenbridges.settings import SPEC
 
@@ -118,6 +118,7 @@ ENDPOINT_FIX = (
 # repeated create safe without first looking for the task.
 _REFUSED_STATUSES = frozenset({408, 429, 503})
 _UNAVAILABLE_STATUSES = frozenset({408, 429})
+INSTALLATION = Scope(installation=True)  # a request about the default project itself
 _DENIED = frozenset({403, 404})  # how the platform refuses a project, app or task
 _FORBIDDEN = frozenset({403})  # on a known task: 404 means the task is gone
 
@@ -130,8 +131,8 @@ def token_fix(endpoint: str | None) -> str:
     )
 
 
-def translate_error(
-    exc: SbgError | ValueError,
+def classify_error(
+    exc: Exception,
     operation: str,
     retry_after: float | None = None,
     secret: str | None = None,
@@ -142,8 +143,8 @@ def translate_error(
     """Classify a client error by the table in the module docstring (the one place that decides).
 
     `about_default_project` says the request was about the configured default project itself.
-    A ValueError is a 2xx body the client could not decode. `retry_after` is kept for a 429;
-    `secret` (the token) is blanked out of the message.
+    `exc` is an SbgError, or a ValueError: a 2xx body the client could not decode.
+    `retry_after` is kept for a 429; `secret` (the token) is blanked out of the message.
     """
     if isinstance(exc, ValueError):
         return ProviderMisconfigured(
@@ -152,11 +153,12 @@ def translate_error(
             "JSON, so it is not the Seven Bridges API",
             ENDPOINT_FIX,
         )
+    raw_status = getattr(exc, "status", None)
     try:
-        status = int(exc.status) if exc.status is not None else None
+        status = int(raw_status) if raw_status is not None else None
     except (TypeError, ValueError):
         status = None
-    text = str(exc.message or type(exc).__name__)
+    text = str(getattr(exc, "message", None) or type(exc).__name__)
     if isinstance(exc, NonJSONResponseError):
         text = " ".join(text.split())[:MAX_BODY_SHOWN]
     if secret:
@@ -193,32 +195,21 @@ def _not_a_missing_run() -> Iterator[None]:
         raise ProviderRejected(PROVIDER, exc.detail) from exc.__cause__
 
 
-class _MaybeCreated(Exception):
-    """A create failed after the platform may have stored the task: never repeat it blindly."""
-
-    def __init__(self, error: ProviderUnavailable) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-class SevenBridgesProvider:
+class SevenBridgesProvider(AdapterBase):
     """The Provider for Seven Bridges; build it with `build(settings)`."""
 
     name = PROVIDER
     status_batch_size = STATUS_BATCH_SIZE
+    sdk_errors = (SbgError, json.JSONDecodeError)  # the latter: a 2xx body that is not JSON
 
     def __init__(
         self, api: Any, settings: Settings, *, sleep: Callable[[float], None] = time.sleep
     ) -> None:
         own = settings.provider(SPEC)
+        super().__init__(settings, TokenBucket(own.rate), sleep=sleep)
         self._api = api
         self._endpoint = own.api_endpoint
         self._default_project = own.project
-        self._attempts = settings.retry_attempts
-        self._max_wait = settings.retry_max_wait
-        self._initial_wait = settings.retry_initial_wait
-        self._sleep = sleep
-        self.limiter = TokenBucket(own.rate)
         self._quota_reset: float | None = None
         # Finished tasks as this pass's bulk get returned them, for details() (no second GET).
         self._finished: dict[str, Mapping[str, Any]] = {}
@@ -266,10 +257,7 @@ class SevenBridgesProvider:
                 record_provider_id(task.id)
         adopted = task is not None
         if task is None:
-            try:
-                task = self._create_draft(spec, project, idempotency_key)
-            except _MaybeCreated as exc:
-                raise exc.error from exc.error.__cause__
+            task = self._create_draft(spec, project, idempotency_key)
             record_provider_id(task.id)
         task = self._run_draft(task, project)
         logger.info(
@@ -318,7 +306,7 @@ class SevenBridgesProvider:
                 result[provider_id] = None
         for start in range(0, len(wanted), STATUS_BATCH_SIZE):
             chunk = wanted[start : start + STATUS_BATCH_SIZE]
-            records = self._retry(
+            records = self._call(
                 "get task statuses",
                 functools.partial(self._api.tasks.bulk_get, chunk, api=self._api),
             )
@@ -342,7 +330,7 @@ class SevenBridgesProvider:
                     message=error.get("message"), code=error.get("code"), status=error.get("status")
                 )
                 with self._access_checked(None):
-                    raise translate_error(
+                    raise classify_error(
                         refusal,
                         f"get task {provider_id}",
                         secret=self._api.token,
@@ -365,12 +353,12 @@ class SevenBridgesProvider:
         outputs = task.field("outputs")
         try:
             with self._access_checked(None):
-                execution = self._retry("get execution details", task.get_execution_details)
+                execution = self._call("get execution details", task.get_execution_details)
             jobs = execution.field("jobs")
         except ProviderRunNotFound:  # never ran, or details not kept: no logs, not an error
             jobs = []
         return RunDetails(
-            outputs=translate_outputs(outputs, self._endpoint)
+            outputs=normalise_outputs(outputs, self._endpoint)
             if isinstance(outputs, Mapping)
             else {},
             task_logs=task_logs(jobs),
@@ -392,7 +380,7 @@ class SevenBridgesProvider:
                     if status == "DRAFT":
                         self._mark_canceled(task)
                     else:
-                        self._retry("abort task", task.abort)
+                        self._call("abort task", task.abort)
                 logger.info("cancel task=%s: was %s", provider_id, status)
                 return
             except ProviderRunNotFound:
@@ -452,7 +440,7 @@ class SevenBridgesProvider:
             matches = self._marked_tasks(spec, project, idempotency_key)
         if not matches:
             return None
-        matches.sort(key=lambda task: parse_time(task.field("created_time")) or EPOCH)
+        matches.sort(key=lambda task: naive_utc(task.field("created_time")) or EPOCH)
         runnable = [
             task
             for task in matches
@@ -480,13 +468,11 @@ class SevenBridgesProvider:
         them when the queue time is unknown), newest first and every page, and return those
         carrying the run's marker; the API cannot filter by name or description."""
         created_from = None
-        if spec.queued_at is not None:
-            since = spec.queued_at
-            if since.tzinfo is not None:
-                since = since.astimezone(UTC).replace(tzinfo=None)
+        since = naive_utc(spec.queued_at)
+        if since is not None:
             created_from = (since - LOOKUP_MARGIN).strftime("%Y-%m-%dT%H:%M:%S")
-        about_default = project == self._default_project
-        page = self._retry(
+        scope = INSTALLATION if project == self._default_project else NO_SCOPE
+        page = self._call(
             "list tasks",
             lambda: self._api.tasks.query(
                 project=project,
@@ -496,7 +482,7 @@ class SevenBridgesProvider:
                 limit=PAGE_SIZE,
                 api=self._api,
             ),
-            about_default_project=about_default,
+            scope,
         )
         matches: list[Any] = []
         while True:
@@ -509,12 +495,12 @@ class SevenBridgesProvider:
             )
             if not any(str(link.field("rel")).lower() == "next" for link in page.links):
                 break
-            page = self._retry("list tasks", page.next_page, about_default_project=about_default)
+            page = self._call("list tasks", page.next_page, scope)
         return matches
 
     def _delete_duplicate(self, task: Any, run_id: str) -> None:
         try:
-            self._retry("delete duplicate draft", task.delete)
+            self._call("delete duplicate draft", task.delete)
         except ProviderError as exc:  # an extra draft costs nothing; the next lookup retries
             logger.warning(
                 "could not delete duplicate draft task=%s run=%s: %s", task.id, run_id, exc
@@ -527,14 +513,15 @@ class SevenBridgesProvider:
 
         A create is repeated only after an answer that proves the platform did not store it
         (408, 429, 503). After a transport failure or another 5xx the task may exist, so the
-        error is raised (as ProviderUnavailable, wrapped in _MaybeCreated) and the caller's next
-        attempt, with may_exist=True, finds the task by its marker instead of creating a twin.
+        error is raised at once (ProviderUnavailable, carried past the retries by GiveUp) and the
+        caller's next attempt, with may_exist=True, finds the task by its marker instead of
+        creating a twin.
         """
 
         def create() -> Any:
             try:
                 with self._access_checked(project, _DENIED), _not_a_missing_run():
-                    return self._call(
+                    return self._attempt(
                         "create task",
                         lambda: self._api.tasks.create(
                             name=task_name(spec.run_id),
@@ -548,7 +535,7 @@ class SevenBridgesProvider:
                     )
             except ProviderUnavailable as exc:
                 if getattr(exc.__cause__, "status", None) not in _REFUSED_STATUSES:
-                    raise _MaybeCreated(exc) from exc
+                    raise GiveUp(exc) from exc
                 raise
 
         return self._retried(create)
@@ -561,12 +548,14 @@ class SevenBridgesProvider:
             nonlocal task, attempt
             attempt += 1
             if attempt > 1:
-                task = self._call("get task", lambda: self._api.tasks.get(task.id, api=self._api))
+                task = self._attempt(
+                    "get task", lambda: self._api.tasks.get(task.id, api=self._api)
+                )
             status = task.field("status")
             if status != "DRAFT" or is_canceled_draft(status, task.field("description")):
                 return task
             with self._access_checked(project):
-                task = self._call("run task", task.run)
+                task = self._attempt("run task", task.run)
             errors = task.field("errors")
             if task.field("status") == "DRAFT" and errors:
                 raise ProviderRejected(
@@ -584,12 +573,12 @@ class SevenBridgesProvider:
             task.description = marked
             return task.save()
 
-        self._retry("cancel draft task", save)
+        self._call("cancel draft task", save)
 
     def _probe_token(self) -> ProbeResult:
         name = f"{PROVIDER} token"
         try:
-            user = self._call("get user", lambda: self._api.users.me(api=self._api))
+            user = self._attempt("get user", lambda: self._api.users.me(api=self._api))
         except ProviderMisconfigured as exc:
             if getattr(exc.__cause__, "status", None) == 401:
                 detail = "SEVENBRIDGES_API_TOKEN was rejected (401)"
@@ -612,10 +601,10 @@ class SevenBridgesProvider:
     def _probe_project(self, project: str) -> ProbeResult:
         name = f"{PROVIDER} project"
         try:
-            self._call(
+            self._attempt(
                 "get project",
                 lambda: self._api.projects.get(id=project, api=self._api),
-                about_default_project=True,
+                INSTALLATION,
             )
         except ProviderMisconfigured as exc:
             if getattr(exc.__cause__, "status", None) in _DENIED:
@@ -629,53 +618,23 @@ class SevenBridgesProvider:
 
     def _get_task(self, provider_id: str) -> Any:
         with self._access_checked(None):
-            return self._retry("get task", lambda: self._api.tasks.get(provider_id, api=self._api))
+            return self._call("get task", lambda: self._api.tasks.get(provider_id, api=self._api))
 
-    # --- calls, retries and errors ------------------------------------------------------
-    def _call(
-        self, operation: str, func: Callable[[], T], *, about_default_project: bool = False
-    ) -> T:
-        """Make one API request: wait for the limiter, translate errors."""
-        self.limiter.acquire()
-        with self._translated_errors(operation, about_default_project):
-            return func()
-
-    def _retried(self, func: Callable[[], T]) -> T:
-        return call_with_retry(
-            func,
-            attempts=self._attempts,
-            max_wait=self._max_wait,
-            initial_wait=self._initial_wait,
-            sleep=self._sleep,
+    # --- errors ------------------------------------------------------------------------
+    def _classify(self, exc: Exception, operation: str, scope: Scope) -> ProviderError:
+        """Classify by `classify_error`; back off the limiter until the quota resets on 429."""
+        retry_after = None
+        if isinstance(exc, SbgError) and exc.status == 429:
+            retry_after = self._seconds_to_quota_reset()
+            self.limiter.penalize(retry_after if retry_after is not None else 1.0)
+        return classify_error(
+            exc,
+            operation,
+            retry_after,
+            secret=self._api.token,
+            endpoint=self._endpoint,
+            about_default_project=scope.installation,
         )
-
-    def _retry(
-        self, operation: str, func: Callable[[], T], *, about_default_project: bool = False
-    ) -> T:
-        return self._retried(
-            lambda: self._call(operation, func, about_default_project=about_default_project)
-        )
-
-    @contextmanager
-    def _translated_errors(self, operation: str, about_default_project: bool) -> Iterator[None]:
-        """Turn client errors into the ProviderError family; back off the limiter on 429."""
-        try:
-            yield
-        except (SbgError, json.JSONDecodeError) as exc:  # the latter: a 2xx body that isn't JSON
-            retry_after = None
-            if isinstance(exc, SbgError) and exc.status == 429:
-                retry_after = self._seconds_to_quota_reset()
-                self.limiter.penalize(retry_after if retry_after is not None else 1.0)
-            error = translate_error(
-                exc,
-                operation,
-                retry_after,
-                secret=self._api.token,
-                endpoint=self._endpoint,
-                about_default_project=about_default_project,
-            )
-            logger.debug("Seven Bridges %s: %s", operation, error)
-            raise error from exc
 
     @contextmanager
     def _access_checked(
@@ -693,10 +652,10 @@ class SevenBridgesProvider:
             if status not in statuses or not default or project not in (None, default):
                 raise
             try:
-                self._call(
+                self._attempt(
                     "get project",
                     lambda: self._api.projects.get(id=default, api=self._api),
-                    about_default_project=True,
+                    INSTALLATION,
                 )
             except (ProviderMisconfigured, ProviderUnavailable):
                 raise  # the installation's, or undecided for now

@@ -7,11 +7,12 @@ import logging
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from wesctl.domain.states import RunState
 from wesctl.domain.types import ProviderStatus, TaskLog
+from wesctl.providers.mapping import naive_utc, run_name, walk_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def map_status(raw: str) -> RunState | None:
 
 
 def task_name(run_id: str) -> str:
-    return f"wes-{run_id}"
+    return run_name(run_id)
 
 
 def run_marker(run_id: str) -> str:
@@ -95,49 +96,31 @@ def task_inputs(params: Mapping[str, Any]) -> dict[str, Any]:
     return {str(key): plain(value) for key, value in params.items()}
 
 
-def translate_outputs(outputs: Mapping[str, Any], endpoint: str) -> dict[str, Any]:
+def normalise_outputs(outputs: Mapping[str, Any], endpoint: str) -> dict[str, Any]:
     """Return task outputs with File/Directory values as WES-style objects with a location.
 
     The location is the file's resource URL on the configured API (`<endpoint>/files/<id>`): stable,
     unlike a signed download URL, and usable with a token.
     """
 
-    def convert(value: Any) -> Any:
-        if isinstance(value, list):
-            return [convert(item) for item in value]
-        if isinstance(value, Mapping):
-            kind = str(value.get("class", "")).lower()
-            if kind in ("file", "directory") and isinstance(value.get("path"), str):
-                converted: dict[str, Any] = {
-                    "class": "File" if kind == "file" else "Directory",
-                    "location": f"{endpoint}/files/{value['path']}",
-                }
-                name = value.get("name") or value.get("basename")
-                if name is not None:
-                    converted["name"] = name
-                if value.get("size") is not None:
-                    converted["size"] = value["size"]
-                if value.get("secondaryFiles"):
-                    converted["secondaryFiles"] = convert(value["secondaryFiles"])
-                return converted
-            return {key: convert(item) for key, item in value.items()}
-        return value
+    def file_object(value: Mapping[str, Any], walk: Callable[[Any], Any]) -> dict[str, Any] | None:
+        kind = str(value.get("class", "")).lower()
+        if kind not in ("file", "directory") or not isinstance(value.get("path"), str):
+            return None
+        converted: dict[str, Any] = {
+            "class": "File" if kind == "file" else "Directory",
+            "location": f"{endpoint}/files/{value['path']}",
+        }
+        name = value.get("name") or value.get("basename")
+        if name is not None:
+            converted["name"] = name
+        if value.get("size") is not None:
+            converted["size"] = value["size"]
+        if value.get("secondaryFiles"):
+            converted["secondaryFiles"] = walk(value["secondaryFiles"])
+        return converted
 
-    return {key: convert(value) for key, value in outputs.items()}
-
-
-def parse_time(value: Any) -> datetime | None:
-    """Parse a platform timestamp ('...Z', fractions or an offset) into naive UTC."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        logger.debug("unparseable Seven Bridges timestamp %r", value)
-        return None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
+    return walk_outputs(outputs, file_object)
 
 
 def to_status(field: Callable[[str], Any]) -> ProviderStatus:
@@ -163,8 +146,8 @@ def to_status(field: Callable[[str], Any]) -> ProviderStatus:
         raw_status=raw,
         state=state,
         message=message or None,
-        started_at=parse_time(field("start_time")),
-        ended_at=parse_time(field("end_time")),
+        started_at=naive_utc(field("start_time")),
+        ended_at=naive_utc(field("end_time")),
     )
 
 
@@ -195,8 +178,8 @@ def task_logs(jobs: Any) -> list[TaskLog]:
                 name=str(job.get("name") or "job"),
                 status=job.get("status"),
                 cmd=[command] if command else None,
-                start_time=parse_time(job.get("start_time")),
-                end_time=parse_time(job.get("end_time")),
+                start_time=naive_utc(job.get("start_time")),
+                end_time=naive_utc(job.get("end_time")),
                 stdout=files.get("job.out.log"),
                 stderr=files.get("job.err.log"),
                 system_logs=tuple(system_logs),
