@@ -2,8 +2,9 @@
 
 Precedence, highest first: command-line options > systemd credentials (secrets only,
 `$CREDENTIALS_DIRECTORY/<credential>`) > the process environment > the env file (`--env-file PATH`,
-else `.env` in the working directory) > defaults. Variable names are the original design's
-(`DATABASE_URI`, `DAEMON_*`, and each provider's own); settings wesctl added use `WESCTL_`.
+else `.env` in the working directory) > defaults. Variable names are those of the WES API's own
+daemon, which wesctl replaces (`DATABASE_URI`, `DAEMON_*` and each provider's own); settings
+wesctl added use `WESCTL_`.
 
 Each setting is declared once, as a field of `Settings` or of a provider's settings dataclass
 (`wesctl.setting.setting`); the providers come from `wesctl.providers.registry`, so this module
@@ -240,7 +241,8 @@ class Settings:
     @property
     def enabled_providers(self) -> tuple[str, ...]:
         """WESCTL_PROVIDERS when set; otherwise every provider whose required settings are all
-        present (what the original daemon did: every configured provider was usable at once)."""
+        present (as in the WES API's own daemon, which wesctl replaces, every configured provider
+        is usable at once)."""
         if self.providers:
             return self.providers
         return tuple(name for name in PROVIDER_NAMES if not self.provider_problems((name,)))

@@ -148,32 +148,32 @@ def run_demo(
     `say` narrates, `on_queued` announces each run, `tick` gets every run's state once a pass.
     """
     from wesctl.db import schema
-    from wesctl.fakes.healthomics import HealthOmicsFake, simulated_s3
-    from wesctl.fakes.http import FakeClock
-    from wesctl.fakes.sevenbridges import SevenBridgesFake
     from wesctl.notify import send_notification
     from wesctl.notify_server import NotifyServer, bind_tcp
     from wesctl.services import cancel, submit, sync
     from wesctl.services.runs import NewRun, add_run, list_runs
     from wesctl.services.runtime import Runtime
+    from wesctl.simulated.healthomics import SimulatedHealthOmics, simulated_s3
+    from wesctl.simulated.http import SimulatedClock
+    from wesctl.simulated.sevenbridges import SimulatedSevenBridges
 
     started = time.monotonic()
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database_path}{suffix}").unlink(missing_ok=True)
     database_uri = f"sqlite:///{database_path.resolve()}"
-    clock = FakeClock(real=True)
+    clock = SimulatedClock(real=True)
     script = [("QUEUED", 0.0), ("RUNNING", 1.5), ("COMPLETED", 4.0)]
     omics_script = [("STARTING", 0.5), ("RUNNING", 1.5), ("STOPPING", 3.5), ("COMPLETED", 4.5)]
 
     with contextlib.ExitStack() as stack:
         s3_url = stack.enter_context(_moto_s3())
         say(f"simulated S3 (moto) on {s3_url}")
-        sbg = SevenBridgesFake(token=DEMO_TOKEN, script=script, clock=clock)
+        sbg = SimulatedSevenBridges(token=DEMO_TOKEN, script=script, clock=clock)
         sbg.start()
         stack.callback(sbg.stop)
         say(f"simulated Seven Bridges API on {sbg.api_url}")
         s3 = simulated_s3(s3_url, bucket=DEMO_BUCKET)
-        omics = HealthOmicsFake(s3=s3, script=omics_script, clock=clock)
+        omics = SimulatedHealthOmics(s3=s3, script=omics_script, clock=clock)
         omics.start()
         stack.callback(omics.stop)
         say(f"simulated HealthOmics API on {omics.base_url}")

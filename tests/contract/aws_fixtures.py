@@ -16,7 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
-from tests.contract.base import FakeClock
+from tests.contract.base import VirtualClock
 from wesctl.config import Settings, load_settings
 from wesctl.providers.healthomics.adapter import HealthOmicsProvider, build
 from wesctl.providers.healthomics.settings import SPEC as HEALTHOMICS
@@ -111,11 +111,11 @@ def make_settings(tmp_path: Path, **environ: str) -> Settings:
     return load_settings(environ=values, env_file=env_file, export_sdk=False)
 
 
-def build_provider(settings: Settings) -> tuple[HealthOmicsProvider, FakeClock]:
+def build_provider(settings: Settings) -> tuple[HealthOmicsProvider, VirtualClock]:
     """The adapter as `build` makes it, with no-op retry sleeps and its token buckets (default
     rates) on a virtual clock: pacing and throttle penalties are counted, never slept."""
     provider = build(settings, sleep=lambda seconds: None)
-    clock = FakeClock()
+    clock = VirtualClock()
     provider.limiter = TokenBucket(
         settings.provider(HEALTHOMICS).api_rate, clock=clock, sleep=clock.sleep
     )

@@ -40,15 +40,6 @@ from tests.contract.test_sevenbridges import TOKEN, SevenBridgesHarness, make_ha
 from wesctl.config import load_settings
 from wesctl.domain.states import RunState
 from wesctl.domain.types import RunSpec
-from wesctl.fakes.http import (
-    DROP_AFTER_ACCEPT,
-    SERVER_ERROR,
-    THROTTLE,
-    UNAVAILABLE,
-    FaultRule,
-    Response,
-)
-from wesctl.fakes.sevenbridges import DEFAULT_APP, FakeApp, FakeTask, SevenBridgesFake
 from wesctl.providers.base import (
     ProviderMisconfigured,
     ProviderRejected,
@@ -60,8 +51,8 @@ from wesctl.providers.sevenbridges.adapter import (
     PROJECT_FIX,
     SevenBridgesProvider,
     build,
-    token_fix,
     classify_error,
+    token_fix,
 )
 from wesctl.providers.sevenbridges.mapping import (
     STATUS_MAP,
@@ -71,6 +62,15 @@ from wesctl.providers.sevenbridges.mapping import (
     to_status,
 )
 from wesctl.providers.sevenbridges.settings import SPEC as SEVENBRIDGES
+from wesctl.simulated.http import (
+    DROP_AFTER_ACCEPT,
+    SERVER_ERROR,
+    THROTTLE,
+    UNAVAILABLE,
+    FaultRule,
+    Response,
+)
+from wesctl.simulated.sevenbridges import DEFAULT_APP, FakeApp, FakeTask, SimulatedSevenBridges
 
 STRICT_APP = "wes-user/wes/strict"  # its input 'reads' is required
 
@@ -82,14 +82,14 @@ def _no_proxy_for_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[SevenBridgesFake]:
+def fake() -> Iterator[SimulatedSevenBridges]:
     apps = (FakeApp(DEFAULT_APP), FakeApp(STRICT_APP, inputs={"reads": "File"}))
-    with SevenBridgesFake(token=TOKEN, apps=apps) as fake:
+    with SimulatedSevenBridges(token=TOKEN, apps=apps) as fake:
         yield fake
 
 
 @pytest.fixture
-def harness(fake: SevenBridgesFake, tmp_path: Path) -> Iterator[SevenBridgesHarness]:
+def harness(fake: SimulatedSevenBridges, tmp_path: Path) -> Iterator[SevenBridgesHarness]:
     harness = make_harness(fake, tmp_path)
     yield harness
     harness.provider.close()
@@ -447,7 +447,7 @@ def test_record_failure_leaves_a_draft_that_is_adopted_and_run_once(
 ) -> None:
     run = harness.spec("run-crash")
     crash_after_draft(harness, run)
-    (draft,) = harness.fake.tasks_for_run("run-crash")
+    (draft,) = harness.fake.runs_for("run-crash")
     assert harness.fake.task(draft).status == "DRAFT"
     assert harness.fake.task(draft).runs == 0
 
@@ -458,7 +458,7 @@ def test_record_failure_leaves_a_draft_that_is_adopted_and_run_once(
     assert recorded == [draft]
     assert result.status.state == RunState.INITIALIZING
     assert harness.fake.task(draft).runs == 1
-    assert harness.fake.tasks_for_run("run-crash") == [draft]
+    assert harness.fake.runs_for("run-crash") == [draft]
 
     again = submit(harness, run, known=draft, may_exist=True)
     assert again.provider_id == draft
@@ -471,12 +471,12 @@ def test_of_several_drafts_the_oldest_is_kept_and_the_rest_deleted(
     run = harness.spec("run-twins")
     for _ in range(3):
         crash_after_draft(harness, run)
-    drafts = harness.fake.tasks_for_run("run-twins")
+    drafts = harness.fake.runs_for("run-twins")
     assert len(drafts) == 3
 
     result = submit(harness, run, may_exist=True)
     assert result.provider_id == drafts[0]
-    assert harness.fake.tasks_for_run("run-twins") == [drafts[0]]
+    assert harness.fake.runs_for("run-twins") == [drafts[0]]
     assert all(harness.fake.tasks[extra].deleted for extra in drafts[1:])
     assert harness.fake.task(drafts[0]).runs == 1
 
@@ -485,11 +485,11 @@ def test_a_started_task_wins_over_a_later_draft(harness: SevenBridgesHarness) ->
     run = harness.spec("run-started")
     started = submit(harness, run).provider_id
     crash_after_draft(harness, run)
-    assert len(harness.fake.tasks_for_run("run-started")) == 2
+    assert len(harness.fake.runs_for("run-started")) == 2
 
     result = submit(harness, run, may_exist=True)
     assert result.provider_id == started
-    assert harness.fake.tasks_for_run("run-started") == [started]
+    assert harness.fake.runs_for("run-started") == [started]
     assert harness.fake.task(started).runs == 1
 
 
@@ -501,7 +501,7 @@ def test_a_create_that_may_have_been_stored_is_not_repeated(
         submit(harness, harness.spec("run-500"))
     assert harness.fake.calls["submit"] == 1
     assert submit(harness, harness.spec("run-500"), may_exist=True).provider_id
-    assert len(harness.fake.tasks_for_run("run-500")) == 1
+    assert len(harness.fake.runs_for("run-500")) == 1
 
 
 def test_the_lookup_window_starts_before_the_run_was_queued(
@@ -514,13 +514,13 @@ def test_the_lookup_window_starts_before_the_run_was_queued(
         run, queued_at=datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=2)
     )
     submit(harness, later, may_exist=True)
-    assert len(harness.fake.tasks_for_run("run-window")) == 2
+    assert len(harness.fake.runs_for("run-window")) == 2
 
 
 def test_the_lookup_reads_every_page(harness: SevenBridgesHarness) -> None:
     run = harness.spec("run-paged")
     crash_after_draft(harness, run)
-    (draft,) = harness.fake.tasks_for_run("run-paged")
+    (draft,) = harness.fake.runs_for("run-paged")
     newer = harness.fake.tasks[draft].created + timedelta(seconds=1)
     for number in range(150):  # 150 newer tasks push the draft onto the second page
         other = FakeTask(
@@ -566,7 +566,7 @@ def test_a_batch_with_transient_faults_gives_one_task_per_run(
     assert len(results) == 20
     assert second_attempts > 0  # some creates failed in a way only a later lookup can resolve
     for run_id, result in results.items():
-        assert harness.fake.tasks_for_run(run_id) == [result.provider_id]
+        assert harness.fake.runs_for(run_id) == [result.provider_id]
         assert harness.fake.task(result.provider_id).runs == 1
 
 
@@ -574,7 +574,7 @@ def test_run_errors_reported_by_the_platform_reject_the_run(harness: SevenBridge
     run = harness.spec("run-invalid", workflow_url=STRICT_APP, workflow_params={"message": "hi"})
     with pytest.raises(ProviderRejected, match="reads"):
         submit(harness, run)
-    (draft,) = harness.fake.tasks_for_run("run-invalid")
+    (draft,) = harness.fake.runs_for("run-invalid")
     assert harness.fake.task(draft).status == "DRAFT"
 
 
@@ -590,7 +590,7 @@ def test_an_unknown_app_is_rejected_not_reported_as_a_missing_run(
 def test_a_canceled_draft_reads_canceled_and_never_runs(harness: SevenBridgesHarness) -> None:
     run = harness.spec("run-cancel-draft")
     crash_after_draft(harness, run)
-    (draft,) = harness.fake.tasks_for_run("run-cancel-draft")
+    (draft,) = harness.fake.runs_for("run-cancel-draft")
     harness.provider.cancel(draft)
     harness.provider.cancel(draft)  # twice is fine
 
@@ -631,12 +631,12 @@ def test_details_of_a_failed_run(harness: SevenBridgesHarness) -> None:
 
 def test_details_of_a_run_that_never_started(harness: SevenBridgesHarness) -> None:
     crash_after_draft(harness, harness.spec("run-no-details"))
-    (draft,) = harness.fake.tasks_for_run("run-no-details")
+    (draft,) = harness.fake.runs_for("run-no-details")
     assert harness.provider.details(draft).task_logs == []
 
 
 # --- no hangs -------------------------------------------------------------------------------
-class HostileFake(SevenBridgesFake):
+class HostileFake(SimulatedSevenBridges):
     """Answers the way that made the client sleep: 503 with code 0 (maintenance), and 429 with a
     one-hour Retry-After."""
 
@@ -650,7 +650,7 @@ class HostileFake(SevenBridgesFake):
 
 
 @pytest.fixture(scope="module")
-def hostile_fake() -> Iterator[SevenBridgesFake]:
+def hostile_fake() -> Iterator[SimulatedSevenBridges]:
     with HostileFake(token=TOKEN) as fake:
         yield fake
 
@@ -658,7 +658,7 @@ def hostile_fake() -> Iterator[SevenBridgesFake]:
 @pytest.mark.timeout(10)
 @pytest.mark.parametrize("kind", [UNAVAILABLE, THROTTLE])
 def test_maintenance_and_retry_after_answers_do_not_sleep(
-    hostile_fake: SevenBridgesFake, tmp_path: Path, kind: str
+    hostile_fake: SimulatedSevenBridges, tmp_path: Path, kind: str
 ) -> None:
     harness = make_harness(hostile_fake, tmp_path)
     try:

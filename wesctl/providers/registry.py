@@ -32,7 +32,8 @@ PROVIDERS: dict[str, ProviderSpec[Any]] = {
     )
 }
 PROVIDER_NAMES = tuple(PROVIDERS)
-# For runs that name no provider: the original daemon's fallback.
+# For runs that name no provider: the fallback of the WES API's own daemon, which wesctl
+# replaces, so runs queued for it go where they went.
 DEFAULT_PROVIDER = SEVENBRIDGES.name
 
 

@@ -898,8 +898,8 @@ def build(
     """Build the adapter from boto3's standard configuration plus wesctl's timeouts.
 
     With no region anywhere in boto3's chain (AWS_REGION, AWS_DEFAULT_REGION, the profile),
-    the original daemon's fallback `us-east-1` is used and said once in the log, so an
-    installation configured as the original daemon was keeps working.
+    `us-east-1` is used and said once in the log: the fallback of the WES API's own daemon,
+    which wesctl replaces, so an installation configured for that daemon keeps working.
     `sleep` is the retry back-off's sleep (tests pass a no-op).
     """
     session = boto3.session.Session(region_name=settings.provider(SPEC).region or None)

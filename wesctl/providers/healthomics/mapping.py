@@ -31,9 +31,10 @@ DELETED_MESSAGE = (
 )
 
 # HealthOmics RunStatus -> WES state. PENDING is "accepted, waiting for capacity" and must never
-# map to QUEUED: wesctl treats QUEUED as "not yet submitted", and the original daemon resubmitted
-# such runs forever. DELETED (only runs that had finished can be deleted) keeps the last state;
-# a later GetRun answers ResourceNotFound, which the sync service handles as a vanished run.
+# map to QUEUED: wesctl treats QUEUED as "not yet submitted", and the WES API's own daemon
+# (which wesctl replaces) resubmitted such runs forever. DELETED (only runs that had finished can
+# be deleted) keeps the last state; a later GetRun answers ResourceNotFound, which the sync
+# service handles as a vanished run.
 STATUS_MAP: dict[str, RunState | None] = {
     "PENDING": RunState.INITIALIZING,
     "STARTING": RunState.INITIALIZING,

@@ -21,7 +21,8 @@ MAX_TASK_NAME = 128  # conservative: `wes-` plus any sane run id fits
 
 STATUS_MAP: dict[str, RunState] = {
     # Accepted but not yet running is INITIALIZING, never QUEUED: WES QUEUED means "not yet
-    # submitted" to wesctl, and mapping back to it made the original daemon resubmit forever.
+    # submitted" to wesctl, and mapping back to it made the WES API's own daemon (which wesctl
+    # replaces) resubmit such runs forever.
     "DRAFT": RunState.INITIALIZING,
     "CREATING": RunState.INITIALIZING,
     "QUEUED": RunState.INITIALIZING,
