@@ -93,32 +93,19 @@ from wesctl.providers.base import (
     RecordProviderId,
 )
 from wesctl.providers.healthomics.mapping import (
-    ACCOUNT_ID,
-    CACHE_BEHAVIORS,
-    DEFAULT_STORAGE_TYPE,
     ID,
-    LOG_LEVELS,
     NAME,
-    RETENTION_MODES,
-    ROLE_ARN,
-    S3_URI,
-    STORAGE_TYPES,
     TAG_REQUEST_ID,
     TAG_RUN_ID,
-    VERSION_NAME,
-    WORKFLOW_ARN,
-    WORKFLOW_TYPES,
-    choice,
-    integer_option,
     is_printable,
     map_status,
-    matching_option,
     normalise_outputs,
+    own_options,
     reject,
-    run_tags,
+    run_request,
     split_s3_uri,
-    status_message,
     task_stream,
+    to_status,
 )
 from wesctl.providers.healthomics.settings import SPEC
 from wesctl.providers.mapping import naive_utc, run_name
@@ -358,7 +345,7 @@ class HealthOmicsProvider(AdapterBase):
 
     # --- Provider -----------------------------------------------------------------------
     def validate(self, spec: RunSpec) -> None:
-        self._run_request(spec)
+        run_request(spec, self.own, self.omics.meta.region_name)
 
     def submit(
         self,
@@ -372,7 +359,7 @@ class HealthOmicsProvider(AdapterBase):
         if known_provider_id is not None:  # adopted as it is, whatever the settings say now
             run = self._get_run(known_provider_id)
             return self._adopted(known_provider_id, run, idempotency_key)
-        request = self._run_request(spec)
+        request = run_request(spec, self.own, self.omics.meta.region_name)
         if len(idempotency_key) > 128 or not is_printable(idempotency_key):
             raise reject("the idempotency key must be 1-128 printable characters")
         request["requestId"] = idempotency_key
@@ -385,7 +372,7 @@ class HealthOmicsProvider(AdapterBase):
         response = self._call(
             "StartRun",
             partial(self.omics.start_run, **request),
-            Scope(own_options=self._own_options(spec)),
+            Scope(own_options=own_options(spec, self.own)),
         )
         provider_id = response.get("id")
         if not provider_id:
@@ -434,7 +421,7 @@ class HealthOmicsProvider(AdapterBase):
             if item is None or item.get("status") in _NEEDS_GET_RUN:
                 result[pid] = self._get_status(pid)
             else:
-                result[pid] = self._status(pid, item)
+                result[pid] = to_status(pid, item)
         return result
 
     def new_pass(self) -> None:
@@ -449,7 +436,7 @@ class HealthOmicsProvider(AdapterBase):
         return RunDetails(
             outputs=outputs,
             task_logs=self._task_logs(provider_id, run),
-            status=self._status(provider_id, run),
+            status=to_status(provider_id, run),
         )
 
     def cancel(self, provider_id: str) -> None:
@@ -474,114 +461,6 @@ class HealthOmicsProvider(AdapterBase):
     def close(self) -> None:
         self.omics.close()
         self.s3.close()
-
-    # --- request building -----------------------------------------------------------------
-    def _run_request(self, spec: RunSpec) -> dict[str, Any]:
-        """Validate `spec` (no I/O) and return StartRun's arguments without the requestId."""
-        if not isinstance(spec.workflow_params, Mapping):
-            raise reject("workflow_params must be a JSON object")
-        workflow_type = (
-            choice(spec, "healthomics_workflow_type", WORKFLOW_TYPES)
-            or choice(spec, "workflow_type", WORKFLOW_TYPES)
-            or "PRIVATE"
-        )
-        name = run_name(spec.run_id)
-        if len(name) > 128 or not is_printable(name):
-            raise reject(
-                f"run_id {spec.run_id[:40]!r}: the run name wes-<run_id> must be at most 128 "
-                "printable characters"
-            )
-        request: dict[str, Any] = {
-            "workflowId": self._workflow_id(spec.workflow_url),
-            "workflowType": workflow_type,
-            "roleArn": self._role_arn(spec),
-            "outputUri": self._output_uri(spec),
-            "name": name,
-            "parameters": dict(spec.workflow_params),
-            "tags": run_tags(spec),
-        }
-        storage_type = choice(spec, "storage_type", STORAGE_TYPES)
-        capacity = integer_option(spec, "storage_capacity", 0, 100_000)
-        if capacity is not None:
-            if storage_type == "DYNAMIC":
-                raise reject("storage_capacity applies only to storage_type STATIC")
-            storage_type = "STATIC"
-            request["storageCapacity"] = capacity
-        request["storageType"] = storage_type or DEFAULT_STORAGE_TYPE
-        digits = "a HealthOmics id of 1-18 digits"
-        cache_id = matching_option(spec, "cache_id", ID, digits)
-        cache_behavior = choice(spec, "cache_behavior", CACHE_BEHAVIORS)
-        if cache_behavior is not None and cache_id is None:
-            raise reject("cache_behavior needs cache_id")
-        optional = {
-            "cacheId": cache_id,
-            "cacheBehavior": cache_behavior,
-            "runGroupId": matching_option(spec, "run_group_id", ID, digits),
-            "priority": integer_option(spec, "priority", 0, 100_000),
-            "logLevel": choice(spec, "log_level", LOG_LEVELS),
-            "retentionMode": choice(spec, "retention_mode", RETENTION_MODES),
-            "workflowVersionName": matching_option(
-                spec, "workflow_version_name", VERSION_NAME, "a workflow version name"
-            ),
-            "workflowOwnerId": matching_option(
-                spec, "workflow_owner_id", ACCOUNT_ID, "a 12-digit AWS account id"
-            ),
-        }
-        request.update({key: value for key, value in optional.items() if value is not None})
-        return request
-
-    def _workflow_id(self, url: str) -> str:
-        text = url.strip()
-        if ID.fullmatch(text):
-            return text
-        match = WORKFLOW_ARN.fullmatch(text)
-        if match is None:
-            raise reject(
-                f"workflow_url {url[:200]!r} is not a HealthOmics workflow id or ARN (expected "
-                "digits such as 1234567 or arn:aws:omics:<region>:<account>:workflow/<id>)"
-            )
-        region = self.omics.meta.region_name
-        if match.group(1) != region:
-            raise reject(
-                f"workflow_url is in region {match.group(1)} but the HealthOmics client uses "
-                f"{region} (set AWS_REGION)"
-            )
-        return match.group(3)
-
-    def _role_arn(self, spec: RunSpec) -> str:
-        value = spec.option("role_arn") or self.own.role_arn
-        if value is None:
-            raise reject(
-                "role_arn: no IAM role for the run; set AWS_HEALTHOMICS_WORKFLOW_ROLE_ARN or the "
-                "run's role_arn option"
-            )
-        if not isinstance(value, str) or len(value) > 128 or not ROLE_ARN.fullmatch(value):
-            raise reject(
-                f"role_arn {value!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
-            )
-        return value
-
-    def _own_options(self, spec: RunSpec) -> tuple[str, ...]:
-        """The run's own options StartRun carries that other runs do not: the likely cause of an
-        access denial that names no culprit."""
-        installation = self.own
-        own = {
-            "role_arn": spec.option("role_arn") not in (None, installation.role_arn),
-            "output_uri": spec.option("output_uri") not in (None, installation.output_uri),
-            "workflow_owner_id": spec.option("workflow_owner_id") is not None,
-        }
-        return tuple(option for option, differs in own.items() if differs)
-
-    def _output_uri(self, spec: RunSpec) -> str:
-        value = spec.option("output_uri") or self.own.output_uri
-        if value is None:
-            raise reject(
-                "output_uri: no S3 location for outputs; set AWS_HEALTHOMICS_OUTPUT_URI or the "
-                "run's output_uri option"
-            )
-        if not isinstance(value, str) or len(value) > 750 or not S3_URI.fullmatch(value):
-            raise reject(f"output_uri {value!r} is not an s3://bucket/prefix URI")
-        return value
 
     # --- probe ----------------------------------------------------------------------------
     def probe(self) -> list[ProbeResult]:
@@ -660,28 +539,15 @@ class HealthOmicsProvider(AdapterBase):
 
     def _get_status(self, provider_id: str) -> ProviderStatus | None:
         try:
-            return self._status(provider_id, self._get_run(provider_id))
+            return to_status(provider_id, self._get_run(provider_id))
         except ProviderRunNotFound:
             return None
-
-    def _status(self, provider_id: str, run: Mapping[str, Any]) -> ProviderStatus:
-        """Build a ProviderStatus from a GetRun response or a ListRuns item."""
-        raw = str(run.get("status", ""))
-        reason = run.get("failureReason")
-        return ProviderStatus(
-            provider_id=provider_id,
-            raw_status=raw,
-            state=map_status(raw, reason),
-            message=status_message(raw, reason, run.get("statusMessage")),
-            started_at=naive_utc(run.get("startTime")),
-            ended_at=naive_utc(run.get("stopTime")),
-        )
 
     def _adopted(self, provider_id: str, run: Mapping[str, Any], key: str) -> Submission:
         logger.info("healthomics run adopted provider_id=%s", provider_id)
         return Submission(
             provider_id=provider_id,
-            status=self._status(provider_id, run),
+            status=to_status(provider_id, run),
             adopted=True,
             metadata={
                 "arn": run.get("arn"),

@@ -10,9 +10,10 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from wesctl.domain.states import RunState
-from wesctl.domain.types import RunSpec
+from wesctl.domain.types import ProviderStatus, RunSpec
 from wesctl.providers.base import ProviderRejected
-from wesctl.providers.mapping import walk_outputs
+from wesctl.providers.healthomics.settings import HealthOmicsSettings
+from wesctl.providers.mapping import naive_utc, run_name, walk_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -179,3 +180,129 @@ def task_stream(run: Mapping[str, Any], provider_id: str, task_id: str) -> str:
         return f"cloudwatch://{LOG_GROUP}/{stream}"
     partition, region, account = match.groups()
     return f"arn:{partition}:logs:{region}:{account}:log-group:{LOG_GROUP}:log-stream:{stream}"
+
+
+def to_status(provider_id: str, run: Mapping[str, Any]) -> ProviderStatus:
+    """Build a ProviderStatus from a GetRun response or a ListRuns item."""
+    raw = str(run.get("status", ""))
+    reason = run.get("failureReason")
+    return ProviderStatus(
+        provider_id=provider_id,
+        raw_status=raw,
+        state=map_status(raw, reason),
+        message=status_message(raw, reason, run.get("statusMessage")),
+        started_at=naive_utc(run.get("startTime")),
+        ended_at=naive_utc(run.get("stopTime")),
+    )
+
+
+def run_request(spec: RunSpec, own: HealthOmicsSettings, region: str) -> dict[str, Any]:
+    """Validate `spec` (no I/O) and return StartRun's arguments without the requestId, for the
+    installation's settings `own` and the client's `region`."""
+    if not isinstance(spec.workflow_params, Mapping):
+        raise reject("workflow_params must be a JSON object")
+    workflow_type = (
+        choice(spec, "healthomics_workflow_type", WORKFLOW_TYPES)
+        or choice(spec, "workflow_type", WORKFLOW_TYPES)
+        or "PRIVATE"
+    )
+    name = run_name(spec.run_id)
+    if len(name) > 128 or not is_printable(name):
+        raise reject(
+            f"run_id {spec.run_id[:40]!r}: the run name wes-<run_id> must be at most 128 "
+            "printable characters"
+        )
+    request: dict[str, Any] = {
+        "workflowId": workflow_id(spec.workflow_url, region),
+        "workflowType": workflow_type,
+        "roleArn": role_arn(spec, own),
+        "outputUri": output_uri(spec, own),
+        "name": name,
+        "parameters": dict(spec.workflow_params),
+        "tags": run_tags(spec),
+    }
+    storage_type = choice(spec, "storage_type", STORAGE_TYPES)
+    capacity = integer_option(spec, "storage_capacity", 0, 100_000)
+    if capacity is not None:
+        if storage_type == "DYNAMIC":
+            raise reject("storage_capacity applies only to storage_type STATIC")
+        storage_type = "STATIC"
+        request["storageCapacity"] = capacity
+    request["storageType"] = storage_type or DEFAULT_STORAGE_TYPE
+    digits = "a HealthOmics id of 1-18 digits"
+    cache_id = matching_option(spec, "cache_id", ID, digits)
+    cache_behavior = choice(spec, "cache_behavior", CACHE_BEHAVIORS)
+    if cache_behavior is not None and cache_id is None:
+        raise reject("cache_behavior needs cache_id")
+    optional = {
+        "cacheId": cache_id,
+        "cacheBehavior": cache_behavior,
+        "runGroupId": matching_option(spec, "run_group_id", ID, digits),
+        "priority": integer_option(spec, "priority", 0, 100_000),
+        "logLevel": choice(spec, "log_level", LOG_LEVELS),
+        "retentionMode": choice(spec, "retention_mode", RETENTION_MODES),
+        "workflowVersionName": matching_option(
+            spec, "workflow_version_name", VERSION_NAME, "a workflow version name"
+        ),
+        "workflowOwnerId": matching_option(
+            spec, "workflow_owner_id", ACCOUNT_ID, "a 12-digit AWS account id"
+        ),
+    }
+    request.update({key: value for key, value in optional.items() if value is not None})
+    return request
+
+
+def workflow_id(url: str, region: str) -> str:
+    text = url.strip()
+    if ID.fullmatch(text):
+        return text
+    match = WORKFLOW_ARN.fullmatch(text)
+    if match is None:
+        raise reject(
+            f"workflow_url {url[:200]!r} is not a HealthOmics workflow id or ARN (expected "
+            "digits such as 1234567 or arn:aws:omics:<region>:<account>:workflow/<id>)"
+        )
+    if match.group(1) != region:
+        raise reject(
+            f"workflow_url is in region {match.group(1)} but the HealthOmics client uses "
+            f"{region} (set AWS_REGION)"
+        )
+    return match.group(3)
+
+
+def role_arn(spec: RunSpec, own: HealthOmicsSettings) -> str:
+    value = spec.option("role_arn") or own.role_arn
+    if value is None:
+        raise reject(
+            "role_arn: no IAM role for the run; set AWS_HEALTHOMICS_WORKFLOW_ROLE_ARN or the "
+            "run's role_arn option"
+        )
+    if not isinstance(value, str) or len(value) > 128 or not ROLE_ARN.fullmatch(value):
+        raise reject(
+            f"role_arn {value!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
+        )
+    return value
+
+
+def own_options(spec: RunSpec, own: HealthOmicsSettings) -> tuple[str, ...]:
+    """The run's own options StartRun carries that other runs do not: the likely cause of an
+    access denial that names no culprit."""
+    installation = own
+    differs = {
+        "role_arn": spec.option("role_arn") not in (None, installation.role_arn),
+        "output_uri": spec.option("output_uri") not in (None, installation.output_uri),
+        "workflow_owner_id": spec.option("workflow_owner_id") is not None,
+    }
+    return tuple(option for option, differing in differs.items() if differing)
+
+
+def output_uri(spec: RunSpec, own: HealthOmicsSettings) -> str:
+    value = spec.option("output_uri") or own.output_uri
+    if value is None:
+        raise reject(
+            "output_uri: no S3 location for outputs; set AWS_HEALTHOMICS_OUTPUT_URI or the "
+            "run's output_uri option"
+        )
+    if not isinstance(value, str) or len(value) > 750 or not S3_URI.fullmatch(value):
+        raise reject(f"output_uri {value!r} is not an s3://bucket/prefix URI")
+    return value
