@@ -43,7 +43,7 @@ from wesctl.setting import (
     text,
 )
 
-__all__ = ["FIELDS", "PROVIDER_NAMES", "ConfigError", "Field", "Secret", "Settings"]
+__all__ = ["FIELDS", "PROVIDER_NAMES", "Field", "Secret", "Settings"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -8,10 +8,10 @@ runs it; an attempt that was interrupted is found again by a windowed task listi
 marker. A draft canceled before it ran cannot be aborted; it is marked with the line
 `wesctl-canceled=true` and from then on reported as CANCELED (raw status DRAFT) and never run.
 
-Every request passes the `limiter` once. Transient failures are retried by `call_with_retry`; the
-client's own 300-second maintenance sleeper and urllib3's `Retry-After` sleeps are switched off so
-a timer job cannot hang. Task JSON is read raw (`Resource.field`), never through the client's
-lazy attributes, which would send unmetered GETs.
+Every request passes the `limiter` once. Transient failures are retried by the adapter base's
+one retry policy; the client's own 300-second maintenance sleeper and urllib3's `Retry-After`
+sleeps are switched off so a timer job cannot hang. Task JSON is read raw (`Resource.field`),
+never through the client's lazy attributes, which would send unmetered GETs.
 
 How the platform's answers map to the three error classes (`classify_error` decides; the call
 site says whether the request was about the configured default project):
