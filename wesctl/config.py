@@ -259,19 +259,27 @@ class Settings:
             spec = PROVIDERS.get(name)
             if spec is None:
                 continue
-            values = self.provider(spec)
-            for field_ in _required(spec):
-                if getattr(values, field_.attr.removeprefix(f"{name}_")) is None:
-                    where = (
-                        f" (environment, env file or the systemd credential '{field_.credential}')"
-                        if field_.credential
-                        else ""
-                    )
-                    problems.append(
-                        f"{field_.env} is not set{where}; the {name} provider needs "
-                        f"{field_.required_for}"
-                    )
+            for field_ in self.missing(spec):
+                where = (
+                    f" (environment, env file or the systemd credential '{field_.credential}')"
+                    if field_.credential
+                    else ""
+                )
+                problems.append(
+                    f"{field_.env} is not set{where}; the {name} provider needs "
+                    f"{field_.required_for}"
+                )
         return problems
+
+    def missing(self, spec: ProviderSpec[Any]) -> tuple[Field, ...]:
+        """The settings `spec`'s provider requires that are not set."""
+        values = self.provider(spec)
+        prefix = f"{spec.name}_"
+        return tuple(
+            field_
+            for field_ in _required(spec)
+            if getattr(values, field_.attr.removeprefix(prefix)) is None
+        )
 
     def provider_enablement(self) -> list[tuple[str, bool, str]]:
         """(provider, enabled, why) for every known provider, for `config show` and `doctor`."""

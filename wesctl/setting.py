@@ -43,6 +43,7 @@ class Field:
     `attr` keys the setting in `Settings.sources` and in command-line overrides (a provider's
     setting: `<provider>_<attribute>`). `required_for` marks a provider setting the provider
     cannot work without and says what for: a provider is configured when all of them are set.
+    `example` is a value of the expected form, for messages that ask for one.
     """
 
     attr: str
@@ -54,6 +55,7 @@ class Field:
     credential: str | None = None
     section: str = "wesctl"
     required_for: str | None = None
+    example: str | None = None
 
 
 def setting(
@@ -66,10 +68,13 @@ def setting(
     credential: str | None = None,
     section: str = "wesctl",
     required_for: str | None = None,
+    example: str | None = None,
     repr: bool = True,
 ) -> Any:
     """Declare a settings dataclass field as the setting read from `env`."""
-    declared = Field("", env, default, parse, help, secret, credential, section, required_for)
+    declared = Field(
+        "", env, default, parse, help, secret, credential, section, required_for, example
+    )
     return dataclasses.field(repr=repr, metadata={_SETTING: declared})
 
 

@@ -473,24 +473,20 @@ class HealthOmicsProvider(AdapterBase):
         return results
 
     def _probe_settings(self) -> ProbeResult:
+        """The required settings, by the rule that decides whether the provider is configured."""
         name = f"{NAME} settings"
-        role, output = self.own.role_arn, self.own.output_uri
-        missing = {
-            variable: example
-            for variable, value, example in (
-                ("AWS_HEALTHOMICS_WORKFLOW_ROLE_ARN", role, "arn:aws:iam::<account>:role/<name>"),
-                ("AWS_HEALTHOMICS_OUTPUT_URI", output, "s3://<bucket>/<prefix>"),
-            )
-            if value is None
-        }
+        missing = self.settings.missing(SPEC)
         if missing:
+            variables = [field_.env for field_ in missing]
             return ProbeResult(
                 name,
                 False,
-                f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set",
-                "; ".join(f"set {variable}={example}" for variable, example in missing.items()),
+                f"{' and '.join(variables)} {'is' if len(variables) == 1 else 'are'} not set",
+                "; ".join(f"set {field_.env}={field_.example}" for field_ in missing),
             )
-        return ProbeResult(name, True, f"runs assume {role} and write under {output}")
+        return ProbeResult(
+            name, True, f"runs assume {self.own.role_arn} and write under {self.own.output_uri}"
+        )
 
     def _probe_identity(self) -> ProbeResult:
         name = f"{NAME} credentials"

@@ -55,6 +55,7 @@ class HealthOmicsSettings:
         parse_role_arn,
         "IAM service role HealthOmics runs assume",
         required_for="the IAM role its runs assume",
+        example="arn:aws:iam::<account>:role/<name>",
     )
     output_uri: str | None = setting(
         "AWS_HEALTHOMICS_OUTPUT_URI",
@@ -62,6 +63,7 @@ class HealthOmicsSettings:
         parse_s3_uri,
         "S3 URI under which HealthOmics writes run outputs",
         required_for="an s3:// URI for run outputs",
+        example="s3://<bucket>/<prefix>",
     )
     start_rate: float = setting(
         "WESCTL_HEALTHOMICS_START_RATE",
