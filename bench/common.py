@@ -37,14 +37,14 @@ from wesctl.config import Settings, load_settings
 from wesctl.db import schema
 from wesctl.db.engine import MYSQL_BACKENDS, database_url, make_engine, utcnow
 from wesctl.db.tables import WorkflowRun
-from wesctl.fakes.healthomics import FakeRun, HealthOmicsFake
-from wesctl.fakes.http import FakeService, Request
-from wesctl.fakes.sevenbridges import (
+from wesctl.simulated.healthomics import FakeRun, SimulatedHealthOmics
+from wesctl.simulated.http import Request, SimulatedService
+from wesctl.simulated.sevenbridges import (
     API_PREFIX,
     DEFAULT_APP,
     DEFAULT_PROJECT,
     FakeTask,
-    SevenBridgesFake,
+    SimulatedSevenBridges,
 )
 
 PROVIDERS = ("sevenbridges", "healthomics")
@@ -302,7 +302,7 @@ class EndpointCounter:
         return sum(self.counts.values())
 
 
-class _CountsEndpoints(FakeService):
+class _CountsEndpoints(SimulatedService):
     """Counts requests per endpoint (the fakes' own counters are per operation, which merges
     e.g. Seven Bridges' GET /tasks/{id} and its bulk status call)."""
 
@@ -315,11 +315,11 @@ class _CountsEndpoints(FakeService):
         return super().route(request)
 
 
-class CountingSevenBridgesFake(_CountsEndpoints, SevenBridgesFake):
+class CountingSevenBridgesFake(_CountsEndpoints, SimulatedSevenBridges):
     """The Seven Bridges fake, counting requests per endpoint."""
 
 
-class CountingHealthOmicsFake(_CountsEndpoints, HealthOmicsFake):
+class CountingHealthOmicsFake(_CountsEndpoints, SimulatedHealthOmics):
     """The HealthOmics fake, counting requests per endpoint."""
 
 
@@ -453,10 +453,10 @@ def settings_for(
         os.environ.pop(name, None)
     env_file = config_dir / "empty.env"
     env_file.touch()
-    return load_settings(environ=values, env_file=env_file, export_aws=False)
+    return load_settings(environ=values, env_file=env_file, export_sdk=False)
 
 
-def add_sevenbridges_task(fake: SevenBridgesFake, run_id: str, status: str) -> str:
+def add_sevenbridges_task(fake: SimulatedSevenBridges, run_id: str, status: str) -> str:
     """Put a task the way wesctl would have created and run it straight into the fake's state."""
     now = datetime.now(UTC)
     task = FakeTask(
@@ -477,7 +477,7 @@ def add_sevenbridges_task(fake: SevenBridgesFake, run_id: str, status: str) -> s
     return task.id
 
 
-def add_healthomics_run(fake: HealthOmicsFake, run_id: str, status: str) -> str:
+def add_healthomics_run(fake: SimulatedHealthOmics, run_id: str, status: str) -> str:
     """Put a run as StartRun would have created it straight into the fake's state (StartRun
     through boto3 would take minutes for 10,000 runs)."""
     with fake.lock:

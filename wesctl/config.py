@@ -2,123 +2,53 @@
 
 Precedence, highest first: command-line options > systemd credentials (secrets only,
 `$CREDENTIALS_DIRECTORY/<credential>`) > the process environment > the env file (`--env-file PATH`,
-else `.env` in the working directory) > defaults. Variable names are the original design's
-(`DATABASE_URI`, `DAEMON_*`, `SEVENBRIDGES_*`, `AWS_*`); settings wesctl added use `WESCTL_`.
+else `.env` in the working directory) > defaults. Variable names are those of the WES API's own
+daemon, which wesctl replaces (`DATABASE_URI`, `DAEMON_*` and each provider's own); settings
+wesctl added use `WESCTL_`.
 
-Every value is validated before any I/O and all problems are reported together (ConfigError, exit
-78). Secrets are held as `Secret`, whose repr and str never show the value.
+Each setting is declared once, as a field of `Settings` or of a provider's settings dataclass
+(`wesctl.setting.setting`); the providers come from `wesctl.providers.registry`, so this module
+names none. Every value is validated before any I/O and all problems are reported together
+(ConfigError, exit 78). Secrets are held as `Secret`, whose repr and str never show the value.
 
-AWS credentials and endpoints are left to boto3's own chain (`AWS_PROFILE`, `AWS_ENDPOINT_URL_*`,
-`AWS_CA_BUNDLE`, instance roles, ...). Standard `AWS_*` variables found only in the env file or in
-a systemd credential are exported to the process environment so that chain sees them; a value
-already in the environment is never overridden by the file.
+An SDK's own configuration (a provider's `sdk_prefix` variables, such as credentials and
+endpoints) is left to that SDK. Such variables found only in the env file or in a systemd
+credential are exported to the process environment so the SDK sees them; a value already in the
+environment is never overridden by the file.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, TypeVar
 
 from wesctl.errors import ConfigError
+from wesctl.providers.registry import DEFAULT_PROVIDER, PROVIDER_NAMES, PROVIDERS
+from wesctl.providers.spec import ProviderSpec
+from wesctl.setting import (
+    Field,
+    Secret,
+    declared,
+    optional_secret,
+    optional_text,
+    port,
+    positive_float,
+    positive_int,
+    seconds,
+    setting,
+    text,
+)
+
+__all__ = ["FIELDS", "PROVIDER_NAMES", "Field", "Secret", "Settings"]
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
-PROVIDER_NAMES = ("healthomics", "sevenbridges")
 DEFAULT_SQLITE_FILE = "wes.db"
-
-
-class Secret:
-    """A string that never prints itself."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-
-@dataclass(frozen=True)
-class Field:
-    """One setting: where it is read from, how it is parsed, and how it is documented."""
-
-    attr: str
-    env: str
-    default: str | None
-    parse: Callable[[str], Any]
-    help: str
-    secret: bool = False
-    credential: str | None = None
-    section: str = "wesctl"
-
-
-def _positive_int(raw: str) -> int:
-    value = int(raw.strip())
-    if value <= 0:
-        raise ValueError("must be a positive whole number")
-    return value
-
-
-def _positive_float(raw: str) -> float:
-    value = float(raw.strip())
-    if not value > 0:
-        raise ValueError("must be a positive number")
-    return value
-
-
-def _seconds(raw: str) -> int:
-    """Parse '300', '300s', '5m', '2h' into whole seconds."""
-    text = raw.strip().lower()
-    units = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
-    for suffix in sorted(units, key=len, reverse=True):
-        if text.endswith(suffix) and text[: -len(suffix)].strip().isdigit():
-            value = int(text[: -len(suffix)]) * units[suffix]
-            break
-    else:
-        if not text.isdigit():
-            raise ValueError("must be a number of seconds, such as 300 or 5m")
-        value = int(text)
-    if value <= 0:
-        raise ValueError("must be more than zero seconds")
-    return value
-
-
-def _port(raw: str) -> int:
-    value = int(raw.strip())
-    if not 0 < value < 65536:
-        raise ValueError("must be a TCP port between 1 and 65535")
-    return value
-
-
-def _text(raw: str) -> str:
-    return raw.strip()
-
-
-def _optional_text(raw: str) -> str | None:
-    return raw.strip() or None
-
-
-def _secret(raw: str) -> Secret | None:
-    value = raw.strip()
-    return Secret(value) if value else None
 
 
 def _provider(raw: str) -> str:
@@ -154,46 +84,12 @@ def _database_uri(raw: str) -> str:
     return text
 
 
-def _https_or_loopback_url(raw: str) -> str:
-    text = raw.strip().rstrip("/")
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http(s) URL such as https://api.sbgenomics.com/v2")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ValueError("must use https (plain http is allowed only for a loopback host)")
-    return text
+@dataclass(frozen=True)
+class Settings:
+    """Every setting wesctl itself has; each provider's are in `provider_settings`, read with
+    `provider(spec)`."""
 
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def _s3_uri(raw: str) -> str | None:
-    text = raw.strip()
-    if not text:
-        return None
-    if not text.startswith("s3://") or len(text) <= len("s3://"):
-        raise ValueError("must be an s3:// URI such as s3://bucket/wes-outputs")
-    return text
-
-
-def _role_arn(raw: str) -> str | None:
-    text = raw.strip()
-    if not text:
-        return None
-    if not text.startswith("arn:") or ":role/" not in text:
-        raise ValueError("must be an IAM role ARN such as arn:aws:iam::123456789012:role/omics")
-    return text
-
-
-FIELDS: tuple[Field, ...] = (
-    Field(
-        "database_uri",
+    database_uri: str = setting(
         "DATABASE_URI",
         None,
         _database_uri,
@@ -201,308 +97,155 @@ FIELDS: tuple[Field, ...] = (
         secret=True,
         credential="database-uri",
         section="database",
-    ),
-    Field(
-        "poll_interval",
+        repr=False,  # may carry a password
+    )
+    poll_interval: int = setting(
         "DAEMON_POLL_INTERVAL",
         "300",
-        _seconds,
+        seconds,
         "Seconds between submit-queued timer runs (written into the systemd timer)",
         section="schedule",
-    ),
-    Field(
-        "status_check_interval",
+    )
+    status_check_interval: int = setting(
         "DAEMON_STATUS_CHECK_INTERVAL",
         "300",
-        _seconds,
+        seconds,
         "Seconds between sync-status timer runs (written into the systemd timer)",
         section="schedule",
-    ),
-    Field(
-        "max_concurrent_workflows",
+    )
+    max_concurrent_workflows: int = setting(
         "DAEMON_MAX_CONCURRENT_WORKFLOWS",
         "10",
-        _positive_int,
+        positive_int,
         "Most runs in flight at providers at once, across every wesctl process",
         section="schedule",
-    ),
-    Field(
-        "notification_host",
+    )
+    notification_host: str = setting(
         "DAEMON_NOTIFICATION_HOST",
         "127.0.0.1",
-        _text,
+        text,
         "Address the notification endpoint listens on (and `wesctl notify` sends to)",
         section="notify",
-    ),
-    Field(
-        "notification_port",
+    )
+    notification_port: int = setting(
         "DAEMON_NOTIFICATION_PORT",
         "5001",
-        _port,
+        port,
         "TCP port of the notification endpoint",
         section="notify",
-    ),
-    Field(
-        "notify_idle_exit",
+    )
+    notify_idle_exit: int = setting(
         "WESCTL_NOTIFY_IDLE_EXIT",
         "60",
-        _seconds,
+        seconds,
         "serve-notify exits after this many idle seconds; systemd restarts it on demand",
         section="notify",
-    ),
-    Field(
-        "notify_token",
+    )
+    notify_token: Secret | None = setting(  # noqa: RUF009 - a declaration (dataclasses.field)
         "WESCTL_NOTIFY_TOKEN",
         "",
-        _secret,
+        optional_secret,
         "Optional shared secret; when set, notifications must send 'Authorization: Bearer <it>'",
         secret=True,
         credential="notify-token",
         section="notify",
-    ),
-    Field(
-        "sevenbridges_api_token",
-        "SEVENBRIDGES_API_TOKEN",
-        "",
-        _secret,
-        "Seven Bridges / Velsera API token",
-        secret=True,
-        credential="sevenbridges-api-token",
-        section="sevenbridges",
-    ),
-    Field(
-        "sevenbridges_api_endpoint",
-        "SEVENBRIDGES_API_ENDPOINT",
-        "https://api.sbgenomics.com/v2",
-        _https_or_loopback_url,
-        "Seven Bridges API base URL including /v2",
-        section="sevenbridges",
-    ),
-    Field(
-        "sevenbridges_project",
-        "SEVENBRIDGES_PROJECT",
-        "",
-        _optional_text,
-        "Default project (owner/project) for runs whose tags name none",
-        section="sevenbridges",
-    ),
-    Field(
-        "sevenbridges_rate",
-        "WESCTL_SEVENBRIDGES_RATE",
-        "3.3",
-        _positive_float,
-        "Client-side request rate limit per process (documented quota: 1000 per 5 minutes)",
-        section="sevenbridges",
-    ),
-    Field(
-        "aws_access_key_id",
-        "AWS_ACCESS_KEY_ID",
-        "",
-        _optional_text,
-        "AWS access key id (or use any other source of boto3's credential chain)",
-        section="healthomics",
-    ),
-    Field(
-        "aws_secret_access_key",
-        "AWS_SECRET_ACCESS_KEY",
-        "",
-        _secret,
-        "AWS secret access key (or any other source of boto3's credential chain)",
-        secret=True,
-        credential="aws-secret-access-key",
-        section="healthomics",
-    ),
-    Field(
-        "aws_region",
-        "AWS_REGION",
-        "",
-        _optional_text,
-        "AWS region of the HealthOmics workflows, e.g. us-east-1",
-        section="healthomics",
-    ),
-    Field(
-        "healthomics_role_arn",
-        "AWS_HEALTHOMICS_WORKFLOW_ROLE_ARN",
-        "",
-        _role_arn,
-        "IAM service role HealthOmics runs assume",
-        section="healthomics",
-    ),
-    Field(
-        "healthomics_output_uri",
-        "AWS_HEALTHOMICS_OUTPUT_URI",
-        "",
-        _s3_uri,
-        "S3 URI under which HealthOmics writes run outputs",
-        section="healthomics",
-    ),
-    Field(
-        "healthomics_start_rate",
-        "WESCTL_HEALTHOMICS_START_RATE",
-        "0.1",
-        _positive_float,
-        "StartRun calls per second per process (default is the documented account quota)",
-        section="healthomics",
-    ),
-    Field(
-        "healthomics_api_rate",
-        "WESCTL_HEALTHOMICS_API_RATE",
-        "10",
-        _positive_float,
-        "Other HealthOmics calls per second per process (documented quota: 10)",
-        section="healthomics",
-    ),
-    Field(
-        "default_provider",
+    )
+    default_provider: str = setting(
         "WESCTL_DEFAULT_PROVIDER",
-        "sevenbridges",
+        DEFAULT_PROVIDER,
         _provider,
         "Provider for runs that name none (column provider_type, then tags.provider_type)",
-    ),
-    Field(
-        "providers",
+    )
+    providers: tuple[str, ...] = setting(
         "WESCTL_PROVIDERS",
         "",
         _provider_list,
         "Comma-separated providers this host serves (and must be configured for); empty means "
         "every provider whose settings are present",
-    ),
-    Field(
-        "max_submit_attempts",
+    )
+    max_submit_attempts: int = setting(
         "WESCTL_MAX_SUBMIT_ATTEMPTS",
         "5",
-        _positive_int,
+        positive_int,
         "Transient submission failures before a run ends in SYSTEM_ERROR",
-    ),
-    Field(
-        "claim_timeout",
+    )
+    claim_timeout: int = setting(
         "WESCTL_CLAIM_TIMEOUT",
         "600",
-        _seconds,
+        seconds,
         "Seconds a submission claim (lease) lasts before another process may take over",
-    ),
-    Field(
-        "submit_workers",
+    )
+    submit_workers: int = setting(
         "WESCTL_SUBMIT_WORKERS",
         "16",
-        _positive_int,
+        positive_int,
         "Provider calls in parallel within one wesctl process",
-    ),
-    Field(
-        "provider_timeout",
+    )
+    provider_timeout: int = setting(
         "WESCTL_PROVIDER_TIMEOUT",
         "30",
-        _seconds,
+        seconds,
         "Socket timeout, in seconds, of each provider API call",
-    ),
-    Field(
-        "retry_attempts",
+    )
+    retry_attempts: int = setting(
         "WESCTL_RETRY_ATTEMPTS",
         "4",
-        _positive_int,
+        positive_int,
         "Attempts per provider call for transient errors (throttling, 5xx, timeouts)",
-    ),
-    Field(
-        "retry_max_wait",
+    )
+    retry_max_wait: int = setting(
         "WESCTL_RETRY_MAX_WAIT",
         "60",
-        _seconds,
+        seconds,
         "Most seconds spent retrying one provider call",
-    ),
-    Field(
-        "retry_initial_wait",
+    )
+    retry_initial_wait: float = setting(
         "WESCTL_RETRY_INITIAL_WAIT",
         "0.5",
-        _positive_float,
+        positive_float,
         "First backoff, in seconds, before retrying a transient provider error (then doubles)",
-    ),
-    Field(
-        "pass_timeout",
+    )
+    pass_timeout: int = setting(
         "WESCTL_PASS_TIMEOUT",
         "600",
-        _seconds,
+        seconds,
         "Seconds after which a submit, sync or cancel pass starts no more provider work and "
         "leaves the rest for the next pass (below the units' 15-minute TimeoutStartSec)",
-    ),
-    Field(
-        "not_found_confirmations",
+    )
+    not_found_confirmations: int = setting(
         "WESCTL_NOT_FOUND_CONFIRMATIONS",
         "2",
-        _positive_int,
+        positive_int,
         "Consecutive 'not found' answers before a vanished provider run ends in SYSTEM_ERROR",
-    ),
-    Field(
-        "stuck_after",
+    )
+    stuck_after: int = setting(
         "WESCTL_STUCK_AFTER",
         "86400",
-        _seconds,
+        seconds,
         "A run in flight with no provider progress for this long counts as stuck",
-    ),
-    Field(
-        "metrics_dir",
+    )
+    metrics_dir: str | None = setting(
         "WESCTL_METRICS_DIR",
         "",
-        _optional_text,
+        optional_text,
         "Directory for node_exporter textfile metrics (wesctl_<command>.prom); empty: none",
-    ),
-)
-FIELDS_BY_ENV = {f.env: f for f in FIELDS}
-FIELDS_BY_ATTR = {f.attr: f for f in FIELDS}
-
-# The settings each provider needs, and what for. With WESCTL_PROVIDERS unset, a provider is
-# enabled exactly when all of its settings are present; a provider added later adds its line.
-PROVIDER_REQUIREMENTS: dict[str, tuple[tuple[str, str], ...]] = {
-    "healthomics": (
-        ("healthomics_role_arn", "the IAM role its runs assume"),
-        ("healthomics_output_uri", "an s3:// URI for run outputs"),
-    ),
-    "sevenbridges": (
-        ("sevenbridges_api_token", "an API token"),
-        ("sevenbridges_project", "the default project (owner/project) of its runs"),
-    ),
-}
-
-
-@dataclass(frozen=True)
-class Settings:
-    database_uri: str = field(repr=False)  # may carry a password
-    poll_interval: int
-    status_check_interval: int
-    max_concurrent_workflows: int
-    notification_host: str
-    notification_port: int
-    notify_idle_exit: int
-    notify_token: Secret | None
-    sevenbridges_api_token: Secret | None
-    sevenbridges_api_endpoint: str
-    sevenbridges_project: str | None
-    sevenbridges_rate: float
-    aws_access_key_id: str | None
-    aws_secret_access_key: Secret | None
-    aws_region: str | None
-    healthomics_role_arn: str | None
-    healthomics_output_uri: str | None
-    healthomics_start_rate: float
-    healthomics_api_rate: float
-    default_provider: str
-    providers: tuple[str, ...]
-    max_submit_attempts: int
-    claim_timeout: int
-    submit_workers: int
-    provider_timeout: int
-    retry_attempts: int
-    retry_max_wait: int
-    retry_initial_wait: float
-    pass_timeout: int
-    not_found_confirmations: int
-    stuck_after: int
-    metrics_dir: str | None
+    )
+    # Each provider's frozen settings dataclass, by provider name.
+    provider_settings: Mapping[str, Any] = field(default_factory=dict)
     sources: Mapping[str, str] = field(default_factory=dict, compare=False)
+
+    def provider(self, spec: ProviderSpec[T]) -> T:
+        """Return the settings of the provider `spec` declares."""
+        values = self.provider_settings[spec.name]
+        if not isinstance(values, spec.settings):
+            raise TypeError(f"settings of {spec.name} are a {type(values).__name__}")
+        return values
 
     @property
     def enabled_providers(self) -> tuple[str, ...]:
         """WESCTL_PROVIDERS when set; otherwise every provider whose required settings are all
-        present (what the original daemon did: every configured provider was usable at once)."""
+        present (as in the WES API's own daemon, which wesctl replaces, every configured provider
+        is usable at once)."""
         if self.providers:
             return self.providers
         return tuple(name for name in PROVIDER_NAMES if not self.provider_problems((name,)))
@@ -516,25 +259,37 @@ class Settings:
         ones) lacks."""
         problems: list[str] = []
         for name in self.enabled_providers if names is None else names:
-            for attr, purpose in PROVIDER_REQUIREMENTS.get(name, ()):
-                if getattr(self, attr) is None:
-                    field_ = FIELDS_BY_ATTR[attr]
-                    where = (
-                        f" (environment, env file or the systemd credential '{field_.credential}')"
-                        if field_.credential
-                        else ""
-                    )
-                    problems.append(
-                        f"{field_.env} is not set{where}; the {name} provider needs {purpose}"
-                    )
+            spec = PROVIDERS.get(name)
+            if spec is None:
+                continue
+            for field_ in self.missing(spec):
+                where = (
+                    f" (environment, env file or the systemd credential '{field_.credential}')"
+                    if field_.credential
+                    else ""
+                )
+                problems.append(
+                    f"{field_.env} is not set{where}; the {name} provider needs "
+                    f"{field_.required_for}"
+                )
         return problems
+
+    def missing(self, spec: ProviderSpec[Any]) -> tuple[Field, ...]:
+        """The settings `spec`'s provider requires that are not set."""
+        values = self.provider(spec)
+        prefix = f"{spec.name}_"
+        return tuple(
+            field_
+            for field_ in _required(spec)
+            if getattr(values, field_.attr.removeprefix(prefix)) is None
+        )
 
     def provider_enablement(self) -> list[tuple[str, bool, str]]:
         """(provider, enabled, why) for every known provider, for `config show` and `doctor`."""
         rows: list[tuple[str, bool, str]] = []
-        for name in PROVIDER_NAMES:
+        for name, spec in PROVIDERS.items():
             problems = self.provider_problems((name,))
-            needed = " and ".join(FIELDS_BY_ATTR[a].env for a, _ in PROVIDER_REQUIREMENTS[name])
+            needed = " and ".join(field_.env for field_ in _required(spec))
             if self.providers:
                 if name in self.providers:
                     rows.append((name, True, "listed in WESCTL_PROVIDERS"))
@@ -568,7 +323,7 @@ class Settings:
         """Return (variable, value, source) rows with every secret redacted."""
         rows = []
         for f in FIELDS:
-            value = getattr(self, f.attr)
+            value = self._value(f)
             source = self.sources.get(f.attr, "default")
             if f.attr == "database_uri":
                 shown = redact_database_uri(value)
@@ -584,6 +339,27 @@ class Settings:
         for name, enabled, why in self.provider_enablement():
             rows.append((f"provider {name}", "enabled" if enabled else "not enabled", why))
         return rows
+
+    def _value(self, f: Field) -> Any:
+        owner = _OWNERS.get(f.attr)
+        if owner is None:
+            return getattr(self, f.attr)
+        return getattr(self.provider_settings[owner], f.attr.removeprefix(f"{owner}_"))
+
+
+def _required(spec: ProviderSpec[Any]) -> tuple[Field, ...]:
+    """The settings without which `spec`'s provider is not configured."""
+    return tuple(field_ for field_ in spec.fields if field_.required_for)
+
+
+# Every setting: wesctl's own, then each provider's (`<provider>_<attribute>`).
+_OWNERS: dict[str, str] = {
+    field_.attr: name for name, spec in PROVIDERS.items() for field_ in spec.fields
+}
+FIELDS: tuple[Field, ...] = declared(Settings) + tuple(
+    field_ for spec in PROVIDERS.values() for field_ in spec.fields
+)
+FIELDS_BY_ENV = {f.env: f for f in FIELDS}
 
 
 def redact_database_uri(uri: str) -> str:
@@ -627,15 +403,11 @@ def _read_credential(name: str, environ: Mapping[str, str]) -> str | None:
     return path.read_text(encoding="utf-8").rstrip("\n")
 
 
-# Standard AWS variables that boto3 reads itself; wesctl only forwards them from its own sources.
-_AWS_STANDARD = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE")
-
-
 def load_settings(
     overrides: Mapping[str, str | None] | None = None,
     env_file: Path | None = None,
     environ: Mapping[str, str] | None = None,
-    export_aws: bool = True,
+    export_sdk: bool = True,
 ) -> Settings:
     """Resolve every setting from its sources; raise ConfigError listing all problems.
 
@@ -701,27 +473,35 @@ def load_settings(
     if problems:
         raise ConfigError(problems)
 
-    if export_aws:
-        _export_aws_variables(file_values, environ)
-    return Settings(**values, sources=sources)
+    if export_sdk:
+        _export_sdk_variables(file_values, environ)
+    own = {f.attr: values[f.attr] for f in declared(Settings)}
+    provider_settings = {
+        name: spec.settings(
+            **{f.attr.removeprefix(f"{name}_"): values[f.attr] for f in spec.fields}
+        )
+        for name, spec in PROVIDERS.items()
+    }
+    return Settings(**own, provider_settings=provider_settings, sources=sources)
 
 
-def _export_aws_variables(file_values: Mapping[str, str], environ: Mapping[str, str]) -> None:
-    """Make AWS settings from the env file or credentials visible to boto3's own chain."""
+def _export_sdk_variables(file_values: Mapping[str, str], environ: Mapping[str, str]) -> None:
+    """Make a provider SDK's own variables (its `sdk_prefix`) from the env file or credentials
+    visible to that SDK: a credential wins over the environment, the file does not."""
     if environ is not os.environ:
         return
-    for name in _AWS_STANDARD:
-        field_ = FIELDS_BY_ENV.get(name)
-        credential = (
-            _read_credential(field_.credential, environ) if field_ and field_.credential else None
-        )
-        if credential is not None:
-            os.environ[name] = credential
-        elif name not in os.environ and file_values.get(name):
-            os.environ[name] = file_values[name]
-    for key, value in file_values.items():
-        if key.startswith("AWS_") and key not in os.environ and value:
-            os.environ[key] = value
+    for spec in PROVIDERS.values():
+        prefix = spec.sdk_prefix
+        if prefix is None:
+            continue
+        for field_ in spec.fields:
+            if field_.env.startswith(prefix) and field_.credential:
+                credential = _read_credential(field_.credential, environ)
+                if credential is not None:
+                    os.environ[field_.env] = credential
+        for key, value in file_values.items():
+            if key.startswith(prefix) and key not in os.environ and value:
+                os.environ[key] = value
 
 
 def env_example() -> str:

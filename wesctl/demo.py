@@ -23,9 +23,9 @@ from wesctl.domain.states import TERMINAL_STATES
 from wesctl.errors import ConfigError
 
 if TYPE_CHECKING:
-    from wesctl.fakes.healthomics import HealthOmicsFake
     from wesctl.services.runtime import Runtime
     from wesctl.services.status import Overview
+    from wesctl.simulated.healthomics import SimulatedHealthOmics
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +134,7 @@ def _demo_settings(database_uri: str, sbg_url: str, empty_env_file: Path) -> Set
             "DAEMON_MAX_CONCURRENT_WORKFLOWS": "10",
         },
         env_file=empty_env_file,
-        export_aws=False,
+        export_sdk=False,
     )
 
 
@@ -192,7 +192,7 @@ class _Site:
     runtime: Runtime  # the operator's (runs add, runs list)
     submit: Runtime
     sync: Runtime
-    omics: HealthOmicsFake
+    omics: SimulatedHealthOmics
     reads: str
     notify_host: str
     notify_port: int
@@ -228,22 +228,22 @@ def _start(
     """Start simulated S3, Seven Bridges and HealthOmics, the database and serve-notify; `stack`
     stops each of them."""
     from wesctl.db import schema
-    from wesctl.fakes.healthomics import HealthOmicsFake, simulated_s3
-    from wesctl.fakes.http import FakeClock
-    from wesctl.fakes.sevenbridges import SevenBridgesFake
     from wesctl.notify.listeners import bind_tcp
     from wesctl.notify.server import NotifyServer
     from wesctl.services.runtime import Runtime
+    from wesctl.simulated.healthomics import SimulatedHealthOmics, simulated_s3
+    from wesctl.simulated.http import SimulatedClock
+    from wesctl.simulated.sevenbridges import SimulatedSevenBridges
 
-    clock = FakeClock(real=True)
+    clock = SimulatedClock(real=True)
     s3_url = stack.enter_context(_moto_s3())
     say(f"simulated S3 (moto) on {s3_url}")
-    sbg = SevenBridgesFake(token=DEMO_TOKEN, script=list(SEVENBRIDGES_SCRIPT), clock=clock)
+    sbg = SimulatedSevenBridges(token=DEMO_TOKEN, script=list(SEVENBRIDGES_SCRIPT), clock=clock)
     sbg.start()
     stack.callback(sbg.stop)
     say(f"simulated Seven Bridges API on {sbg.api_url}")
     s3 = simulated_s3(s3_url, bucket=DEMO_BUCKET)
-    omics = HealthOmicsFake(s3=s3, script=list(HEALTHOMICS_SCRIPT), clock=clock)
+    omics = SimulatedHealthOmics(s3=s3, script=list(HEALTHOMICS_SCRIPT), clock=clock)
     omics.start()
     stack.callback(omics.stop)
     say(f"simulated HealthOmics API on {omics.base_url}")

@@ -16,9 +16,10 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
-from tests.contract.base import FakeClock
+from tests.contract.base import VirtualClock
 from wesctl.config import Settings, load_settings
-from wesctl.providers.healthomics import HealthOmicsProvider, build
+from wesctl.providers.healthomics.adapter import HealthOmicsProvider, build
+from wesctl.providers.healthomics.settings import SPEC as HEALTHOMICS
 from wesctl.providers.ratelimit import TokenBucket
 
 if TYPE_CHECKING:
@@ -107,16 +108,18 @@ def make_settings(tmp_path: Path, **environ: str) -> Settings:
         "WESCTL_PROVIDER_TIMEOUT": "5",
         **environ,
     }
-    return load_settings(environ=values, env_file=env_file, export_aws=False)
+    return load_settings(environ=values, env_file=env_file, export_sdk=False)
 
 
-def build_provider(settings: Settings) -> tuple[HealthOmicsProvider, FakeClock]:
+def build_provider(settings: Settings) -> tuple[HealthOmicsProvider, VirtualClock]:
     """The adapter as `build` makes it, with no-op retry sleeps and its token buckets (default
     rates) on a virtual clock: pacing and throttle penalties are counted, never slept."""
     provider = build(settings, sleep=lambda seconds: None)
-    clock = FakeClock()
-    provider.limiter = TokenBucket(settings.healthomics_api_rate, clock=clock, sleep=clock.sleep)
+    clock = VirtualClock()
+    provider.limiter = TokenBucket(
+        settings.provider(HEALTHOMICS).api_rate, clock=clock, sleep=clock.sleep
+    )
     provider.start_limiter = TokenBucket(
-        settings.healthomics_start_rate, burst=1.0, clock=clock, sleep=clock.sleep
+        settings.provider(HEALTHOMICS).start_rate, burst=1.0, clock=clock, sleep=clock.sleep
     )
     return provider, clock

@@ -41,7 +41,7 @@ class Harness(Protocol):
         ...
 
     def inject(self, kind: str, operation: str, *, count: int = 1, message: str = "") -> None:
-        """Inject a fault (wesctl.fakes.http kinds) on a named logical operation: one of
+        """Inject a fault (wesctl.simulated.http kinds) on a named logical operation: one of
         'submit', 'status', 'cancel'."""
         ...
 
@@ -67,7 +67,11 @@ class Harness(Protocol):
     credential_setting: str  # a setting the fix for refused credentials names
 
 
-class FakeClock:
+class VirtualClock:
+    """The adapter's own time (its limiters' clock and sleep), advanced by what it sleeps:
+    pacing is counted, never waited for. Not the simulators' SimulatedClock, which is the
+    provider's time for run progress."""
+
     def __init__(self) -> None:
         self.now = 0.0
 
@@ -252,7 +256,7 @@ class ProviderContract:
 
     def test_rate_limiter_paces_calls(self, harness: Harness) -> None:
         pid = submit(harness, "run-paced").provider_id
-        clock = FakeClock()
+        clock = VirtualClock()
         limiter = TokenBucket(rate=2.0, burst=1.0, clock=clock, sleep=clock.sleep)
         harness.provider.limiter = limiter  # type: ignore[attr-defined]
         for _ in range(5):

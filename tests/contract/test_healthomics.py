@@ -22,15 +22,15 @@ from tests.contract.aws_fixtures import (
 )
 from tests.contract.base import ProviderContract
 from wesctl.domain.types import RunSpec
-from wesctl.fakes.healthomics import HealthOmicsFake
-from wesctl.fakes.http import NOT_THE_API
 from wesctl.providers.base import ProviderMisconfigured, ProviderRejected, ProviderUnavailable
-from wesctl.providers.healthomics import (
+from wesctl.providers.healthomics.adapter import (
     CREDENTIALS_FIX,
     ENDPOINT_FIX,
     EXPIRED_FIX,
     HealthOmicsProvider,
 )
+from wesctl.simulated.healthomics import SimulatedHealthOmics
+from wesctl.simulated.http import NOT_THE_API
 
 WORKFLOW_ID = "1234567"  # a WDL workflow the fake knows
 
@@ -44,7 +44,7 @@ class OmicsHarness:
     secret = SECRET_ACCESS_KEY
     credential_setting = "AWS_ACCESS_KEY_ID"
 
-    def __init__(self, provider: HealthOmicsProvider, fake: HealthOmicsFake) -> None:
+    def __init__(self, provider: HealthOmicsProvider, fake: SimulatedHealthOmics) -> None:
         self.provider = provider
         self.fake = fake
 
@@ -60,7 +60,7 @@ class OmicsHarness:
         return replace(spec, **overrides)
 
     def created_count(self, run_id: str) -> int:
-        return self.fake.runs_for(run_id)
+        return len(self.fake.runs_for(run_id))
 
     def set_raw_status(self, provider_id: str, raw_status: str) -> None:
         self.fake.set_status(provider_id, raw_status)
@@ -85,15 +85,15 @@ class OmicsHarness:
 
 
 @pytest.fixture(scope="module")
-def fake(moto_url: str) -> Iterator[HealthOmicsFake]:
+def fake(moto_url: str) -> Iterator[SimulatedHealthOmics]:
     """One fake per module (stopping one takes half a second); tests use distinct run ids."""
-    with HealthOmicsFake(s3=s3_client(moto_url)) as service:
+    with SimulatedHealthOmics(s3=s3_client(moto_url)) as service:
         yield service
 
 
 @pytest.fixture
 def harness(
-    fake: HealthOmicsFake, moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    fake: SimulatedHealthOmics, moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[OmicsHarness]:
     fake.clear_faults()
     aws_environment(monkeypatch, omics_url=fake.base_url, moto_url=moto_url, tmp_path=tmp_path)

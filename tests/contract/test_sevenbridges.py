@@ -1,5 +1,5 @@
 """The provider contract for Seven Bridges: the real adapter and sevenbridges-python, over HTTP,
-against SevenBridgesFake; plus the fake's own clock-driven script."""
+against SimulatedSevenBridges; plus the fake's own clock-driven script."""
 
 from __future__ import annotations
 
@@ -14,25 +14,31 @@ from typing import Any
 import pytest
 import sevenbridges
 
-from tests.contract.base import FakeClock, ProviderContract
+from tests.contract.base import ProviderContract, VirtualClock
 from wesctl.config import Settings, load_settings
 from wesctl.domain.states import RunState
 from wesctl.domain.types import RunSpec
-from wesctl.fakes.http import NOT_THE_API
-from wesctl.fakes.sevenbridges import DEFAULT_APP, DEFAULT_PROJECT, DEFAULT_USER, SevenBridgesFake
 from wesctl.providers.base import ProviderMisconfigured, ProviderRejected, ProviderUnavailable
 from wesctl.providers.ratelimit import TokenBucket
-from wesctl.providers.sevenbridges import (
+from wesctl.providers.sevenbridges.adapter import (
     ENDPOINT_FIX,
     PROJECT_FIX,
     SevenBridgesProvider,
     build,
 )
+from wesctl.providers.sevenbridges.settings import SPEC as SEVENBRIDGES
+from wesctl.simulated.http import NOT_THE_API
+from wesctl.simulated.sevenbridges import (
+    DEFAULT_APP,
+    DEFAULT_PROJECT,
+    DEFAULT_USER,
+    SimulatedSevenBridges,
+)
 
 TOKEN = "contract-test-token"
 
 
-class LimiterClock(FakeClock):
+class LimiterClock(VirtualClock):
     """A fake clock for the rate limiter. Every sleep advances it by at least a microsecond:
     TokenBucket computes its waits in floats, and a wait below the clock's resolution would
     otherwise leave a caller spinning forever."""
@@ -47,17 +53,17 @@ class SevenBridgesHarness:
     running_status = "RUNNING"
     credential_setting = "SEVENBRIDGES_API_TOKEN"
 
-    def __init__(self, fake: SevenBridgesFake, settings: Settings) -> None:
+    def __init__(self, fake: SimulatedSevenBridges, settings: Settings) -> None:
         self.fake = fake
         self.settings = settings
         self.provider: SevenBridgesProvider = build(settings, sleep=lambda seconds: None)
         # The limiter runs on a fake clock, so throttling penalties never wait real seconds.
         self.clock = LimiterClock()
         self.provider.limiter = TokenBucket(
-            settings.sevenbridges_rate, clock=self.clock, sleep=self.clock.sleep
+            settings.provider(SEVENBRIDGES).rate, clock=self.clock, sleep=self.clock.sleep
         )
         self.reads = fake.add_file("reads.fastq", b"@r1\nACGT\n+\nIIII\n")
-        token = settings.sevenbridges_api_token
+        token = settings.provider(SEVENBRIDGES).api_token
         assert token is not None
         self.secret = token.get()
 
@@ -76,7 +82,7 @@ class SevenBridgesHarness:
         return dataclasses.replace(spec, **overrides)
 
     def created_count(self, run_id: str) -> int:
-        return len(self.fake.tasks_for_run(run_id))
+        return len(self.fake.runs_for(run_id))
 
     def set_raw_status(self, provider_id: str, raw_status: str) -> None:
         self.fake.set_status(provider_id, raw_status)
@@ -102,7 +108,9 @@ class SevenBridgesHarness:
         self.fake.accept_token(self.secret)
 
 
-def make_harness(fake: SevenBridgesFake, tmp_path: Path, **environ: str) -> SevenBridgesHarness:
+def make_harness(
+    fake: SimulatedSevenBridges, tmp_path: Path, **environ: str
+) -> SevenBridgesHarness:
     """Reset a started fake and return a harness with a fresh adapter wired to it; `environ`
     adds or overrides settings."""
     fake.reset()
@@ -117,15 +125,15 @@ def make_harness(fake: SevenBridgesFake, tmp_path: Path, **environ: str) -> Seve
             **environ,
         },
         env_file=env_file,
-        export_aws=False,
+        export_sdk=False,
     )
     return SevenBridgesHarness(fake, settings)
 
 
 @pytest.fixture(scope="module")
-def sevenbridges_fake() -> Iterator[SevenBridgesFake]:
+def sevenbridges_fake() -> Iterator[SimulatedSevenBridges]:
     """One fake per module (stopping a server takes half a second); harnesses reset it."""
-    with SevenBridgesFake(token=TOKEN) as fake:
+    with SimulatedSevenBridges(token=TOKEN) as fake:
         yield fake
 
 
@@ -138,7 +146,7 @@ def _no_proxy_for_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def sevenbridges_harness(
-    sevenbridges_fake: SevenBridgesFake, tmp_path: Path
+    sevenbridges_fake: SimulatedSevenBridges, tmp_path: Path
 ) -> Iterator[SevenBridgesHarness]:
     harness = make_harness(sevenbridges_fake, tmp_path)
     yield harness
@@ -187,7 +195,7 @@ def test_fake_script_drives_runs_by_its_clock(
 
 
 def test_fake_serves_the_real_client_everywhere(
-    sevenbridges_fake: SevenBridgesFake, tmp_path: Path
+    sevenbridges_fake: SimulatedSevenBridges, tmp_path: Path
 ) -> None:
     """The fake's other endpoints, through the client's own models (lazy fields, paging, files)."""
     fake = sevenbridges_fake

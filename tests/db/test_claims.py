@@ -22,7 +22,7 @@ from wesctl.services.submit import Submitter
 
 def _settings(db_url: str, **overrides: object) -> Settings:
     settings = load_settings(
-        environ={"DATABASE_URI": db_url, "WESCTL_PROVIDERS": "sevenbridges"}, export_aws=False
+        environ={"DATABASE_URI": db_url, "WESCTL_PROVIDERS": "sevenbridges"}, export_sdk=False
     )
     return dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
 

@@ -177,7 +177,7 @@ def test_json_and_times_the_api_wrote_are_read_and_wesctl_writes_what_it_reads(
         submitted = wesctl("submit-queued", "--json", env=env)
         assert submitted.exit_code == 0, submitted.output
         assert json.loads(submitted.stdout)["counts"] == {"submitted": 1}
-        task_id = fake.tasks_for_run(run_id)[0]
+        task_id = fake.runs_for(run_id)[0]
         fake.finish(task_id, succeed=True)
         synced = wesctl("sync-status", env=env)
         assert synced.exit_code == 0, synced.output
@@ -252,7 +252,7 @@ def test_tags_that_are_not_json_resolve_to_the_default_and_fail_alone(mariadb_ur
 
 def _settings(url: str, **overrides: object) -> Settings:
     settings = load_settings(
-        environ={"DATABASE_URI": url, "WESCTL_PROVIDERS": "sevenbridges"}, export_aws=False
+        environ={"DATABASE_URI": url, "WESCTL_PROVIDERS": "sevenbridges"}, export_sdk=False
     )
     return dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
 

@@ -20,15 +20,20 @@ from tests.e2e.providers import (
     sevenbridges_fake,
 )
 from tests.wes_api import insert_api_run
-from wesctl.fakes.healthomics import HealthOmicsFake
-from wesctl.fakes.sevenbridges import SevenBridgesFake
+from wesctl.simulated.healthomics import SimulatedHealthOmics
+from wesctl.simulated.sevenbridges import SimulatedSevenBridges
 
 
 class Site:
     """One database, both provider fakes, and the environment of an operator's host."""
 
     def __init__(
-        self, db_url: str, sbg: SevenBridgesFake, omics: HealthOmicsFake, moto: str, tmp: Path
+        self,
+        db_url: str,
+        sbg: SimulatedSevenBridges,
+        omics: SimulatedHealthOmics,
+        moto: str,
+        tmp: Path,
     ) -> None:
         self.engine: Engine = create_engine(db_url)
         self.sbg = sbg
@@ -92,7 +97,7 @@ class Site:
 @pytest.fixture
 def site(db_url: str, moto_url: str, tmp_path: Path) -> Iterator[Site]:
     assert wesctl("--database-uri", db_url, "db", "upgrade").exit_code == 0
-    with sevenbridges_fake() as sbg, HealthOmicsFake(s3=s3_client(moto_url)) as omics:
+    with sevenbridges_fake() as sbg, SimulatedHealthOmics(s3=s3_client(moto_url)) as omics:
         created = Site(db_url, sbg, omics, moto_url, tmp_path)
         yield created
         created.engine.dispose()

@@ -9,19 +9,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from wesctl.fakes.sevenbridges import DEFAULT_APP, DEFAULT_PROJECT, SevenBridgesFake
+from wesctl.simulated.sevenbridges import DEFAULT_APP, DEFAULT_PROJECT, SimulatedSevenBridges
 
 SBG_TOKEN = "e2e-sevenbridges-token"
 SBG_APP = DEFAULT_APP
 
 
 @contextmanager
-def sevenbridges_fake(**kwargs: object) -> Iterator[SevenBridgesFake]:
-    with SevenBridgesFake(token=SBG_TOKEN, **kwargs) as fake:  # type: ignore[arg-type]
+def sevenbridges_fake(**kwargs: object) -> Iterator[SimulatedSevenBridges]:
+    with SimulatedSevenBridges(token=SBG_TOKEN, **kwargs) as fake:  # type: ignore[arg-type]
         yield fake
 
 
-def sevenbridges_env(fake: SevenBridgesFake) -> dict[str, str]:
+def sevenbridges_env(fake: SimulatedSevenBridges) -> dict[str, str]:
     return {
         "SEVENBRIDGES_API_TOKEN": SBG_TOKEN,
         "SEVENBRIDGES_API_ENDPOINT": fake.api_url,

@@ -19,8 +19,6 @@ from tests.notify import running_server
 from wesctl.config import load_settings
 from wesctl.db import schema
 from wesctl.db.engine import make_engine
-from wesctl.fakes.healthomics import HealthOmicsFake
-from wesctl.fakes.sevenbridges import DEFAULT_PROJECT, SevenBridgesFake
 from wesctl.notify.listeners import bind_tcp
 from wesctl.services.doctor import (
     DATABASE_FIX,
@@ -31,24 +29,26 @@ from wesctl.services.doctor import (
     all_passed,
     run_checks,
 )
+from wesctl.simulated.healthomics import SimulatedHealthOmics
+from wesctl.simulated.sevenbridges import DEFAULT_PROJECT, SimulatedSevenBridges
 
 HEAD = schema.SCHEMA_HEAD
 
 
 @pytest.fixture(scope="module")
-def omics(moto_url: str) -> Iterator[HealthOmicsFake]:
-    with HealthOmicsFake(s3=s3_client(moto_url)) as fake:
+def omics(moto_url: str) -> Iterator[SimulatedHealthOmics]:
+    with SimulatedHealthOmics(s3=s3_client(moto_url)) as fake:
         yield fake
 
 
 @pytest.fixture(scope="module")
-def module_sbg() -> Iterator[SevenBridgesFake]:
-    with SevenBridgesFake(token=SBG_TOKEN) as fake:
+def module_sbg() -> Iterator[SimulatedSevenBridges]:
+    with SimulatedSevenBridges(token=SBG_TOKEN) as fake:
         yield fake
 
 
 @pytest.fixture
-def sbg(module_sbg: SevenBridgesFake) -> SevenBridgesFake:
+def sbg(module_sbg: SimulatedSevenBridges) -> SimulatedSevenBridges:
     module_sbg.reset()
     return module_sbg
 
@@ -81,7 +81,7 @@ class Doctor:
         env = {**self.env, **changes}
         environ = {key: value for key, value in env.items() if value is not None}
         return run_checks(
-            lambda: load_settings(environ=environ, env_file=self.env_file, export_aws=False)
+            lambda: load_settings(environ=environ, env_file=self.env_file, export_sdk=False)
         )
 
     def check(self, name: str, **changes: str | None) -> CheckResult:
@@ -95,8 +95,8 @@ class Doctor:
 def doctor(
     tmp_path: Path,
     sqlite_url: str,
-    sbg: SevenBridgesFake,
-    omics: HealthOmicsFake,
+    sbg: SimulatedSevenBridges,
+    omics: SimulatedHealthOmics,
     moto_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Doctor:
@@ -123,12 +123,12 @@ def failed(result: CheckResult, detail: str, fix: str) -> None:
 
 
 def test_every_check_passes_on_a_working_installation(
-    doctor: Doctor, sbg: SevenBridgesFake, omics: HealthOmicsFake, sqlite_url: str
+    doctor: Doctor, sbg: SimulatedSevenBridges, omics: SimulatedHealthOmics, sqlite_url: str
 ) -> None:
     listener = bind_tcp("127.0.0.1", 0)
     port = listener.sock.getsockname()[1]
     doctor.env["DAEMON_NOTIFICATION_PORT"] = str(port)
-    settings = load_settings(environ=doctor.env, env_file=doctor.env_file, export_aws=False)
+    settings = load_settings(environ=doctor.env, env_file=doctor.env_file, export_sdk=False)
     listworkflows_before = omics.api_calls["ListWorkflows"]
 
     with running_server(settings, listener):
@@ -310,7 +310,7 @@ def test_unreachable_sts(doctor: Doctor, monkeypatch: pytest.MonkeyPatch) -> Non
     )
 
 
-def test_omics_access_denied(doctor: Doctor, omics: HealthOmicsFake) -> None:
+def test_omics_access_denied(doctor: Doctor, omics: SimulatedHealthOmics) -> None:
     omics.inject_error("ListWorkflows", "AccessDeniedException", message="not allowed")
 
     result = doctor.check("healthomics access")

@@ -48,12 +48,12 @@ def test_lost_start_run_answer_and_failing_lookups_never_end_the_run(site: Site)
     row = site.row(run_id)
     assert row.state == "QUEUED", row.last_error
     assert row.submit_attempts >= 2, "the attempts are used up, yet the run is not ended"
-    assert site.omics.runs_for(run_id) == 1
+    assert len(site.omics.runs_for(run_id)) == 1
 
     site.omics.clear_faults()
     report = site.cli_json("submit-queued", env=env)
     assert report["counts"] == {"adopted": 1}, report
-    assert site.omics.runs_for(run_id) == 1
+    assert len(site.omics.runs_for(run_id)) == 1
     assert site.row(run_id).state == "INITIALIZING"
 
 
@@ -67,13 +67,13 @@ def test_lost_run_answer_and_failing_task_lookups_never_end_the_run(site: Site) 
     row = site.row(run_id)
     assert row.state == "QUEUED", row.last_error
     assert row.provider_id is not None, "the draft id was recorded"
-    tasks = site.sbg.tasks_for_run(run_id)
+    tasks = site.sbg.runs_for(run_id)
     assert len(tasks) == 1
     assert site.sbg.task(tasks[0]).status != "DRAFT", "the run call was carried out"
 
     site.sbg.faults.clear()
     assert site.cli_json("submit-queued", env=env)["counts"] == {"adopted": 1}
-    assert site.sbg.tasks_for_run(run_id) == tasks
+    assert site.sbg.runs_for(run_id) == tasks
 
 
 def test_attempts_used_up_end_the_run_only_when_the_provider_proves_nothing_exists(
@@ -86,7 +86,7 @@ def test_attempts_used_up_end_the_run_only_when_the_provider_proves_nothing_exis
     row = site.row(run_id)
     assert row.state == "SYSTEM_ERROR"
     assert "confirmed that no run exists" in row.last_error
-    assert site.omics.runs_for(run_id) == 0
+    assert len(site.omics.runs_for(run_id)) == 0
 
 
 def _system_error_with_live_provider_run(site: Site, run_id: str) -> None:
@@ -106,7 +106,7 @@ def test_retry_adopts_the_healthomics_run_a_lost_answer_left(site: Site) -> None
     run_id = site.add_healthomics_run()
     site.omics.inject("drop_after_accept", "submit")
     site.cli("submit-queued")
-    assert site.omics.runs_for(run_id) == 1
+    assert len(site.omics.runs_for(run_id)) == 1
     _system_error_with_live_provider_run(site, run_id)
 
     site.omics.inject("unavailable", "status", count=None)
@@ -119,7 +119,7 @@ def test_retry_adopts_the_healthomics_run_a_lost_answer_left(site: Site) -> None
     assert result.exit_code == 0, result.output
     assert "will be adopted" in result.stdout
     assert site.cli_json("submit-queued")["counts"] == {"adopted": 1}
-    assert site.omics.runs_for(run_id) == 1, "retry never starts a second run"
+    assert len(site.omics.runs_for(run_id)) == 1, "retry never starts a second run"
 
 
 def test_retry_adopts_the_seven_bridges_task_a_lost_answer_left(site: Site) -> None:
@@ -127,14 +127,14 @@ def test_retry_adopts_the_seven_bridges_task_a_lost_answer_left(site: Site) -> N
     site.sbg.inject("drop_after_accept", "submit", skip=1)
     site.cli("submit-queued")
     _system_error_with_live_provider_run(site, run_id)
-    tasks = site.sbg.tasks_for_run(run_id)
+    tasks = site.sbg.runs_for(run_id)
     assert len(tasks) == 1
 
     result = site.cli("retry", run_id)
     assert result.exit_code == 0, result.output
     assert "will be adopted" in result.stdout
     assert site.cli_json("submit-queued")["counts"] == {"adopted": 1}
-    assert site.sbg.tasks_for_run(run_id) == tasks, "retry never creates a second task"
+    assert site.sbg.runs_for(run_id) == tasks, "retry never creates a second task"
 
 
 def test_retry_of_a_run_whose_task_finished_submits_afresh(site: Site) -> None:
@@ -147,7 +147,7 @@ def test_retry_of_a_run_whose_task_finished_submits_afresh(site: Site) -> None:
     assert result.exit_code == 0, result.output
     assert "new submission key" in result.stdout
     assert site.cli_json("submit-queued")["counts"] == {"submitted": 1}
-    tasks = site.sbg.tasks_for_run(run_id)
+    tasks = site.sbg.runs_for(run_id)
     assert len(tasks) == 2
     assert site.row(run_id).provider_id != first
 

@@ -23,8 +23,8 @@ def test_the_original_variable_names_alone_serve_every_configured_provider(site:
 
     report = site.cli_json("submit-queued", env=env)
     assert report["counts"] == {"submitted": 2}, report
-    assert len(site.sbg.tasks_for_run(sbg_run)) == 1
-    assert site.omics.runs_for(omics_run) == 1
+    assert len(site.sbg.runs_for(sbg_run)) == 1
+    assert len(site.omics.runs_for(omics_run)) == 1
 
     site.sbg.finish(site.row(sbg_run).provider_id, succeed=True)
     site.omics.finish(site.row(omics_run).provider_id, succeed=True)
@@ -43,7 +43,7 @@ def test_without_any_aws_region_the_original_fallback_region_is_used(site: Site)
     result = site.cli("submit-queued", env=env)
     assert result.exit_code == 0, result.output
     assert "using us-east-1" in result.stderr
-    assert site.omics.runs_for(run_id) == 1
+    assert len(site.omics.runs_for(run_id)) == 1
 
 
 def test_two_hosts_each_submit_only_their_providers_runs(site: Site) -> None:
@@ -60,10 +60,10 @@ def test_two_hosts_each_submit_only_their_providers_runs(site: Site) -> None:
         assert "failed" not in report["counts"], report
     assert sum(report["counts"].get("submitted", 0) for report in reports) == 6
     for run_id in sbg_runs:
-        assert len(site.sbg.tasks_for_run(run_id)) == 1
+        assert len(site.sbg.runs_for(run_id)) == 1
         assert site.row(run_id).provider_type == "sevenbridges"
     for run_id in omics_runs:
-        assert site.omics.runs_for(run_id) == 1
+        assert len(site.omics.runs_for(run_id)) == 1
         assert site.row(run_id).provider_type == "healthomics"
 
 
@@ -82,7 +82,7 @@ def test_a_run_for_a_provider_this_host_does_not_serve_waits_untouched(site: Sit
         None,
         None,
     )
-    assert site.omics.runs_for(waiting) == 0
+    assert len(site.omics.runs_for(waiting)) == 0
     assert site.row(served).state == "INITIALIZING"
 
     status = site.cli_json("status", env=sbg_only)
@@ -99,7 +99,7 @@ def test_a_run_for_a_provider_this_host_does_not_serve_waits_untouched(site: Sit
 
     # Once this host serves the provider too, the run is submitted as usual.
     assert site.cli_json("submit-queued")["counts"] == {"submitted": 1}
-    assert site.omics.runs_for(waiting) == 1
+    assert len(site.omics.runs_for(waiting)) == 1
 
 
 def test_only_a_provider_name_wesctl_does_not_know_ends_the_run(site: Site) -> None:
@@ -230,13 +230,13 @@ def test_a_rejected_seven_bridges_token_changes_no_run(site: Site) -> None:
     _untouched(site, runs)
     assert _history_rows(site) == history
     assert "SEVENBRIDGES_API_TOKEN" in site.row(runs[0]).last_error
-    assert all(not site.sbg.tasks_for_run(run_id) for run_id in runs)
+    assert all(not site.sbg.runs_for(run_id) for run_id in runs)
     status = site.cli_json("status")
     assert any("sevenbridges" in line and "token" in line.lower() for line in status["warnings"])
 
     site.sbg.accept_token(SBG_TOKEN)  # the operator installs a valid token
     assert site.cli_json("submit-queued")["counts"] == {"submitted": 5}
-    assert [len(site.sbg.tasks_for_run(run_id)) for run_id in runs] == [1] * 5
+    assert [len(site.sbg.runs_for(run_id)) for run_id in runs] == [1] * 5
 
 
 @pytest.mark.parametrize("code", ["UnrecognizedClientException", "ExpiredTokenException"])
@@ -248,11 +248,11 @@ def test_rejected_aws_credentials_change_no_run(site: Site, code: str) -> None:
     assert result.exit_code == 78, result.output
     _one_line_naming(result.stderr, "healthomics", "credential")
     _untouched(site, runs)
-    assert all(site.omics.runs_for(run_id) == 0 for run_id in runs)
+    assert all(len(site.omics.runs_for(run_id)) == 0 for run_id in runs)
 
     site.omics.accept_credentials(site.env["AWS_ACCESS_KEY_ID"])
     assert site.cli_json("submit-queued")["counts"] == {"submitted": 5}
-    assert [site.omics.runs_for(run_id) for run_id in runs] == [1] * 5
+    assert [len(site.omics.runs_for(run_id)) for run_id in runs] == [1] * 5
 
 
 def test_credentials_rejected_during_sync_and_cancel_change_no_run(site: Site) -> None:

@@ -18,11 +18,11 @@ from tests.cli_helpers import wesctl, wesctl_process
 from tests.contract.aws_fixtures import s3_client
 from tests.e2e.providers import HO_WORKFLOW, healthomics_env
 from tests.wes_api import expire_claim, insert_api_run
-from wesctl.fakes.healthomics import HealthOmicsFake
+from wesctl.simulated.healthomics import SimulatedHealthOmics
 
 
 class OmicsWorld:
-    def __init__(self, db_url: str, fake: HealthOmicsFake, moto: str, tmp: Path) -> None:
+    def __init__(self, db_url: str, fake: SimulatedHealthOmics, moto: str, tmp: Path) -> None:
         self.engine = create_engine(db_url)
         self.fake = fake
         self.env = {
@@ -56,7 +56,7 @@ class OmicsWorld:
 @pytest.fixture
 def omics(db_url: str, moto_url: str, tmp_path: Path) -> Iterator[OmicsWorld]:
     assert wesctl("--database-uri", db_url, "db", "upgrade").exit_code == 0
-    with HealthOmicsFake(s3=s3_client(moto_url)) as fake:
+    with SimulatedHealthOmics(s3=s3_client(moto_url)) as fake:
         world = OmicsWorld(db_url, fake, moto_url, tmp_path)
         yield world
         world.engine.dispose()
@@ -67,7 +67,7 @@ def test_healthomics_run_from_queue_to_complete_with_s3_outputs(omics: OmicsWorl
     assert omics.cli_json("submit-queued")["counts"] == {"submitted": 1}
     row = omics.row(run_id)
     assert row.state == "INITIALIZING", "PENDING at HealthOmics is never WES QUEUED"
-    assert omics.fake.runs_for(run_id) == 1
+    assert len(omics.fake.runs_for(run_id)) == 1
     metadata = row.provider_metadata
     metadata = json.loads(metadata) if isinstance(metadata, str) else metadata  # SQLite: text
     assert metadata["requestId"] == row.submission_key == f"wesctl-{run_id}"
@@ -108,16 +108,16 @@ def test_healthomics_kill_after_start_run_never_starts_a_second_run(
     process = wesctl_process("-q", "submit-one", run_id, env=env)
     try:
         deadline = time.monotonic() + 20
-        while omics.fake.runs_for(run_id) == 0 and time.monotonic() < deadline:
+        while len(omics.fake.runs_for(run_id)) == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
     finally:
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
     omics.fake.faults.clear()
-    assert omics.fake.runs_for(run_id) == 1, "StartRun was accepted"
+    assert len(omics.fake.runs_for(run_id)) == 1, "StartRun was accepted"
     assert omics.row(run_id).provider_id is None, "but its answer never reached the database"
     expire_claim(omics.engine, run_id)
     report = omics.cli_json("submit-queued")
     assert report["counts"] in ({"adopted": 1}, {"submitted": 1})
-    assert omics.fake.runs_for(run_id) == 1, "the same requestId never starts a second run"
+    assert len(omics.fake.runs_for(run_id)) == 1, "the same requestId never starts a second run"
     assert omics.row(run_id).state == "INITIALIZING"

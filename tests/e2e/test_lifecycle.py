@@ -19,13 +19,13 @@ from sqlalchemy import Engine, create_engine, text
 from tests.cli_helpers import wesctl, wesctl_process
 from tests.e2e.providers import SBG_APP, sevenbridges_env, sevenbridges_fake
 from tests.wes_api import insert_api_run
-from wesctl.fakes.sevenbridges import SevenBridgesFake
+from wesctl.simulated.sevenbridges import SimulatedSevenBridges
 
 
 class World:
     """A migrated database plus a Seven Bridges fake, and the CLI wired to both."""
 
-    def __init__(self, db_url: str, fake: SevenBridgesFake) -> None:
+    def __init__(self, db_url: str, fake: SimulatedSevenBridges) -> None:
         self.db_url = db_url
         self.fake = fake
         self.engine: Engine = create_engine(db_url)
@@ -67,7 +67,7 @@ class World:
             )
 
     def tasks(self, run_id: str) -> list[str]:
-        return self.fake.tasks_for_run(run_id)
+        return self.fake.runs_for(run_id)
 
 
 @pytest.fixture
@@ -482,7 +482,7 @@ def test_cancel_racing_a_submission_leaves_no_live_provider_run(world: World) ->
     run_id = world.add_run()
     # Hold the task-run request at the fake so the WES API's cancel lands mid-submission.
     world.fake.inject("slow", "submit", delay=1.0, skip=1)
-    settings = load_settings(environ=world.env, export_aws=False)
+    settings = load_settings(environ=world.env, export_sdk=False)
     runtime = Runtime.open(settings, command="submit-one")
     outcome: list[Any] = []
     thread = threading.Thread(target=lambda: outcome.append(submit_one(runtime, run_id)))

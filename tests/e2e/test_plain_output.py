@@ -23,7 +23,7 @@ from sqlalchemy import create_engine, text
 from tests.cli_helpers import parse_plain_line, wesctl, wesctl_json, wesctl_process
 from tests.e2e.providers import SBG_APP, sevenbridges_env, sevenbridges_fake
 from tests.wes_api import create_api_schema, insert_api_run
-from wesctl.fakes.sevenbridges import SevenBridgesFake
+from wesctl.simulated.sevenbridges import SimulatedSevenBridges
 
 # A provider message longer than any terminal, with the characters that need escaping.
 LONG = 'app "alice/wes/hello" rejected \\ because:\n' + " ".join(
@@ -35,7 +35,7 @@ COLOUR = re.compile(r"\x1b\[[0-9;]*(3[0-9]|9[0-7])[0-9;]*m")  # an SGR sequence 
 class World:
     """A migrated SQLite database and the Seven Bridges fake, as an operator configures them."""
 
-    def __init__(self, db_url: str, fake: SevenBridgesFake) -> None:
+    def __init__(self, db_url: str, fake: SimulatedSevenBridges) -> None:
         self.db_url = db_url
         self.fake = fake
         self.env = {"DATABASE_URI": db_url, **sevenbridges_env(fake)}
@@ -202,7 +202,7 @@ def test_a_provider_message_with_brackets_is_printed_as_written(world: World) ->
 def test_sync_status_prints_each_run_with_its_provider_id(world: World) -> None:
     run_id = world.add_run()
     world.cli("submit-queued")
-    [task_id] = world.fake.tasks_for_run(run_id)
+    [task_id] = world.fake.runs_for(run_id)
     world.fake.inject("permanent", "status", count=None, message=LONG)
 
     lines = world.plain("sync-status", expect=1)

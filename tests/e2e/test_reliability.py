@@ -23,18 +23,18 @@ from tests.cli_helpers import wesctl, wesctl_process
 from tests.e2e.providers import SBG_APP, sevenbridges_env, sevenbridges_fake
 from tests.wes_api import expire_claim, insert_api_run
 from wesctl.config import load_settings
-from wesctl.fakes.sevenbridges import SevenBridgesFake
 from wesctl.services.runtime import Runtime
 from wesctl.services.submit import submit_one
+from wesctl.simulated.sevenbridges import SimulatedSevenBridges
 
 
 @pytest.fixture
-def fake() -> Iterator[SevenBridgesFake]:
+def fake() -> Iterator[SimulatedSevenBridges]:
     with sevenbridges_fake() as started:
         yield started
 
 
-def _environment(db_url: str, fake: SevenBridgesFake, **extra: str) -> dict[str, str]:
+def _environment(db_url: str, fake: SimulatedSevenBridges, **extra: str) -> dict[str, str]:
     env = {**os.environ, "DATABASE_URI": db_url, **sevenbridges_env(fake), **extra}
     env.pop("JOURNAL_STREAM", None)
     return env
@@ -49,7 +49,7 @@ def _wait_for(predicate: object, timeout: float = 20.0) -> None:
     raise AssertionError("condition not reached in time")
 
 
-def _active_tasks(fake: SevenBridgesFake) -> int:
+def _active_tasks(fake: SimulatedSevenBridges) -> int:
     with fake.lock:
         return sum(
             1
@@ -59,7 +59,7 @@ def _active_tasks(fake: SevenBridgesFake) -> int:
 
 
 def test_race_of_processes_submits_every_run_exactly_once_within_the_cap(
-    db_url: str, fake: SevenBridgesFake
+    db_url: str, fake: SimulatedSevenBridges
 ) -> None:
     cap = 80
     assert wesctl("--database-uri", db_url, "db", "upgrade").exit_code == 0
@@ -68,7 +68,7 @@ def test_race_of_processes_submits_every_run_exactly_once_within_the_cap(
     env = _environment(db_url, fake, DAEMON_MAX_CONCURRENT_WORKFLOWS=str(cap))
     settings = dataclasses.replace(
         load_settings(
-            environ={k: v for k, v in env.items() if k != "CREDENTIALS_DIRECTORY"}, export_aws=False
+            environ={k: v for k, v in env.items() if k != "CREDENTIALS_DIRECTORY"}, export_sdk=False
         ),
     )
     rounds = 0
@@ -98,7 +98,7 @@ def test_race_of_processes_submits_every_run_exactly_once_within_the_cap(
             assert process.returncode in (0, 75), stderr
         # Within a round tasks are only created, so the count now is the round's peak.
         assert _active_tasks(fake) <= cap
-        per_run = {run_id: len(fake.tasks_for_run(run_id)) for run_id in ids}
+        per_run = {run_id: len(fake.runs_for(run_id)) for run_id in ids}
         assert max(per_run.values()) <= 1, "a run was submitted twice"
         if all(per_run.values()):
             break
@@ -107,7 +107,7 @@ def test_race_of_processes_submits_every_run_exactly_once_within_the_cap(
                 fake.finish(task_id, succeed=True)
         result = wesctl("sync-status", env=env)
         assert result.exit_code == 0, result.output
-    assert all(len(fake.tasks_for_run(run_id)) == 1 for run_id in ids)
+    assert all(len(fake.runs_for(run_id)) == 1 for run_id in ids)
     assert all(task.runs == 1 for task in fake.tasks.values()), "a task was run twice"
     assert rounds == 3, "80 + 80 + 40 runs with a cap of 80"
     engine.dispose()
@@ -124,7 +124,7 @@ CRASH_POINTS = [
 
 @pytest.mark.parametrize(("step", "kind", "skip", "provider_side"), CRASH_POINTS)
 def test_kill_dash_nine_at_each_step_never_duplicates_nor_strands(
-    db_url: str, fake: SevenBridgesFake, step: str, kind: str, skip: int, provider_side: str
+    db_url: str, fake: SimulatedSevenBridges, step: str, kind: str, skip: int, provider_side: str
 ) -> None:
     assert wesctl("--database-uri", db_url, "db", "upgrade").exit_code == 0
     engine = create_engine(db_url)
@@ -135,15 +135,15 @@ def test_kill_dash_nine_at_each_step_never_duplicates_nor_strands(
     try:
         _wait_for(lambda: fake.calls["submit"] >= skip + 1)
         if kind == "slow_after":
-            _wait_for(lambda: len(fake.tasks_for_run(run_id)) == 1)
+            _wait_for(lambda: len(fake.runs_for(run_id)) == 1)
             if skip:
-                _wait_for(lambda: fake.task(fake.tasks_for_run(run_id)[0]).runs == 1)
+                _wait_for(lambda: fake.task(fake.runs_for(run_id)[0]).runs == 1)
     finally:
         os.kill(process.pid, signal.SIGKILL)
         process.wait(timeout=10)
     fake.faults.clear()
 
-    tasks = fake.tasks_for_run(run_id)
+    tasks = fake.runs_for(run_id)
     if provider_side == "none":
         assert tasks == []
     else:
@@ -160,14 +160,14 @@ def test_kill_dash_nine_at_each_step_never_duplicates_nor_strands(
     # While the lease holds, nobody else touches the run.
     held = wesctl("submit-queued", "--json", env=env)
     assert held.exit_code == 0
-    assert len(fake.tasks_for_run(run_id)) == len(tasks)
+    assert len(fake.runs_for(run_id)) == len(tasks)
 
     # The lease expires (fast-forwarded here instead of waiting WESCTL_CLAIM_TIMEOUT).
     expire_claim(engine, run_id)
     result = wesctl("submit-queued", "--json", env=env)
     assert result.exit_code == 0, result.output
 
-    tasks = fake.tasks_for_run(run_id)
+    tasks = fake.runs_for(run_id)
     assert len(tasks) == 1, f"{step}: exactly one provider task"
     task = fake.task(tasks[0])
     assert task.status == "QUEUED", f"{step}: the task was run, not left as a draft"

@@ -18,14 +18,14 @@ from tests.cli_helpers import wesctl
 from tests.wes_api import insert_api_run
 from wesctl.config import Settings, load_settings
 from wesctl.db.tables import WorkflowRun
-from wesctl.fakes.sevenbridges import DEFAULT_APP, DEFAULT_PROJECT, SevenBridgesFake
 from wesctl.notify import send_notification
 from wesctl.notify.listeners import Listener
 from wesctl.notify.server import NotifyServer
 from wesctl.services.runtime import Runtime
+from wesctl.simulated.sevenbridges import DEFAULT_APP, DEFAULT_PROJECT, SimulatedSevenBridges
 
 
-def provider_environ(fake: SevenBridgesFake) -> dict[str, str]:
+def provider_environ(fake: SimulatedSevenBridges) -> dict[str, str]:
     """Settings that point the Seven Bridges adapter at `fake`, with no client-side pacing and
     room for every test run under the concurrency cap."""
     return {
@@ -55,13 +55,15 @@ def migrate(db_url: str) -> None:
     assert result.exit_code == 0, result.output
 
 
-def make_settings(tmp_path: Path, db_url: str, fake: SevenBridgesFake, **environ: str) -> Settings:
+def make_settings(
+    tmp_path: Path, db_url: str, fake: SimulatedSevenBridges, **environ: str
+) -> Settings:
     env_file = tmp_path / "empty.env"  # keeps a developer's ./.env out of the settings
     env_file.write_text("")
     return load_settings(
         environ={"DATABASE_URI": db_url, **provider_environ(fake), **environ},
         env_file=env_file,
-        export_aws=False,
+        export_sdk=False,
     )
 
 
@@ -96,7 +98,7 @@ class RunningServer:
     """A NotifyServer serving in a thread; `code` is run()'s return value once it ended."""
 
     def __init__(
-        self, server: NotifyServer, runtime: Runtime, fake: SevenBridgesFake | None
+        self, server: NotifyServer, runtime: Runtime, fake: SimulatedSevenBridges | None
     ) -> None:
         self.server = server
         self.runtime = runtime
@@ -133,7 +135,7 @@ def running_server(
     idle_exit: float = 0,
     token: str | None = None,
     check_schema: bool = True,
-    fake: SevenBridgesFake | None = None,
+    fake: SimulatedSevenBridges | None = None,
     **limits: Any,
 ) -> Iterator[RunningServer]:
     """`limits`: NotifyServer's request_timeout, idle_timeout, max_connections, max_idle."""

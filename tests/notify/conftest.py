@@ -7,11 +7,11 @@ from collections.abc import Iterator
 import pytest
 
 from tests.e2e.providers import sevenbridges_fake
-from wesctl.fakes.sevenbridges import SevenBridgesFake
+from wesctl.simulated.sevenbridges import SimulatedSevenBridges
 
 
 @pytest.fixture
-def fake() -> Iterator[SevenBridgesFake]:
+def fake() -> Iterator[SimulatedSevenBridges]:
     """The Seven Bridges fake the notified runs are submitted to."""
     with sevenbridges_fake() as started:
         yield started

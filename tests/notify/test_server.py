@@ -36,11 +36,11 @@ from tests.wes_api import insert_api_run
 from wesctl.config import Settings
 from wesctl.db.tables import WorkflowRun
 from wesctl.errors import ConfigError
-from wesctl.fakes.sevenbridges import SevenBridgesFake
 from wesctl.notify import notify_daemon, send_notification
 from wesctl.notify.listeners import bind_tcp, bind_unix
 from wesctl.notify.serve import serve
 from wesctl.notify.server import SUBMIT_HOLD
+from wesctl.simulated.sevenbridges import SimulatedSevenBridges
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +112,7 @@ def wait_for_log(caplog: pytest.LogCaptureFixture, wanted: Any, deadline: float 
 
 
 def test_notification_is_answered_at_once_then_submitted(
-    db_url: str, tmp_path: Path, fake: SevenBridgesFake
+    db_url: str, tmp_path: Path, fake: SimulatedSevenBridges
 ) -> None:
     migrate(db_url)
     settings = make_settings(tmp_path, db_url, fake)
@@ -127,12 +127,12 @@ def test_notification_is_answered_at_once_then_submitted(
         assert json.loads(result.body or "") == {"status": "accepted", "run_id": run_id}
         assert elapsed < 1.0
         provider_ids = wait_submitted(running.engine, [run_id], deadline=1.0)
-        assert fake.tasks_for_run(run_id) == [provider_ids[run_id]]
+        assert fake.runs_for(run_id) == [provider_ids[run_id]]
         assert fake.task(provider_ids[run_id]).runs == 1
 
         again = send_notification(run_id, host=host, port=port)
         assert again.ok  # notifying twice is harmless
-        assert fake.tasks_for_run(run_id) == [provider_ids[run_id]]
+        assert fake.runs_for(run_id) == [provider_ids[run_id]]
 
 
 def test_notification_for_a_run_already_running_is_ignored(shared: RunningServer) -> None:
@@ -146,11 +146,11 @@ def test_notification_for_a_run_already_running_is_ignored(shared: RunningServer
         "state": "RUNNING",
     }
     assert shared.fake is not None
-    assert shared.fake.tasks_for_run(run_id) == []
+    assert shared.fake.runs_for(run_id) == []
 
 
 def test_wes_api_requests_on_one_keep_alive_connection(
-    db_url: str, tmp_path: Path, fake: SevenBridgesFake
+    db_url: str, tmp_path: Path, fake: SimulatedSevenBridges
 ) -> None:
     migrate(db_url)
     with running_server(make_settings(tmp_path, db_url, fake), bind_tcp("127.0.0.1", 0)) as running:
@@ -174,11 +174,11 @@ def test_wes_api_requests_on_one_keep_alive_connection(
         assert all("close" not in headers.get("connection", "") for _, headers, _ in answers)
         provider_ids = wait_submitted(running.engine, sent + pipelined, deadline=3.0)
         for run_id in sent + pipelined:
-            assert fake.tasks_for_run(run_id) == [provider_ids[run_id]]
+            assert fake.runs_for(run_id) == [provider_ids[run_id]]
 
 
 def test_burst_of_200_concurrent_notifications(
-    sqlite_url: str, tmp_path: Path, fake: SevenBridgesFake
+    sqlite_url: str, tmp_path: Path, fake: SimulatedSevenBridges
 ) -> None:
     """SQLite only: submitting 200 runs takes seconds of CPU in this one process (provider SDK,
     the fake, the ORM), whatever the database."""
@@ -212,7 +212,7 @@ def test_burst_of_200_concurrent_notifications(
         )
         assert p99 < 2.0
         for run_id in run_ids:
-            assert fake.tasks_for_run(run_id) == [provider_ids[run_id]]
+            assert fake.runs_for(run_id) == [provider_ids[run_id]]
         assert len(fake.tasks) == len(run_ids)
 
 
@@ -226,7 +226,7 @@ def test_duplicate_notifications_submit_once(shared: RunningServer) -> None:
     assert all(result.ok for result in results)
     wait_submitted(shared.engine, [run_id], deadline=1.0)
     assert shared.fake is not None
-    assert len(shared.fake.tasks_for_run(run_id)) == 1
+    assert len(shared.fake.runs_for(run_id)) == 1
 
 
 # --- what the endpoint refuses ------------------------------------------------------------------
@@ -314,7 +314,7 @@ def test_unknown_run_is_404(shared: RunningServer) -> None:
 
 
 def test_token_is_required_when_configured(
-    tmp_path: Path, sqlite_url: str, fake: SevenBridgesFake, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, sqlite_url: str, fake: SimulatedSevenBridges, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     migrate(sqlite_url)
@@ -342,7 +342,7 @@ NON_ASCII_TOKEN = "tökén-€-à"
 
 
 def test_non_ascii_token_from_wesctl_notify_and_notify_daemon(
-    tmp_path: Path, sqlite_url: str, fake: SevenBridgesFake, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sqlite_url: str, fake: SimulatedSevenBridges, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     migrate(sqlite_url)
     settings = make_settings(tmp_path, sqlite_url, fake, WESCTL_NOTIFY_TOKEN=NON_ASCII_TOKEN)
@@ -369,7 +369,7 @@ def test_non_ascii_token_from_wesctl_notify_and_notify_daemon(
 
 
 def test_database_outage_is_503(
-    tmp_path: Path, fake: SevenBridgesFake, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, fake: SimulatedSevenBridges, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Down at start and down for every request: 503 each time (the WES API logs a warning and
     the timer submits the run later), rather than exiting and being restarted in a loop."""
@@ -400,7 +400,7 @@ def test_slow_client_does_not_block_others(shared: RunningServer) -> None:
 
 
 def test_submission_waits_for_answers_in_flight_but_not_for_long(
-    tmp_path: Path, sqlite_url: str, fake: SevenBridgesFake
+    tmp_path: Path, sqlite_url: str, fake: SimulatedSevenBridges
 ) -> None:
     """Answers first: while another request is being received, a notified run is answered at
     once but submitted only after a quiet moment, or after SUBMIT_HOLD at the latest."""
@@ -414,13 +414,13 @@ def test_submission_waits_for_answers_in_flight_but_not_for_long(
             time.sleep(0.2)  # its request line is read: it is in flight from now on
             assert send_notification(run_id, host=host, port=port).ok
             time.sleep(0.5)
-            assert fake.tasks_for_run(run_id) == []  # held back by the request in flight
+            assert fake.runs_for(run_id) == []  # held back by the request in flight
             wait_submitted(running.engine, [run_id], deadline=SUBMIT_HOLD + 2)
-        assert len(fake.tasks_for_run(run_id)) == 1
+        assert len(fake.runs_for(run_id)) == 1
 
 
 def test_incomplete_request_is_closed_at_its_deadline(
-    tmp_path: Path, sqlite_url: str, fake: SevenBridgesFake
+    tmp_path: Path, sqlite_url: str, fake: SimulatedSevenBridges
 ) -> None:
     migrate(sqlite_url)
     settings = make_settings(tmp_path, sqlite_url, fake)
@@ -462,7 +462,7 @@ def serving_unix(settings: Settings, path: str, idle_exit: float) -> Iterator[li
 
 
 def test_unix_socket_serve_and_idle_exit(
-    tmp_path: Path, sqlite_url: str, fake: SevenBridgesFake, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, sqlite_url: str, fake: SimulatedSevenBridges, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A unix socket (whose peers have an empty address), then idle exit."""
     caplog.set_level(logging.INFO, logger="wesctl")
@@ -475,7 +475,7 @@ def test_unix_socket_serve_and_idle_exit(
         result = send_notification(run_id, host="ignored", port=0, unix_socket=path)
         assert result.ok, result
         wait_submitted(engine, [run_id], deadline=1.0)
-        assert len(fake.tasks_for_run(run_id)) == 1
+        assert len(fake.runs_for(run_id)) == 1
     engine.dispose()
     assert codes == [0]
     assert not Path(path).exists()
@@ -503,7 +503,7 @@ def test_unix_socket_in_use_is_refused(tmp_path: Path) -> None:
 
 
 def test_idle_exit_waits_for_pending_submissions(
-    tmp_path: Path, sqlite_url: str, fake: SevenBridgesFake
+    tmp_path: Path, sqlite_url: str, fake: SimulatedSevenBridges
 ) -> None:
     migrate(sqlite_url)
     settings = make_settings(tmp_path, sqlite_url, fake)
@@ -521,7 +521,7 @@ def test_idle_exit_waits_for_pending_submissions(
 
 
 def test_stop_finishes_the_submission_in_progress_and_leaves_the_rest_queued(
-    tmp_path: Path, sqlite_url: str, fake: SevenBridgesFake, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, sqlite_url: str, fake: SimulatedSevenBridges, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="wesctl")
     migrate(sqlite_url)
@@ -547,7 +547,7 @@ def test_stop_finishes_the_submission_in_progress_and_leaves_the_rest_queued(
         with running.engine.connect() as connection:
             state = connection.scalar(select(WorkflowRun.state).where(WorkflowRun.run_id == second))
         assert state == "QUEUED"  # for the timer
-        assert fake.tasks_for_run(second) == []
+        assert fake.runs_for(second) == []
     assert any("1 notified runs left QUEUED" in r.getMessage() for r in caplog.records)
 
 

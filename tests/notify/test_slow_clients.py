@@ -27,11 +27,11 @@ from tests.notify import (
     running_server,
     wait_submitted,
 )
-from wesctl.fakes.sevenbridges import SevenBridgesFake
 from wesctl.notify import send_notification
 from wesctl.notify.listeners import bind_tcp
 from wesctl.notify.serve import FD_RESERVE, allow_open_files
 from wesctl.notify.server import MAX_CONNECTIONS
+from wesctl.simulated.sevenbridges import SimulatedSevenBridges
 
 REQUEST_LINE = b"POST / HTTP/1.1\r\nHost: x\r\n"
 ONE_GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"  # answered 405 at once, then the connection idles
@@ -135,7 +135,7 @@ def crowd(address: tuple[str, int], *, slow: int, idle: int) -> Iterator[Crowd]:
 
 
 def test_notifications_are_answered_while_500_slow_and_500_idle_clients_hold_on(
-    db_url: str, tmp_path: Path, fake: SevenBridgesFake
+    db_url: str, tmp_path: Path, fake: SimulatedSevenBridges
 ) -> None:
     """The WES API counts only a 200 within 2 s. The crowd stays for the whole test: slow
     connections reopen when closed. The generous client timeout keeps the test about the
@@ -161,7 +161,7 @@ def test_notifications_are_answered_while_500_slow_and_500_idle_clients_hold_on(
 
 
 def test_a_request_trickling_in_is_closed_at_its_deadline(
-    sqlite_url: str, tmp_path: Path, fake: SevenBridgesFake
+    sqlite_url: str, tmp_path: Path, fake: SimulatedSevenBridges
 ) -> None:
     """Every header line comes well within the idle timeout, yet the request as a whole is
     cut off at its deadline."""
@@ -185,7 +185,7 @@ def test_a_request_trickling_in_is_closed_at_its_deadline(
 
 
 def test_idle_connections_beyond_the_bound_are_closed_oldest_first(
-    sqlite_url: str, tmp_path: Path, fake: SevenBridgesFake
+    sqlite_url: str, tmp_path: Path, fake: SimulatedSevenBridges
 ) -> None:
     migrate(sqlite_url)
     settings = make_settings(tmp_path, sqlite_url, fake)
@@ -209,7 +209,7 @@ def test_idle_connections_beyond_the_bound_are_closed_oldest_first(
 
 
 def test_at_the_connection_bound_the_oldest_unfinished_request_makes_room(
-    sqlite_url: str, tmp_path: Path, fake: SevenBridgesFake
+    sqlite_url: str, tmp_path: Path, fake: SimulatedSevenBridges
 ) -> None:
     migrate(sqlite_url)
     settings = make_settings(tmp_path, sqlite_url, fake)
@@ -250,7 +250,7 @@ print(allow_open_files(500), resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
 
 def test_serve_notify_started_with_systemds_default_limit_raises_it(
-    sqlite_url: str, tmp_path: Path, fake: SevenBridgesFake
+    sqlite_url: str, tmp_path: Path, fake: SimulatedSevenBridges
 ) -> None:
     """`wesctl serve-notify` in its own process, started with systemd's default soft limit."""
     migrate(sqlite_url)

@@ -22,8 +22,8 @@ import pytest
 from sqlalchemy import Engine, create_engine
 
 from tests.notify import add_run, migrate, provider_environ, wait_submitted
-from wesctl.fakes.sevenbridges import SevenBridgesFake
 from wesctl.notify import NotifyResult, send_notification
+from wesctl.simulated.sevenbridges import SimulatedSevenBridges
 
 SOCKET_ACTIVATE = shutil.which("systemd-socket-activate")
 SERVE = [sys.executable, "-m", "wesctl", "serve-notify"]
@@ -37,7 +37,7 @@ def engine(sqlite_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-def daemon_environ(tmp_path: Path, sqlite_url: str, fake: SevenBridgesFake) -> dict[str, str]:
+def daemon_environ(tmp_path: Path, sqlite_url: str, fake: SimulatedSevenBridges) -> dict[str, str]:
     return {
         "PATH": os.environ["PATH"],
         "HOME": str(tmp_path),
@@ -81,7 +81,7 @@ def free_port() -> int:
 
 @pytest.mark.skipif(SOCKET_ACTIVATE is None, reason="systemd-socket-activate is not installed")
 def test_started_by_systemd_socket_activate_on_first_connection(
-    tmp_path: Path, sqlite_url: str, engine: Engine, fake: SevenBridgesFake
+    tmp_path: Path, sqlite_url: str, engine: Engine, fake: SimulatedSevenBridges
 ) -> None:
     assert SOCKET_ACTIVATE is not None
     run_id = add_run(engine)
@@ -99,7 +99,7 @@ def test_started_by_systemd_socket_activate_on_first_connection(
         at_provider = time.monotonic() - sent
         print(f"cold start: 200 after {answered:.3f} s, at the provider after {at_provider:.3f} s")
         assert answered < 2.0, "the WES API's 2 s notification timeout includes the cold start"
-        assert fake.tasks_for_run(run_id) == [provider_ids[run_id]]
+        assert fake.runs_for(run_id) == [provider_ids[run_id]]
         assert process.wait(10) == 0  # exited by itself once idle
     stderr = log.read_text()
     assert f"serving notifications on 127.0.0.1:{port} (systemd fd 3 notify)" in stderr
@@ -107,7 +107,7 @@ def test_started_by_systemd_socket_activate_on_first_connection(
 
 
 def test_sockets_passed_like_systemd_every_fd_is_served(
-    tmp_path: Path, sqlite_url: str, engine: Engine, fake: SevenBridgesFake
+    tmp_path: Path, sqlite_url: str, engine: Engine, fake: SimulatedSevenBridges
 ) -> None:
     """The §1.6 fixture: fds 3 and 4 set up in a shell that then execs the daemon, so
     LISTEN_PID=$$ is the daemon's pid. Both sockets stay open in this process, like systemd's."""
@@ -159,7 +159,7 @@ def test_sockets_passed_like_systemd_every_fd_is_served(
             process.send_signal(signal.SIGTERM)
             assert process.wait(10) == 0
         for run_id in (first, second, third):
-            assert len(fake.tasks_for_run(run_id)) == 1
+            assert len(fake.runs_for(run_id)) == 1
     finally:
         for fd in fds:
             os.close(fd)
@@ -168,7 +168,7 @@ def test_sockets_passed_like_systemd_every_fd_is_served(
 
 
 def test_no_socket_and_port_in_use_is_one_clear_error(
-    tmp_path: Path, sqlite_url: str, fake: SevenBridgesFake
+    tmp_path: Path, sqlite_url: str, fake: SimulatedSevenBridges
 ) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
@@ -187,7 +187,7 @@ def test_no_socket_and_port_in_use_is_one_clear_error(
 
 
 def test_invalid_listen_option_is_a_configuration_error(
-    tmp_path: Path, sqlite_url: str, fake: SevenBridgesFake
+    tmp_path: Path, sqlite_url: str, fake: SimulatedSevenBridges
 ) -> None:
     env = daemon_environ(tmp_path, sqlite_url, fake)
     result = subprocess.run(

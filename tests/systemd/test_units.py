@@ -41,7 +41,7 @@ def make_settings(tmp: Path, **environ: str) -> Settings:
     """Settings from `environ` only: no real environment, no .env in the working directory."""
     empty = tmp / "empty.env"
     empty.write_text("")
-    return load_settings(environ=environ, env_file=empty, export_aws=False)
+    return load_settings(environ=environ, env_file=empty, export_sdk=False)
 
 
 def build_root(root: Path, units: dict[str, str], wesctl_path: str = DEFAULT_WESCTL_PATH) -> Path:
@@ -319,10 +319,10 @@ def test_sysusers_adds_the_api_user_to_the_notify_group(tmp_path: Path) -> None:
 
 def test_env_file_example_loads_as_shipped_and_with_every_setting_enabled(tmp_path: Path) -> None:
     example = DEPLOY / "wesctl.env.example"
-    shipped = load_settings(environ={}, env_file=example, export_aws=False)
+    shipped = load_settings(environ={}, env_file=example, export_sdk=False)
     assert shipped.providers == ("sevenbridges",)
     enabled = tmp_path / "wesctl.env"
     enabled.write_text(re.sub(r"(?m)^#([A-Z][A-Z0-9_]*=)", r"\1", example.read_text()))
-    settings = load_settings(environ={}, env_file=enabled, export_aws=False)
+    settings = load_settings(environ={}, env_file=enabled, export_sdk=False)
     assert settings.sources["poll_interval"] == f"env file {enabled}"
     assert render_units(settings) == render_units(shipped)  # the commented values are the defaults

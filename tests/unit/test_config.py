@@ -9,6 +9,7 @@ import pytest
 from tests.cli_helpers import wesctl, wesctl_json
 from wesctl.config import FIELDS, Secret, env_example, load_settings
 from wesctl.errors import ConfigError
+from wesctl.providers.sevenbridges.settings import SPEC as SEVENBRIDGES
 
 
 def test_defaults_use_embedded_sqlite_in_the_working_directory(tmp_path: Path) -> None:
@@ -94,7 +95,7 @@ def test_precedence_cli_over_environment_over_env_file(tmp_path: Path) -> None:
     assert settings.sources["poll_interval"] == "environment"
     assert settings.status_check_interval == 20
     assert settings.sources["status_check_interval"] == f"env file {env_file}"
-    assert settings.sevenbridges_project == "alice/wes"
+    assert settings.provider(SEVENBRIDGES).project == "alice/wes"
 
 
 def test_dot_env_in_working_directory_is_read(tmp_path: Path) -> None:
@@ -109,7 +110,7 @@ def test_systemd_credentials_win_over_environment(tmp_path: Path) -> None:
     settings = load_settings(
         environ={"CREDENTIALS_DIRECTORY": str(credentials), "SEVENBRIDGES_API_TOKEN": "from-env"}
     )
-    assert settings.sevenbridges_api_token == Secret("from-credential")
+    assert settings.provider(SEVENBRIDGES).api_token == Secret("from-credential")
     assert settings.sources["sevenbridges_api_token"] == "systemd credential sevenbridges-api-token"
 
 
@@ -157,7 +158,7 @@ def test_provider_requirements_are_listed_together() -> None:
 
 def test_plain_http_endpoint_only_for_loopback() -> None:
     ok = load_settings(environ={"SEVENBRIDGES_API_ENDPOINT": "http://127.0.0.1:8080/v2/"})
-    assert ok.sevenbridges_api_endpoint == "http://127.0.0.1:8080/v2"
+    assert ok.provider(SEVENBRIDGES).api_endpoint == "http://127.0.0.1:8080/v2"
     with pytest.raises(ConfigError, match="must use https"):
         load_settings(environ={"SEVENBRIDGES_API_ENDPOINT": "http://api.example.org/v2"})
 

@@ -41,36 +41,49 @@ from tests.contract.aws_fixtures import (
     make_settings,
     s3_client,
 )
-from tests.contract.base import FakeClock
+from tests.contract.base import VirtualClock
+from wesctl.config import Settings
 from wesctl.domain.states import RunState
 from wesctl.domain.types import RunSpec
-from wesctl.fakes.healthomics import HealthOmicsFake
-from wesctl.fakes.http import FakeClock as ServiceClock
 from wesctl.providers.base import (
     ProviderMisconfigured,
     ProviderRejected,
     ProviderRunNotFound,
     ProviderUnavailable,
 )
-from wesctl.providers.healthomics import (
+from wesctl.providers.healthomics.adapter import (
     CLOCK_FIX,
     CREDENTIALS_FIX,
-    DELETED_MESSAGE,
     ENDPOINT_FIX,
     EXPIRED_FIX,
     LISTING_TTL,
-    STATUS_MAP,
     THROTTLE_RETRY_AFTER,
     HealthOmicsProvider,
     build,
     classify_error,
+    retry_now,
+)
+from wesctl.providers.healthomics.mapping import (
+    DELETED_MESSAGE,
+    STATUS_MAP,
     map_status,
     normalise_outputs,
-    retry_now,
     status_message,
 )
+from wesctl.providers.healthomics.settings import SPEC as HEALTHOMICS
+from wesctl.simulated.healthomics import SimulatedHealthOmics
+from wesctl.simulated.http import SimulatedClock
 
 WDL, CWL, NEXTFLOW, READY2RUN = "1234567", "2345678", "3456789", "9500764"
+
+
+def with_healthomics(settings: Settings, **changes: Any) -> Settings:
+    """`settings` with some HealthOmics settings changed."""
+    own = replace(settings.provider(HEALTHOMICS), **changes)
+    return replace(
+        settings, provider_settings={**settings.provider_settings, HEALTHOMICS.name: own}
+    )
+
 
 # --- the status table ------------------------------------------------------------------------
 
@@ -374,9 +387,9 @@ def test_cwl_file_objects_are_normalised_and_wdl_values_kept() -> None:
 
 
 @pytest.fixture(scope="module")
-def fake(moto_url: str) -> Iterator[HealthOmicsFake]:
+def fake(moto_url: str) -> Iterator[SimulatedHealthOmics]:
     """One fake for the module (stopping one takes half a second); tests use distinct run ids."""
-    with HealthOmicsFake(s3=s3_client(moto_url)) as service:
+    with SimulatedHealthOmics(s3=s3_client(moto_url)) as service:
         yield service
 
 
@@ -388,7 +401,7 @@ def _no_leftover_faults(request: pytest.FixtureRequest) -> None:
 
 @pytest.fixture(scope="module")
 def provider(
-    fake: HealthOmicsFake, moto_url: str, tmp_path_factory: pytest.TempPathFactory
+    fake: SimulatedHealthOmics, moto_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[HealthOmicsProvider]:
     """One adapter for the tests that need no fresh adapter state. boto3 reads the standard
     environment when it builds the clients, so the environment is set just for that."""
@@ -402,7 +415,7 @@ def provider(
 
 @pytest.fixture
 def env(
-    fake: HealthOmicsFake, moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    fake: SimulatedHealthOmics, moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> pytest.MonkeyPatch:
     """The standard environment pointing at the module's fake, for tests that build adapters."""
     aws_environment(monkeypatch, omics_url=fake.base_url, moto_url=moto_url, tmp_path=tmp_path)
@@ -461,7 +474,7 @@ def sent_url(provider: HealthOmicsProvider) -> str:
 
 
 def test_host_prefix_env_variable_wins_over_an_explicit_config_object(
-    fake: HealthOmicsFake, provider: HealthOmicsProvider
+    fake: SimulatedHealthOmics, provider: HealthOmicsProvider
 ) -> None:
     # build() passes Config(connect_timeout, read_timeout, user_agent_extra, ...) explicitly
     assert provider.omics.meta.config.inject_host_prefix is False
@@ -479,7 +492,7 @@ def test_without_the_env_variable_the_host_prefix_is_injected(
 
 
 def test_endpoint_retries_and_timeouts_follow_standard_config(
-    fake: HealthOmicsFake, provider: HealthOmicsProvider, moto_url: str
+    fake: SimulatedHealthOmics, provider: HealthOmicsProvider, moto_url: str
 ) -> None:
     assert provider.omics.meta.endpoint_url == fake.base_url
     assert provider.s3.meta.endpoint_url == moto_url
@@ -501,7 +514,7 @@ def test_without_a_region_the_original_daemons_us_east_1_is_used(
 ) -> None:
     env.delenv("AWS_REGION")
     env.delenv("AWS_DEFAULT_REGION")
-    settings = replace(make_settings(tmp_path), aws_region=None)
+    settings = with_healthomics(make_settings(tmp_path), region=None)
     provider = build(settings)
     try:
         assert provider.omics.meta.region_name == "us-east-1"
@@ -520,7 +533,7 @@ def test_missing_credentials_are_the_installations(env: pytest.MonkeyPatch, tmp_
 
 
 def test_errors_never_show_the_secret_key(
-    fake: HealthOmicsFake,
+    fake: SimulatedHealthOmics,
     env: pytest.MonkeyPatch,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
@@ -539,7 +552,7 @@ def test_errors_never_show_the_secret_key(
 # --- parameter translation ---------------------------------------------------------------------
 
 
-def test_minimal_run_translation(fake: HealthOmicsFake, provider: HealthOmicsProvider) -> None:
+def test_minimal_run_translation(fake: SimulatedHealthOmics, provider: HealthOmicsProvider) -> None:
     run = replace(spec("run-minimal"), tags={"project": "p1", "nested": {"not": "a string"}})
     pid = submit(provider, run, key="key-minimal")
     sent = fake.run(pid)
@@ -576,7 +589,7 @@ def test_submission_metadata_and_status(provider: HealthOmicsProvider) -> None:
 
 
 def test_all_engine_parameters_pass_through(
-    fake: HealthOmicsFake, provider: HealthOmicsProvider
+    fake: SimulatedHealthOmics, provider: HealthOmicsProvider
 ) -> None:
     run = spec(
         "run-options",
@@ -628,7 +641,7 @@ def test_all_engine_parameters_pass_through(
 
 
 def test_storage_capacity_implies_static(
-    fake: HealthOmicsFake, provider: HealthOmicsProvider
+    fake: SimulatedHealthOmics, provider: HealthOmicsProvider
 ) -> None:
     sent = fake.run(submit(provider, spec("run-capacity", storage_capacity=1200)))
     assert (sent["storageType"], sent["storageCapacity"]) == ("STATIC", 1200)
@@ -655,7 +668,9 @@ WORKFLOW_FORMS = {
 
 
 @pytest.mark.parametrize("form", WORKFLOW_FORMS)
-def test_workflow_forms(fake: HealthOmicsFake, provider: HealthOmicsProvider, form: str) -> None:
+def test_workflow_forms(
+    fake: SimulatedHealthOmics, provider: HealthOmicsProvider, form: str
+) -> None:
     url, options, workflow_id, workflow_type = WORKFLOW_FORMS[form]
     run = replace(spec(f"run-form-{form}", **options), workflow_url=url)
     sent = fake.run(submit(provider, run))
@@ -724,14 +739,12 @@ def test_bad_engine_parameters_name_the_parameter(
 def test_missing_role_and_output_location_are_rejected(
     env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    settings = replace(make_settings(tmp_path), healthomics_role_arn=None)
+    settings = with_healthomics(make_settings(tmp_path), role_arn=None)
     built, _ = build_provider(settings)
     with pytest.raises(ProviderRejected, match="AWS_HEALTHOMICS_WORKFLOW_ROLE_ARN"):
         built.validate(spec("run-no-role"))
     built.validate(spec("run-role-option", role_arn=ROLE_ARN))
-    built = HealthOmicsProvider(
-        replace(settings, healthomics_output_uri=None), built.omics, built.s3
-    )
+    built = HealthOmicsProvider(with_healthomics(settings, output_uri=None), built.omics, built.s3)
     with pytest.raises(ProviderRejected, match="AWS_HEALTHOMICS_OUTPUT_URI"):
         built.validate(spec("run-no-output", role_arn=ROLE_ARN))
     built.close()
@@ -749,30 +762,30 @@ def test_unknown_workflow_is_rejected_with_the_service_message(
 
 
 def test_accepted_then_dropped_start_is_not_retried_blindly(
-    fake: HealthOmicsFake, provider: HealthOmicsProvider
+    fake: SimulatedHealthOmics, provider: HealthOmicsProvider
 ) -> None:
     fake.inject("drop_after_accept", "submit")
     starts = fake.api_calls["StartRun"]
     with pytest.raises(ProviderUnavailable):
         submit(provider, spec("run-crash"))
     assert fake.api_calls["StartRun"] == starts + 1
-    assert fake.runs_for("run-crash") == 1  # the service did start it
+    assert len(fake.runs_for("run-crash")) == 1  # the service did start it
 
 
 def test_resending_the_same_request_id_creates_one_run(
-    fake: HealthOmicsFake, provider: HealthOmicsProvider
+    fake: SimulatedHealthOmics, provider: HealthOmicsProvider
 ) -> None:
     fake.inject("drop_after_accept", "submit")
     with pytest.raises(ProviderUnavailable):
         submit(provider, spec("run-resend"), key="key-resend")
     # the caller did not know a run may exist: only the requestId protects it
     pid = submit(provider, spec("run-resend"), key="key-resend")
-    assert fake.runs_for("run-resend") == 1
+    assert len(fake.runs_for("run-resend")) == 1
     assert fake.run(pid)["tags"]["wes_request_id"] == "key-resend"
 
 
 def test_may_exist_finds_the_run_without_starting_again(
-    fake: HealthOmicsFake, provider: HealthOmicsProvider
+    fake: SimulatedHealthOmics, provider: HealthOmicsProvider
 ) -> None:
     fake.inject("drop_after_accept", "submit")
     with pytest.raises(ProviderUnavailable):
@@ -789,16 +802,16 @@ def test_may_exist_finds_the_run_without_starting_again(
     assert result.adopted
     assert recorded == []
     assert fake.api_calls["StartRun"] == starts  # found by name and tags: no StartRun spent
-    assert fake.runs_for("run-recover") == 1
+    assert len(fake.runs_for("run-recover")) == 1
 
 
 def test_a_new_submission_key_is_not_confused_with_an_old_run(
-    fake: HealthOmicsFake, provider: HealthOmicsProvider
+    fake: SimulatedHealthOmics, provider: HealthOmicsProvider
 ) -> None:
     first = submit(provider, spec("run-again"), key="key-again-1")
     second = submit(provider, spec("run-again"), key="key-again-2", may_exist=True)
     assert first != second
-    assert fake.runs_for("run-again") == 2
+    assert len(fake.runs_for("run-again")) == 2
 
 
 def test_known_id_that_vanished_is_not_found(provider: HealthOmicsProvider) -> None:
@@ -813,7 +826,7 @@ def test_known_id_that_vanished_is_not_found(provider: HealthOmicsProvider) -> N
 
 
 def test_transient_faults_on_a_batch_of_submissions(
-    fake: HealthOmicsFake, provider: HealthOmicsProvider
+    fake: SimulatedHealthOmics, provider: HealthOmicsProvider
 ) -> None:
     """About 30% of all requests fail transiently; the caller resubmits what raised
     ProviderUnavailable with may_exist=True, as the submit service does."""
@@ -831,13 +844,13 @@ def test_transient_faults_on_a_batch_of_submissions(
                 continue
     fake.clear_faults()
     assert len(ids) == 20
-    assert all(fake.runs_for(run_id) == 1 for run_id in ids)
+    assert all(len(fake.runs_for(run_id)) == 1 for run_id in ids)
     assert len(set(ids.values())) == 20
     assert sum(fake.calls.values()) - before > 20  # faults did fire
 
 
 def test_quota_refusal_keeps_the_run_queued_without_burning_start_calls(
-    fake: HealthOmicsFake, provider: HealthOmicsProvider
+    fake: SimulatedHealthOmics, provider: HealthOmicsProvider
 ) -> None:
     fake.inject_error("submit", "ServiceQuotaExceededException", message="Maximum runs reached")
     starts = fake.api_calls["StartRun"]
@@ -845,11 +858,11 @@ def test_quota_refusal_keeps_the_run_queued_without_burning_start_calls(
         submit(provider, spec("run-quota"))
     assert "Maximum runs reached" in str(info.value)
     assert fake.api_calls["StartRun"] == starts + 1
-    assert fake.runs_for("run-quota") == 0
+    assert len(fake.runs_for("run-quota")) == 0
 
 
 def test_throttling_slows_the_limiter(
-    fake: HealthOmicsFake, env: pytest.MonkeyPatch, tmp_path: Path
+    fake: SimulatedHealthOmics, env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     built, clock = build_provider(make_settings(tmp_path))
     pid = submit(built, spec("run-throttled"))
@@ -873,7 +886,7 @@ def test_start_run_is_paced_by_its_own_limiter(env: pytest.MonkeyPatch, tmp_path
 
 
 def test_status_times_are_naive_utc_and_failures_carry_the_reason(
-    fake: HealthOmicsFake, provider: HealthOmicsProvider
+    fake: SimulatedHealthOmics, provider: HealthOmicsProvider
 ) -> None:
     pid = submit(provider, spec("run-times"))
     fake.set_status(pid, "RUNNING")
@@ -887,7 +900,9 @@ def test_status_times_are_naive_utc_and_failures_carry_the_reason(
     assert status.ended_at.isoformat(timespec="milliseconds") == fake.run(pid)["stopTime"][:-1]
 
 
-def test_unknown_and_deleted_statuses(fake: HealthOmicsFake, provider: HealthOmicsProvider) -> None:
+def test_unknown_and_deleted_statuses(
+    fake: SimulatedHealthOmics, provider: HealthOmicsProvider
+) -> None:
     pid = submit(provider, spec("run-odd"))
     fake.set_status(pid, "HIBERNATING")
     odd = provider.statuses([pid])[pid]
@@ -904,16 +919,18 @@ def test_unknown_and_deleted_statuses(fake: HealthOmicsFake, provider: HealthOmi
 @pytest.fixture
 def fresh_fake(
     moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> Iterator[HealthOmicsFake]:
+) -> Iterator[SimulatedHealthOmics]:
     """A fake of its own, for tests that count pages over every run it holds."""
-    with HealthOmicsFake(s3=s3_client(moto_url)) as service:
+    with SimulatedHealthOmics(s3=s3_client(moto_url)) as service:
         aws_environment(
             monkeypatch, omics_url=service.base_url, moto_url=moto_url, tmp_path=tmp_path
         )
         yield service
 
 
-def test_large_status_batches_cost_few_calls(fresh_fake: HealthOmicsFake, tmp_path: Path) -> None:
+def test_large_status_batches_cost_few_calls(
+    fresh_fake: SimulatedHealthOmics, tmp_path: Path
+) -> None:
     built, _ = build_provider(make_settings(tmp_path))
     ids = [submit(built, spec(f"run-many-{index}")) for index in range(250)]
     for pid in ids[:100]:
@@ -948,7 +965,7 @@ def test_large_status_batches_cost_few_calls(fresh_fake: HealthOmicsFake, tmp_pa
 
 
 def test_details_refine_a_listed_failure_into_system_error(
-    fresh_fake: HealthOmicsFake, tmp_path: Path
+    fresh_fake: SimulatedHealthOmics, tmp_path: Path
 ) -> None:
     built, _ = build_provider(make_settings(tmp_path))
     pid = submit(built, spec("run-service-error"))
@@ -959,9 +976,9 @@ def test_details_refine_a_listed_failure_into_system_error(
     built.close()
 
 
-def test_the_listing_snapshot_expires(fresh_fake: HealthOmicsFake, tmp_path: Path) -> None:
+def test_the_listing_snapshot_expires(fresh_fake: SimulatedHealthOmics, tmp_path: Path) -> None:
     built, _ = build_provider(make_settings(tmp_path))
-    clock = FakeClock()
+    clock = VirtualClock()
     provider = HealthOmicsProvider(built.settings, built.omics, built.s3, clock=clock)
     provider.limiter, provider.start_limiter = built.limiter, built.start_limiter
     ids = [submit(provider, spec(f"run-ttl-{index}")) for index in range(5)]
@@ -977,7 +994,7 @@ def test_the_listing_snapshot_expires(fresh_fake: HealthOmicsFake, tmp_path: Pat
 
 
 def test_cancel_forgets_the_snapshot_entry(
-    fake: HealthOmicsFake, env: pytest.MonkeyPatch, tmp_path: Path
+    fake: SimulatedHealthOmics, env: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     built, _ = build_provider(make_settings(tmp_path))
     ids = [submit(built, spec(f"run-cancel-batch-{index}")) for index in range(3)]
@@ -997,7 +1014,7 @@ def test_cancel_of_an_unknown_run_is_not_found(provider: HealthOmicsProvider) ->
 
 
 def test_cancel_refused_for_a_running_run_is_raised(
-    fake: HealthOmicsFake, provider: HealthOmicsProvider
+    fake: SimulatedHealthOmics, provider: HealthOmicsProvider
 ) -> None:
     pid = submit(provider, spec("run-cancel-refused"))
     fake.set_status(pid, "RUNNING")
@@ -1007,7 +1024,7 @@ def test_cancel_refused_for_a_running_run_is_raised(
 
 
 def test_cancel_denied_is_the_installations_without_a_status_read(
-    fake: HealthOmicsFake, provider: HealthOmicsProvider
+    fake: SimulatedHealthOmics, provider: HealthOmicsProvider
 ) -> None:
     pid = submit(provider, spec("run-cancel-denied"))
     fake.set_status(pid, "RUNNING")
@@ -1030,7 +1047,10 @@ def test_cancel_denied_is_the_installations_without_a_status_read(
     ],
 )
 def test_outputs_by_engine(
-    fake: HealthOmicsFake, provider: HealthOmicsProvider, workflow: str, expected: dict[str, Any]
+    fake: SimulatedHealthOmics,
+    provider: HealthOmicsProvider,
+    workflow: str,
+    expected: dict[str, Any],
 ) -> None:
     pid = submit(provider, replace(spec(f"run-outputs-{workflow}"), workflow_url=workflow))
     fake.finish(pid, succeed=True)
@@ -1045,7 +1065,7 @@ def test_outputs_by_engine(
 
 
 def test_task_logs_point_at_cloudwatch_streams(
-    fake: HealthOmicsFake, provider: HealthOmicsProvider
+    fake: SimulatedHealthOmics, provider: HealthOmicsProvider
 ) -> None:
     pid = submit(provider, spec("run-tasks"))
     fake.set_status(pid, "RUNNING")
@@ -1069,7 +1089,7 @@ def test_task_logs_point_at_cloudwatch_streams(
 
 
 def test_no_log_streams_when_logging_is_off(
-    fake: HealthOmicsFake, provider: HealthOmicsProvider
+    fake: SimulatedHealthOmics, provider: HealthOmicsProvider
 ) -> None:
     pid = submit(provider, spec("run-quiet", log_level="OFF"))
     fake.finish(pid, succeed=True)
@@ -1077,7 +1097,7 @@ def test_no_log_streams_when_logging_is_off(
 
 
 def test_cancelled_run_reports_no_outputs(
-    fake: HealthOmicsFake, provider: HealthOmicsProvider
+    fake: SimulatedHealthOmics, provider: HealthOmicsProvider
 ) -> None:
     pid = submit(provider, spec("run-cancelled-outputs"))
     fake.set_status(pid, "RUNNING")
@@ -1091,7 +1111,7 @@ def test_cancelled_run_reports_no_outputs(
 
 
 def test_fake_rejects_what_the_service_rejects(
-    fake: HealthOmicsFake, provider: HealthOmicsProvider
+    fake: SimulatedHealthOmics, provider: HealthOmicsProvider
 ) -> None:
     omics = provider.omics
     with pytest.raises(omics.exceptions.ValidationException, match="maxResults"):
@@ -1113,7 +1133,7 @@ def test_fake_rejects_what_the_service_rejects(
 
 
 def test_fake_pages_dedupes_and_refuses_to_cancel_finished_runs(
-    fake: HealthOmicsFake, provider: HealthOmicsProvider
+    fake: SimulatedHealthOmics, provider: HealthOmicsProvider
 ) -> None:
     omics = provider.omics
     body: Any = {
@@ -1145,8 +1165,8 @@ def test_fake_pages_dedupes_and_refuses_to_cancel_finished_runs(
 
 
 def test_fake_script_moves_runs_by_its_clock(moto_url: str) -> None:
-    clock = ServiceClock()
-    service = HealthOmicsFake(
+    clock = SimulatedClock()
+    service = SimulatedHealthOmics(
         s3=s3_client(moto_url),
         clock=clock,
         script=[("PENDING", 0), ("STARTING", 1), ("RUNNING", 2), ("COMPLETED", 5)],

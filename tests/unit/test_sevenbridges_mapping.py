@@ -40,7 +40,29 @@ from tests.contract.test_sevenbridges import TOKEN, SevenBridgesHarness, make_ha
 from wesctl.config import load_settings
 from wesctl.domain.states import RunState
 from wesctl.domain.types import RunSpec
-from wesctl.fakes.http import (
+from wesctl.providers.base import (
+    ProviderMisconfigured,
+    ProviderRejected,
+    ProviderRunNotFound,
+    ProviderUnavailable,
+)
+from wesctl.providers.sevenbridges.adapter import (
+    ENDPOINT_FIX,
+    PROJECT_FIX,
+    SevenBridgesProvider,
+    build,
+    classify_error,
+    token_fix,
+)
+from wesctl.providers.sevenbridges.mapping import (
+    STATUS_MAP,
+    map_status,
+    normalise_outputs,
+    task_inputs,
+    to_status,
+)
+from wesctl.providers.sevenbridges.settings import SPEC as SEVENBRIDGES
+from wesctl.simulated.http import (
     DROP_AFTER_ACCEPT,
     SERVER_ERROR,
     THROTTLE,
@@ -48,26 +70,7 @@ from wesctl.fakes.http import (
     FaultRule,
     Response,
 )
-from wesctl.fakes.sevenbridges import DEFAULT_APP, FakeApp, FakeTask, SevenBridgesFake
-from wesctl.providers.base import (
-    ProviderMisconfigured,
-    ProviderRejected,
-    ProviderRunNotFound,
-    ProviderUnavailable,
-)
-from wesctl.providers.sevenbridges import (
-    ENDPOINT_FIX,
-    PROJECT_FIX,
-    STATUS_MAP,
-    SevenBridgesProvider,
-    build,
-    map_status,
-    task_inputs,
-    to_status,
-    token_fix,
-    translate_error,
-    translate_outputs,
-)
+from wesctl.simulated.sevenbridges import DEFAULT_APP, FakeApp, FakeTask, SimulatedSevenBridges
 
 STRICT_APP = "wes-user/wes/strict"  # its input 'reads' is required
 
@@ -79,14 +82,14 @@ def _no_proxy_for_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[SevenBridgesFake]:
+def fake() -> Iterator[SimulatedSevenBridges]:
     apps = (FakeApp(DEFAULT_APP), FakeApp(STRICT_APP, inputs={"reads": "File"}))
-    with SevenBridgesFake(token=TOKEN, apps=apps) as fake:
+    with SimulatedSevenBridges(token=TOKEN, apps=apps) as fake:
         yield fake
 
 
 @pytest.fixture
-def harness(fake: SevenBridgesFake, tmp_path: Path) -> Iterator[SevenBridgesHarness]:
+def harness(fake: SimulatedSevenBridges, tmp_path: Path) -> Iterator[SevenBridgesHarness]:
     harness = make_harness(fake, tmp_path)
     yield harness
     harness.provider.close()
@@ -103,7 +106,7 @@ def offline_provider(tmp_path: Path, **environ: str) -> SevenBridgesProvider:
             **environ,
         },
         env_file=env_file,
-        export_aws=False,
+        export_sdk=False,
     )
     return build(settings)
 
@@ -244,7 +247,7 @@ def test_outputs_become_wes_files_with_stable_locations() -> None:
         "count": 3,
         "missing": None,
     }
-    assert translate_outputs(outputs, endpoint) == {
+    assert normalise_outputs(outputs, endpoint) == {
         "out": {"class": "File", "location": f"{endpoint}/files/f1", "name": "out.txt", "size": 6},
         "dir": {"class": "Directory", "location": f"{endpoint}/files/d1", "name": "results"},
         "many": [{"class": "File", "location": f"{endpoint}/files/f2"}, None],
@@ -332,7 +335,7 @@ def test_valid_specs_pass(tmp_path: Path, overrides: dict[str, Any]) -> None:
     ],
 )
 def test_error_classification(error: SbgError, expected: type[Exception]) -> None:
-    translated = translate_error(error, "get task")
+    translated = classify_error(error, "get task")
     assert type(translated) is expected
     assert str(error.message) in str(translated)
     assert "get task" in str(translated)
@@ -369,7 +372,7 @@ ENDPOINT = "https://api.sbgenomics.com/v2"
 def test_installation_errors(
     error: SbgError, about_default_project: bool, expected: type, fix: str | None
 ) -> None:
-    translated = translate_error(
+    translated = classify_error(
         error, "list tasks", endpoint=ENDPOINT, about_default_project=about_default_project
     )
     assert type(translated) is expected
@@ -388,7 +391,7 @@ def test_a_2xx_body_that_is_not_json_is_the_endpoints() -> None:
     try:
         json.loads("<!DOCTYPE html>")
     except json.JSONDecodeError as exc:
-        translated = translate_error(exc, "get task", endpoint=ENDPOINT)
+        translated = classify_error(exc, "get task", endpoint=ENDPOINT)
     assert isinstance(translated, ProviderMisconfigured)
     assert translated.fix == ENDPOINT_FIX
     assert ENDPOINT in translated.detail
@@ -396,14 +399,14 @@ def test_a_2xx_body_that_is_not_json_is_the_endpoints() -> None:
 
 def test_a_page_that_is_not_the_api_is_shown_short() -> None:
     page = "<html>\n  <body>" + "x" * 5000 + "</body>\n</html>"
-    translated = translate_error(NonJSONResponseError(status=404, message=page), "get task")
+    translated = classify_error(NonJSONResponseError(status=404, message=page), "get task")
     assert len(translated.detail) < 400
     assert "<html> <body>x" in translated.detail
 
 
 def test_only_a_throttle_carries_retry_after() -> None:
-    throttled = translate_error(TooManyRequests(code=1000, message="slow"), "x", retry_after=12.0)
-    failed = translate_error(ServerError(message="boom"), "x", retry_after=12.0)
+    throttled = classify_error(TooManyRequests(code=1000, message="slow"), "x", retry_after=12.0)
+    failed = classify_error(ServerError(message="boom"), "x", retry_after=12.0)
     assert isinstance(throttled, ProviderUnavailable)
     assert isinstance(failed, ProviderUnavailable)
     assert throttled.retry_after == 12.0
@@ -412,7 +415,7 @@ def test_only_a_throttle_carries_retry_after() -> None:
 
 def test_the_token_never_appears_in_messages() -> None:
     error = SbgError(message=f"request with X-SBG-Auth-Token: {TOKEN} failed")
-    assert TOKEN not in str(translate_error(error, "get task", secret=TOKEN))
+    assert TOKEN not in str(classify_error(error, "get task", secret=TOKEN))
 
 
 def test_wrong_token_is_the_installations_without_echoing_it(
@@ -444,7 +447,7 @@ def test_record_failure_leaves_a_draft_that_is_adopted_and_run_once(
 ) -> None:
     run = harness.spec("run-crash")
     crash_after_draft(harness, run)
-    (draft,) = harness.fake.tasks_for_run("run-crash")
+    (draft,) = harness.fake.runs_for("run-crash")
     assert harness.fake.task(draft).status == "DRAFT"
     assert harness.fake.task(draft).runs == 0
 
@@ -455,7 +458,7 @@ def test_record_failure_leaves_a_draft_that_is_adopted_and_run_once(
     assert recorded == [draft]
     assert result.status.state == RunState.INITIALIZING
     assert harness.fake.task(draft).runs == 1
-    assert harness.fake.tasks_for_run("run-crash") == [draft]
+    assert harness.fake.runs_for("run-crash") == [draft]
 
     again = submit(harness, run, known=draft, may_exist=True)
     assert again.provider_id == draft
@@ -468,12 +471,12 @@ def test_of_several_drafts_the_oldest_is_kept_and_the_rest_deleted(
     run = harness.spec("run-twins")
     for _ in range(3):
         crash_after_draft(harness, run)
-    drafts = harness.fake.tasks_for_run("run-twins")
+    drafts = harness.fake.runs_for("run-twins")
     assert len(drafts) == 3
 
     result = submit(harness, run, may_exist=True)
     assert result.provider_id == drafts[0]
-    assert harness.fake.tasks_for_run("run-twins") == [drafts[0]]
+    assert harness.fake.runs_for("run-twins") == [drafts[0]]
     assert all(harness.fake.tasks[extra].deleted for extra in drafts[1:])
     assert harness.fake.task(drafts[0]).runs == 1
 
@@ -482,11 +485,11 @@ def test_a_started_task_wins_over_a_later_draft(harness: SevenBridgesHarness) ->
     run = harness.spec("run-started")
     started = submit(harness, run).provider_id
     crash_after_draft(harness, run)
-    assert len(harness.fake.tasks_for_run("run-started")) == 2
+    assert len(harness.fake.runs_for("run-started")) == 2
 
     result = submit(harness, run, may_exist=True)
     assert result.provider_id == started
-    assert harness.fake.tasks_for_run("run-started") == [started]
+    assert harness.fake.runs_for("run-started") == [started]
     assert harness.fake.task(started).runs == 1
 
 
@@ -498,7 +501,7 @@ def test_a_create_that_may_have_been_stored_is_not_repeated(
         submit(harness, harness.spec("run-500"))
     assert harness.fake.calls["submit"] == 1
     assert submit(harness, harness.spec("run-500"), may_exist=True).provider_id
-    assert len(harness.fake.tasks_for_run("run-500")) == 1
+    assert len(harness.fake.runs_for("run-500")) == 1
 
 
 def test_the_lookup_window_starts_before_the_run_was_queued(
@@ -511,20 +514,20 @@ def test_the_lookup_window_starts_before_the_run_was_queued(
         run, queued_at=datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=2)
     )
     submit(harness, later, may_exist=True)
-    assert len(harness.fake.tasks_for_run("run-window")) == 2
+    assert len(harness.fake.runs_for("run-window")) == 2
 
 
 def test_the_lookup_reads_every_page(harness: SevenBridgesHarness) -> None:
     run = harness.spec("run-paged")
     crash_after_draft(harness, run)
-    (draft,) = harness.fake.tasks_for_run("run-paged")
+    (draft,) = harness.fake.runs_for("run-paged")
     newer = harness.fake.tasks[draft].created + timedelta(seconds=1)
     for number in range(150):  # 150 newer tasks push the draft onto the second page
         other = FakeTask(
             id=str(uuid.uuid4()),
             name=f"other-{number}",
             description=None,
-            project=harness.settings.sevenbridges_project or "",
+            project=harness.settings.provider(SEVENBRIDGES).project or "",
             app=f"{DEFAULT_APP}/1",
             inputs={},
             created=newer,
@@ -563,7 +566,7 @@ def test_a_batch_with_transient_faults_gives_one_task_per_run(
     assert len(results) == 20
     assert second_attempts > 0  # some creates failed in a way only a later lookup can resolve
     for run_id, result in results.items():
-        assert harness.fake.tasks_for_run(run_id) == [result.provider_id]
+        assert harness.fake.runs_for(run_id) == [result.provider_id]
         assert harness.fake.task(result.provider_id).runs == 1
 
 
@@ -571,7 +574,7 @@ def test_run_errors_reported_by_the_platform_reject_the_run(harness: SevenBridge
     run = harness.spec("run-invalid", workflow_url=STRICT_APP, workflow_params={"message": "hi"})
     with pytest.raises(ProviderRejected, match="reads"):
         submit(harness, run)
-    (draft,) = harness.fake.tasks_for_run("run-invalid")
+    (draft,) = harness.fake.runs_for("run-invalid")
     assert harness.fake.task(draft).status == "DRAFT"
 
 
@@ -587,7 +590,7 @@ def test_an_unknown_app_is_rejected_not_reported_as_a_missing_run(
 def test_a_canceled_draft_reads_canceled_and_never_runs(harness: SevenBridgesHarness) -> None:
     run = harness.spec("run-cancel-draft")
     crash_after_draft(harness, run)
-    (draft,) = harness.fake.tasks_for_run("run-cancel-draft")
+    (draft,) = harness.fake.runs_for("run-cancel-draft")
     harness.provider.cancel(draft)
     harness.provider.cancel(draft)  # twice is fine
 
@@ -628,12 +631,12 @@ def test_details_of_a_failed_run(harness: SevenBridgesHarness) -> None:
 
 def test_details_of_a_run_that_never_started(harness: SevenBridgesHarness) -> None:
     crash_after_draft(harness, harness.spec("run-no-details"))
-    (draft,) = harness.fake.tasks_for_run("run-no-details")
+    (draft,) = harness.fake.runs_for("run-no-details")
     assert harness.provider.details(draft).task_logs == []
 
 
 # --- no hangs -------------------------------------------------------------------------------
-class HostileFake(SevenBridgesFake):
+class HostileFake(SimulatedSevenBridges):
     """Answers the way that made the client sleep: 503 with code 0 (maintenance), and 429 with a
     one-hour Retry-After."""
 
@@ -647,7 +650,7 @@ class HostileFake(SevenBridgesFake):
 
 
 @pytest.fixture(scope="module")
-def hostile_fake() -> Iterator[SevenBridgesFake]:
+def hostile_fake() -> Iterator[SimulatedSevenBridges]:
     with HostileFake(token=TOKEN) as fake:
         yield fake
 
@@ -655,7 +658,7 @@ def hostile_fake() -> Iterator[SevenBridgesFake]:
 @pytest.mark.timeout(10)
 @pytest.mark.parametrize("kind", [UNAVAILABLE, THROTTLE])
 def test_maintenance_and_retry_after_answers_do_not_sleep(
-    hostile_fake: SevenBridgesFake, tmp_path: Path, kind: str
+    hostile_fake: SimulatedSevenBridges, tmp_path: Path, kind: str
 ) -> None:
     harness = make_harness(hostile_fake, tmp_path)
     try:

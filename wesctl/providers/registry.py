@@ -1,18 +1,21 @@
-"""Provider names mapped to lazily imported factories.
+"""Every provider wesctl knows, by name, and how to build its adapter.
 
-Importing an adapter pulls in its SDK (boto3, sevenbridges), so nothing is imported until a
-command actually needs that provider. A new provider (Arvados, say) is one module with a
-`build(settings) -> Provider` function and one line here.
+A provider is a package under `wesctl/providers/<name>/` declaring a `ProviderSpec` (its
+settings and its adapter's `build(settings) -> Provider`); adding one is that package and one
+line in PROVIDERS. Importing a spec is cheap: an adapter, and with it its SDK (boto3,
+sevenbridges), is imported only when a command builds it.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from wesctl.config import PROVIDER_NAMES
 from wesctl.errors import ConfigError
+from wesctl.providers.healthomics.settings import SPEC as HEALTHOMICS
+from wesctl.providers.sevenbridges.settings import SPEC as SEVENBRIDGES
+from wesctl.providers.spec import ProviderSpec
 
 if TYPE_CHECKING:
     from wesctl.config import Settings
@@ -20,20 +23,26 @@ if TYPE_CHECKING:
 
 ProviderFactory = Callable[["Settings"], "Provider"]
 
-# Alphabetical; every name here must also be in config.PROVIDER_NAMES.
-PROVIDERS: dict[str, str] = {
-    "healthomics": "wesctl.providers.healthomics:build",
-    "sevenbridges": "wesctl.providers.sevenbridges:build",
+# Alphabetical: the order `config show` and `doctor` list providers in.
+PROVIDERS: dict[str, ProviderSpec[Any]] = {
+    spec.name: spec
+    for spec in (
+        HEALTHOMICS,
+        SEVENBRIDGES,
+    )
 }
-assert tuple(PROVIDERS) == PROVIDER_NAMES, "PROVIDERS and config.PROVIDER_NAMES must agree"
+PROVIDER_NAMES = tuple(PROVIDERS)
+# For runs that name no provider: the fallback of the WES API's own daemon, which wesctl
+# replaces, so runs queued for it go where they went.
+DEFAULT_PROVIDER = SEVENBRIDGES.name
 
 
 def get_factory(name: str) -> ProviderFactory:
     """Return the factory for `name`; raise ConfigError naming the known providers."""
-    target = PROVIDERS.get(name)
-    if target is None:
+    spec = PROVIDERS.get(name)
+    if spec is None:
         raise ConfigError(f"unknown provider {name!r}; known providers: {', '.join(PROVIDERS)}")
-    module_name, _, attribute = target.partition(":")
+    module_name, _, attribute = spec.adapter.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:

@@ -1,9 +1,9 @@
 """A fake of the AWS HealthOmics workflow-run REST API (rest-json) for boto3's `omics` client.
 
 It serves the calls wesctl makes (StartRun, GetRun, ListRuns, CancelRun, ListRunTasks, GetRunTask,
-ListWorkflows, GetWorkflow) with the service's HTTP bindings, status codes and error shapes (see
-shared/reference/healthomics-api.md). Point boto3 at it with `AWS_ENDPOINT_URL_OMICS=<base_url>`
-and `AWS_DISABLE_HOST_PREFIX_INJECTION=true`.
+ListWorkflows, GetWorkflow) with the service's HTTP bindings, status codes and error shapes, as
+botocore's `omics` service model and the HealthOmics API reference define them. Point boto3 at
+it with `AWS_ENDPOINT_URL_OMICS=<base_url>` and `AWS_DISABLE_HOST_PREFIX_INJECTION=true`.
 
 Runs move PENDING -> STARTING -> RUNNING -> STOPPING -> COMPLETED/FAILED when a test calls
 `set_status` / `finish`, or by a clock-driven `script`. On completion the fake writes the output
@@ -37,15 +37,15 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from wesctl.fakes.http import (
+from wesctl.simulated.http import (
     SERVER_ERROR,
     THROTTLE,
     UNAVAILABLE,
-    FakeClock,
-    FakeService,
     FaultRule,
     Request,
     Response,
+    SimulatedClock,
+    SimulatedService,
 )
 
 if TYPE_CHECKING:
@@ -192,7 +192,7 @@ def _invalid(member: str, value: Any, constraint: str) -> str:
     )
 
 
-def _printable(value: Any, longest: int) -> bool:
+def _printable_within(value: Any, longest: int) -> bool:
     return (
         isinstance(value, str)
         and 1 <= len(value) <= longest
@@ -211,11 +211,11 @@ def start_run_problem(body: Any) -> str | None:
     if not isinstance(role, str) or not role.startswith("arn:") or not 5 <= len(role) <= 128:
         return _invalid("roleArn", role, "Member must match pattern arn:.+ (1-128 characters)")
     output = body["outputUri"]
-    if not _printable(output, 750) or not _S3_URI.fullmatch(output):
+    if not _printable_within(output, 750) or not _S3_URI.fullmatch(output):
         return _invalid("outputUri", output, "an s3:// URI of 1-750 printable characters")
-    if not _printable(body["requestId"], 128):
+    if not _printable_within(body["requestId"], 128):
         return _invalid("requestId", body["requestId"], "1-128 printable characters")
-    if "name" in body and not _printable(body["name"], 128):
+    if "name" in body and not _printable_within(body["name"], 128):
         return _invalid("name", body["name"], "1-128 printable characters")
     workflow_id = body.get("workflowId")
     if not isinstance(workflow_id, str) or not _ID.fullmatch(workflow_id):
@@ -250,7 +250,7 @@ def start_run_problem(body: Any) -> str | None:
     return None
 
 
-class HealthOmicsFake(FakeService):
+class SimulatedHealthOmics(SimulatedService):
     """The fake HealthOmics service; see the module docstring."""
 
     name = "healthomics"
@@ -264,7 +264,7 @@ class HealthOmicsFake(FakeService):
         region: str = "us-east-1",
         account: str = "123456789012",
         latency: float = 0.0,
-        clock: FakeClock | None = None,
+        clock: SimulatedClock | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__(latency=latency, clock=clock, seed=seed)
@@ -310,14 +310,14 @@ class HealthOmicsFake(FakeService):
         with self.lock:
             del self._runs[run_id]
 
-    def runs_for(self, wes_run_id: str) -> int:
-        """How many runs carry the tag wes_run_id=<wes_run_id>."""
+    def runs_for(self, run_id: str) -> list[str]:
+        """Ids of the runs tagged for WES run `run_id` (wes_run_id=<run_id>)."""
         with self.lock:
-            return sum(
-                1
-                for run in self._runs.values()
-                if run.request["tags"].get("wes_run_id") == wes_run_id
-            )
+            return [
+                provider_id
+                for provider_id, run in self._runs.items()
+                if run.request["tags"].get("wes_run_id") == run_id
+            ]
 
     def run(self, run_id: str) -> dict[str, Any]:
         """The run as GetRun shows it."""
@@ -354,13 +354,13 @@ class HealthOmicsFake(FakeService):
     def clear_faults(self) -> None:
         """Forget every injected fault and error that has not fired yet, every rejected
         credential and every denied role."""
-        self.faults.clear()
+        super().clear_faults()
         with self.lock:
             self._errors.clear()
             self._rejected_keys.clear()
             self._denied_roles.clear()
 
-    # --- FakeService ------------------------------------------------------------------------
+    # --- SimulatedService ------------------------------------------------------------------------
     def route(self, request: Request) -> tuple[str, Handler]:
         parts = [unquote(part) for part in request.path.strip("/").split("/")]
         match request.method, parts:

@@ -52,14 +52,10 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 import time
-import unicodedata
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -78,7 +74,7 @@ from botocore.exceptions import (
 )
 
 from wesctl.config import Settings
-from wesctl.domain.states import TERMINAL_STATES, RunState
+from wesctl.domain.states import TERMINAL_STATES
 from wesctl.domain.types import (
     ProbeResult,
     ProviderStatus,
@@ -87,6 +83,7 @@ from wesctl.domain.types import (
     Submission,
     TaskLog,
 )
+from wesctl.providers.adapter import NO_SCOPE, AdapterBase, Scope
 from wesctl.providers.base import (
     ProviderError,
     ProviderMisconfigured,
@@ -95,8 +92,24 @@ from wesctl.providers.base import (
     ProviderUnavailable,
     RecordProviderId,
 )
+from wesctl.providers.healthomics.mapping import (
+    ID,
+    NAME,
+    TAG_REQUEST_ID,
+    TAG_RUN_ID,
+    is_printable,
+    map_status,
+    normalise_outputs,
+    own_options,
+    reject,
+    run_request,
+    split_s3_uri,
+    task_stream,
+    to_status,
+)
+from wesctl.providers.healthomics.settings import SPEC
+from wesctl.providers.mapping import naive_utc, run_name
 from wesctl.providers.ratelimit import TokenBucket
-from wesctl.providers.retry import call_with_retry
 
 if TYPE_CHECKING:
     from mypy_boto3_omics import OmicsClient
@@ -105,11 +118,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-NAME = "healthomics"
-LOG_GROUP = "/aws/omics/WorkflowLog"
-TAG_RUN_ID = "wes_run_id"
-TAG_REQUEST_ID = "wes_request_id"
-MAX_TAGS = 50  # per run, from the API model's documentation
 PAGE_SIZE = 100  # the most ListRuns / ListRunTasks return per call
 # statuses() reads large batches from one ListRuns snapshot shared by every call within
 # LISTING_TTL (a sync pass), so chunk size hardly changes the number of calls; the bound keeps
@@ -119,50 +127,10 @@ LISTING_TTL = 60.0  # seconds; a status read from the snapshot is at most this o
 CONNECT_TIMEOUT = 10  # seconds; a reachable endpoint accepts a connection well within this
 THROTTLE_RETRY_AFTER = 1.0  # seconds; botocore's own base delay for throttling errors
 QUOTA_RETRY_AFTER = 600.0  # seconds; a resource quota (stored runs) does not clear sooner
-# The API reference and the user guide disagree on the default, so wesctl always sends one.
-# DYNAMIC needs no capacity planning and is billed by use; STATIC is chosen with storage_type or
-# implied by storage_capacity.
-DEFAULT_STORAGE_TYPE = "DYNAMIC"
-DELETED_MESSAGE = (
-    "HealthOmics deleted this run's metadata; its outcome is unknown here, so the last recorded "
-    "state is kept"
-)
-
-# HealthOmics RunStatus -> WES state. PENDING is "accepted, waiting for capacity" and must never
-# map to QUEUED: wesctl treats QUEUED as "not yet submitted", and the original daemon resubmitted
-# such runs forever. DELETED (only runs that had finished can be deleted) keeps the last state;
-# a later GetRun answers ResourceNotFound, which the sync service handles as a vanished run.
-STATUS_MAP: dict[str, RunState | None] = {
-    "PENDING": RunState.INITIALIZING,
-    "STARTING": RunState.INITIALIZING,
-    "RUNNING": RunState.RUNNING,
-    "STOPPING": RunState.RUNNING,
-    "COMPLETED": RunState.COMPLETE,
-    "FAILED": RunState.EXECUTOR_ERROR,
-    "CANCELLED": RunState.CANCELED,
-    "DELETED": None,
-}
-# Failures the service itself causes; the documentation advises simply running again.
-SYSTEM_FAILURE_REASONS = frozenset({"SERVICE_ERROR", "INSTANCE_RESERVATION_FAILED"})
 # Listed statuses that need GetRun: FAILED for failureReason, DELETED to confirm the run is gone.
 # A DELETED listing entry needs GetRun to tell "gone" from "listed"; a FAILED one is refined by
 # details() (which reads GetRun anyway for outputs and task logs), so it costs no extra call.
 _NEEDS_GET_RUN = frozenset({"DELETED"})
-
-WORKFLOW_TYPES = ("PRIVATE", "READY2RUN")
-STORAGE_TYPES = ("STATIC", "DYNAMIC")
-CACHE_BEHAVIORS = ("CACHE_ON_FAILURE", "CACHE_ALWAYS")
-LOG_LEVELS = ("OFF", "FATAL", "ERROR", "ALL")
-RETENTION_MODES = ("RETAIN", "REMOVE")
-
-_ID = re.compile(r"[0-9]{1,18}")
-_WORKFLOW_ARN = re.compile(r"arn:aws[a-z-]*:omics:([a-z0-9-]+):([0-9]{12})?:workflow/([0-9]{1,18})")
-_RUN_ARN = re.compile(r"arn:(aws[a-z-]*):omics:([a-z0-9-]+):([0-9]{12}):run/[0-9]+")
-_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+")
-_S3_URI = re.compile(r"s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(/.*)?")
-_VERSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_ACCOUNT_ID = re.compile(r"[0-9]{12}")
-_DIGITS = re.compile(r"[0-9]+")
 
 # Operations whose ResourceNotFound means "no such run" rather than a missing workflow or bucket.
 RUN_OPERATIONS = frozenset({"GetRun", "CancelRun", "ListRunTasks"})
@@ -235,24 +203,6 @@ _CREDENTIAL_ERRORS = (
     TokenRetrievalError,
     SSOError,
 )
-
-
-def map_status(raw: str, failure_reason: str | None = None) -> RunState | None:
-    """Return the WES state for a HealthOmics run status; None keeps the run's current state."""
-    if raw not in STATUS_MAP:
-        logger.warning("unknown HealthOmics run status %r; keeping the run's current state", raw)
-        return None
-    if raw == "FAILED" and failure_reason in SYSTEM_FAILURE_REASONS:
-        return RunState.SYSTEM_ERROR
-    return STATUS_MAP[raw]
-
-
-def status_message(raw: str, failure_reason: str | None, message: str | None) -> str | None:
-    """Return "failureReason: statusMessage" (either part alone when the other is missing)."""
-    if raw == "DELETED":
-        return DELETED_MESSAGE
-    parts = [part for part in (failure_reason, message) if part]
-    return ": ".join(parts) or None
 
 
 def error_code(exc: ClientError) -> tuple[str, int]:
@@ -365,95 +315,12 @@ class _Listing:
     pages: int = 0
 
 
-class _GiveUp(Exception):
-    """Carries a provider error past call_with_retry when retrying now cannot help."""
-
-    def __init__(self, error: ProviderError) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-def _reject(message: str) -> ProviderRejected:
-    return ProviderRejected(NAME, message)
-
-
-def _printable(text: str) -> bool:
-    """The API model's "printable": letters, marks, separators, symbols, digits, punctuation."""
-    return bool(text) and all(unicodedata.category(char)[0] in "LMZSNP" for char in text)
-
-
-def _naive_utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is None:  # botocore returns naive datetimes for zone-less strings
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)
-
-
-def _split_s3_uri(uri: str) -> tuple[str, str]:
-    """Return (bucket, key prefix without a trailing slash) of an s3:// URI."""
-    match = _S3_URI.fullmatch(uri)
-    if match is None:
-        raise _reject(f"run output location {uri!r} is not an s3:// URI")
-    return match.group(1), (match.group(2) or "").strip("/")
-
-
-def _choice(spec: RunSpec, name: str, allowed: Sequence[str]) -> str | None:
-    value = spec.option(name)
-    if value is None:
-        return None
-    text = value.strip().upper() if isinstance(value, str) else None
-    if text not in allowed:
-        raise _reject(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
-    return text
-
-
-def _integer(spec: RunSpec, name: str, low: int, high: int) -> int | None:
-    value = spec.option(name)
-    if value is None:
-        return None
-    if isinstance(value, str) and _DIGITS.fullmatch(value.strip()):
-        value = int(value)  # run tags hold strings
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise _reject(f"{name} must be a whole number from {low} to {high}, not {value!r}")
-    return value
-
-
-def _matching(spec: RunSpec, name: str, pattern: re.Pattern[str], what: str) -> str | None:
-    value = spec.option(name)
-    if value is None:
-        return None
-    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if not isinstance(text, str) or not pattern.fullmatch(text.strip()):
-        raise _reject(f"{name} must be {what}, not {value!r}")
-    return text.strip()
-
-
-def _run_tags(spec: RunSpec) -> dict[str, str]:
-    """String-valued WES tags become run tags; wesctl's own two tags are added by submit."""
-    tags = {key: value for key, value in spec.tags.items() if isinstance(value, str)}
-    tags.pop(TAG_RUN_ID, None)
-    tags.pop(TAG_REQUEST_ID, None)
-    limit = MAX_TAGS - 2
-    if len(tags) > limit:
-        raise _reject(
-            f"tags: HealthOmics allows {MAX_TAGS} tags per run and wesctl adds 2, so at most "
-            f"{limit} string-valued WES tags; this run has {len(tags)}"
-        )
-    for key, value in tags.items():
-        if not 1 <= len(key) <= 128 or key.lower().startswith("aws:"):
-            raise _reject(f"tag key {key[:40]!r} must be 1-128 characters and not start with aws:")
-        if len(value) > 256:
-            raise _reject(f"tag {key!r}: the value must be at most 256 characters")
-    tags[TAG_RUN_ID] = spec.run_id
-    return tags
-
-
-class HealthOmicsProvider:
+class HealthOmicsProvider(AdapterBase):
     """The HealthOmics adapter; build it with `build(settings)`."""
 
     name = NAME
     status_batch_size = STATUS_BATCH_SIZE
+    sdk_errors = (ClientError, BotoCoreError)
 
     def __init__(
         self,
@@ -464,12 +331,12 @@ class HealthOmicsProvider:
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.own = settings.provider(SPEC)
+        super().__init__(settings, TokenBucket(self.own.api_rate), sleep=sleep)
         self.settings = settings
         self.omics = omics
         self.s3 = s3
-        self.limiter = TokenBucket(settings.healthomics_api_rate)
-        self.start_limiter = TokenBucket(settings.healthomics_start_rate, burst=1.0)
-        self._sleep = sleep
+        self.start_limiter = TokenBucket(self.own.start_rate, burst=1.0)
         self._clock = clock
         self._listing: _Listing | None = None
         self._listing_lock = threading.Lock()
@@ -478,7 +345,7 @@ class HealthOmicsProvider:
 
     # --- Provider -----------------------------------------------------------------------
     def validate(self, spec: RunSpec) -> None:
-        self._run_request(spec)
+        run_request(spec, self.own, self.omics.meta.region_name)
 
     def submit(
         self,
@@ -492,9 +359,9 @@ class HealthOmicsProvider:
         if known_provider_id is not None:  # adopted as it is, whatever the settings say now
             run = self._get_run(known_provider_id)
             return self._adopted(known_provider_id, run, idempotency_key)
-        request = self._run_request(spec)
-        if len(idempotency_key) > 128 or not _printable(idempotency_key):
-            raise _reject("the idempotency key must be 1-128 printable characters")
+        request = run_request(spec, self.own, self.omics.meta.region_name)
+        if len(idempotency_key) > 128 or not is_printable(idempotency_key):
+            raise reject("the idempotency key must be 1-128 printable characters")
         request["requestId"] = idempotency_key
         request["tags"][TAG_REQUEST_ID] = idempotency_key
         if may_exist:
@@ -503,7 +370,9 @@ class HealthOmicsProvider:
                 provider_id, run = found
                 return self._adopted(provider_id, run, idempotency_key)
         response = self._call(
-            "StartRun", partial(self.omics.start_run, **request), self._own_options(spec)
+            "StartRun",
+            partial(self.omics.start_run, **request),
+            Scope(own_options=own_options(spec, self.own)),
         )
         provider_id = response.get("id")
         if not provider_id:
@@ -537,7 +406,7 @@ class HealthOmicsProvider:
                 return known_provider_id
             except ProviderRunNotFound:
                 logger.info("run=%s recorded run %s does not exist", spec.run_id, known_provider_id)
-        found = self._find_run(f"wes-{spec.run_id}", spec.run_id, idempotency_key)
+        found = self._find_run(run_name(spec.run_id), spec.run_id, idempotency_key)
         return found[0] if found is not None else None
 
     def statuses(self, provider_ids: Sequence[str]) -> Mapping[str, ProviderStatus | None]:
@@ -545,14 +414,14 @@ class HealthOmicsProvider:
         them from a ListRuns snapshot and GetRun only the DELETED and unlisted ones. A FAILED
         run read from the listing has no failureReason yet: details() supplies it."""
         result: dict[str, ProviderStatus | None] = dict.fromkeys(provider_ids)
-        wanted = [pid for pid in result if _ID.fullmatch(pid)]  # other ids cannot exist
+        wanted = [pid for pid in result if ID.fullmatch(pid)]  # other ids cannot exist
         listed = {} if len(wanted) <= self._listing_pages else self._listed(wanted)
         for pid in wanted:
             item = listed.get(pid)
             if item is None or item.get("status") in _NEEDS_GET_RUN:
                 result[pid] = self._get_status(pid)
             else:
-                result[pid] = self._status(pid, item)
+                result[pid] = to_status(pid, item)
         return result
 
     def new_pass(self) -> None:
@@ -567,7 +436,7 @@ class HealthOmicsProvider:
         return RunDetails(
             outputs=outputs,
             task_logs=self._task_logs(provider_id, run),
-            status=self._status(provider_id, run),
+            status=to_status(provider_id, run),
         )
 
     def cancel(self, provider_id: str) -> None:
@@ -593,114 +462,6 @@ class HealthOmicsProvider:
         self.omics.close()
         self.s3.close()
 
-    # --- request building -----------------------------------------------------------------
-    def _run_request(self, spec: RunSpec) -> dict[str, Any]:
-        """Validate `spec` (no I/O) and return StartRun's arguments without the requestId."""
-        if not isinstance(spec.workflow_params, Mapping):
-            raise _reject("workflow_params must be a JSON object")
-        workflow_type = (
-            _choice(spec, "healthomics_workflow_type", WORKFLOW_TYPES)
-            or _choice(spec, "workflow_type", WORKFLOW_TYPES)
-            or "PRIVATE"
-        )
-        name = f"wes-{spec.run_id}"
-        if len(name) > 128 or not _printable(name):
-            raise _reject(
-                f"run_id {spec.run_id[:40]!r}: the run name wes-<run_id> must be at most 128 "
-                "printable characters"
-            )
-        request: dict[str, Any] = {
-            "workflowId": self._workflow_id(spec.workflow_url),
-            "workflowType": workflow_type,
-            "roleArn": self._role_arn(spec),
-            "outputUri": self._output_uri(spec),
-            "name": name,
-            "parameters": dict(spec.workflow_params),
-            "tags": _run_tags(spec),
-        }
-        storage_type = _choice(spec, "storage_type", STORAGE_TYPES)
-        capacity = _integer(spec, "storage_capacity", 0, 100_000)
-        if capacity is not None:
-            if storage_type == "DYNAMIC":
-                raise _reject("storage_capacity applies only to storage_type STATIC")
-            storage_type = "STATIC"
-            request["storageCapacity"] = capacity
-        request["storageType"] = storage_type or DEFAULT_STORAGE_TYPE
-        digits = "a HealthOmics id of 1-18 digits"
-        cache_id = _matching(spec, "cache_id", _ID, digits)
-        cache_behavior = _choice(spec, "cache_behavior", CACHE_BEHAVIORS)
-        if cache_behavior is not None and cache_id is None:
-            raise _reject("cache_behavior needs cache_id")
-        optional = {
-            "cacheId": cache_id,
-            "cacheBehavior": cache_behavior,
-            "runGroupId": _matching(spec, "run_group_id", _ID, digits),
-            "priority": _integer(spec, "priority", 0, 100_000),
-            "logLevel": _choice(spec, "log_level", LOG_LEVELS),
-            "retentionMode": _choice(spec, "retention_mode", RETENTION_MODES),
-            "workflowVersionName": _matching(
-                spec, "workflow_version_name", _VERSION_NAME, "a workflow version name"
-            ),
-            "workflowOwnerId": _matching(
-                spec, "workflow_owner_id", _ACCOUNT_ID, "a 12-digit AWS account id"
-            ),
-        }
-        request.update({key: value for key, value in optional.items() if value is not None})
-        return request
-
-    def _workflow_id(self, url: str) -> str:
-        text = url.strip()
-        if _ID.fullmatch(text):
-            return text
-        match = _WORKFLOW_ARN.fullmatch(text)
-        if match is None:
-            raise _reject(
-                f"workflow_url {url[:200]!r} is not a HealthOmics workflow id or ARN (expected "
-                "digits such as 1234567 or arn:aws:omics:<region>:<account>:workflow/<id>)"
-            )
-        region = self.omics.meta.region_name
-        if match.group(1) != region:
-            raise _reject(
-                f"workflow_url is in region {match.group(1)} but the HealthOmics client uses "
-                f"{region} (set AWS_REGION)"
-            )
-        return match.group(3)
-
-    def _role_arn(self, spec: RunSpec) -> str:
-        value = spec.option("role_arn") or self.settings.healthomics_role_arn
-        if value is None:
-            raise _reject(
-                "role_arn: no IAM role for the run; set AWS_HEALTHOMICS_WORKFLOW_ROLE_ARN or the "
-                "run's role_arn option"
-            )
-        if not isinstance(value, str) or len(value) > 128 or not _ROLE_ARN.fullmatch(value):
-            raise _reject(
-                f"role_arn {value!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
-            )
-        return value
-
-    def _own_options(self, spec: RunSpec) -> tuple[str, ...]:
-        """The run's own options StartRun carries that other runs do not: the likely cause of an
-        access denial that names no culprit."""
-        settings = self.settings
-        own = {
-            "role_arn": spec.option("role_arn") not in (None, settings.healthomics_role_arn),
-            "output_uri": spec.option("output_uri") not in (None, settings.healthomics_output_uri),
-            "workflow_owner_id": spec.option("workflow_owner_id") is not None,
-        }
-        return tuple(option for option, differs in own.items() if differs)
-
-    def _output_uri(self, spec: RunSpec) -> str:
-        value = spec.option("output_uri") or self.settings.healthomics_output_uri
-        if value is None:
-            raise _reject(
-                "output_uri: no S3 location for outputs; set AWS_HEALTHOMICS_OUTPUT_URI or the "
-                "run's output_uri option"
-            )
-        if not isinstance(value, str) or len(value) > 750 or not _S3_URI.fullmatch(value):
-            raise _reject(f"output_uri {value!r} is not an s3://bucket/prefix URI")
-        return value
-
     # --- probe ----------------------------------------------------------------------------
     def probe(self) -> list[ProbeResult]:
         """Check the run settings, the caller's identity (STS GetCallerIdentity) and omics access
@@ -712,31 +473,27 @@ class HealthOmicsProvider:
         return results
 
     def _probe_settings(self) -> ProbeResult:
+        """The required settings, by the rule that decides whether the provider is configured."""
         name = f"{NAME} settings"
-        role, output = self.settings.healthomics_role_arn, self.settings.healthomics_output_uri
-        missing = {
-            variable: example
-            for variable, value, example in (
-                ("AWS_HEALTHOMICS_WORKFLOW_ROLE_ARN", role, "arn:aws:iam::<account>:role/<name>"),
-                ("AWS_HEALTHOMICS_OUTPUT_URI", output, "s3://<bucket>/<prefix>"),
-            )
-            if value is None
-        }
+        missing = self.settings.missing(SPEC)
         if missing:
+            variables = [field_.env for field_ in missing]
             return ProbeResult(
                 name,
                 False,
-                f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set",
-                "; ".join(f"set {variable}={example}" for variable, example in missing.items()),
+                f"{' and '.join(variables)} {'is' if len(variables) == 1 else 'are'} not set",
+                "; ".join(f"set {field_.env}={field_.example}" for field_ in missing),
             )
-        return ProbeResult(name, True, f"runs assume {role} and write under {output}")
+        return ProbeResult(
+            name, True, f"runs assume {self.own.role_arn} and write under {self.own.output_uri}"
+        )
 
     def _probe_identity(self) -> ProbeResult:
         name = f"{NAME} credentials"
         session = boto3.session.Session(region_name=self.omics.meta.region_name)
         sts = session.client("sts", config=client_config(self.settings))
         try:
-            identity = self._probe_call("GetCallerIdentity", sts.get_caller_identity)
+            identity = self._attempt("GetCallerIdentity", sts.get_caller_identity)
         except ProviderUnavailable as exc:
             return ProbeResult(
                 name,
@@ -758,7 +515,7 @@ class HealthOmicsProvider:
         name = f"{NAME} access"
         region = self.omics.meta.region_name
         try:
-            self._probe_call("ListWorkflows", partial(self.omics.list_workflows, maxResults=1))
+            self._attempt("ListWorkflows", partial(self.omics.list_workflows, maxResults=1))
         except ProviderError as exc:
             return ProbeResult(
                 name,
@@ -769,14 +526,6 @@ class HealthOmicsProvider:
             )
         return ProbeResult(name, True, f"omics:ListWorkflows allowed in {region}")
 
-    def _probe_call(self, operation: str, func: Callable[[], T]) -> T:
-        """One paced request, its errors translated as every call's are, never retried."""
-        self.limiter.acquire()
-        try:
-            return func()
-        except (ClientError, BotoCoreError) as exc:
-            raise classify_error(exc, operation) from exc
-
     # --- runs -----------------------------------------------------------------------------
     def _get_run(self, provider_id: str) -> Mapping[str, Any]:
         run = self._call("GetRun", partial(self.omics.get_run, id=provider_id))
@@ -786,28 +535,15 @@ class HealthOmicsProvider:
 
     def _get_status(self, provider_id: str) -> ProviderStatus | None:
         try:
-            return self._status(provider_id, self._get_run(provider_id))
+            return to_status(provider_id, self._get_run(provider_id))
         except ProviderRunNotFound:
             return None
-
-    def _status(self, provider_id: str, run: Mapping[str, Any]) -> ProviderStatus:
-        """Build a ProviderStatus from a GetRun response or a ListRuns item."""
-        raw = str(run.get("status", ""))
-        reason = run.get("failureReason")
-        return ProviderStatus(
-            provider_id=provider_id,
-            raw_status=raw,
-            state=map_status(raw, reason),
-            message=status_message(raw, reason, run.get("statusMessage")),
-            started_at=_naive_utc(run.get("startTime")),
-            ended_at=_naive_utc(run.get("stopTime")),
-        )
 
     def _adopted(self, provider_id: str, run: Mapping[str, Any], key: str) -> Submission:
         logger.info("healthomics run adopted provider_id=%s", provider_id)
         return Submission(
             provider_id=provider_id,
-            status=self._status(provider_id, run),
+            status=to_status(provider_id, run),
             adopted=True,
             metadata={
                 "arn": run.get("arn"),
@@ -890,21 +626,21 @@ class HealthOmicsProvider:
         location = run.get("runOutputUri")
         if not location:
             return {}
-        bucket, prefix = _split_s3_uri(location)
-        installation = self.settings.healthomics_output_uri
-        ours = installation is not None and _split_s3_uri(installation)[0] == bucket
-        own: tuple[str, ...] = () if ours else ("output_uri",)
+        bucket, prefix = split_s3_uri(location)
+        installation = self.own.output_uri
+        ours = installation is not None and split_s3_uri(installation)[0] == bucket
+        scope = NO_SCOPE if ours else Scope(own_options=("output_uri",))
         base = f"{prefix}/" if prefix else ""
         candidates = [f"{base}logs/outputs.json", f"{base}logs/output.json"]
         if run.get("uuid"):
             candidates.append(f"{base}{run['uuid']}/logs/outputs.json")
         for key in candidates:
-            summary = self._read_summary(bucket, key, own)
+            summary = self._read_summary(bucket, key, scope)
             if summary is not None:
                 return normalise_outputs(summary)
-        return self._list_outputs(bucket, f"{base}out/", own)
+        return self._list_outputs(bucket, f"{base}out/", scope)
 
-    def _read_summary(self, bucket: str, key: str, own: Sequence[str]) -> dict[str, Any] | None:
+    def _read_summary(self, bucket: str, key: str, scope: Scope) -> dict[str, Any] | None:
         def read() -> bytes | None:
             try:
                 return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
@@ -913,7 +649,7 @@ class HealthOmicsProvider:
                     return None
                 raise
 
-        body = self._call("GetObject", read, own)
+        body = self._call("GetObject", read, scope)
         if body is None:
             return None
         try:
@@ -927,7 +663,7 @@ class HealthOmicsProvider:
             return None
         return summary
 
-    def _list_outputs(self, bucket: str, prefix: str, own: Sequence[str]) -> dict[str, Any]:
+    def _list_outputs(self, bucket: str, prefix: str, scope: Scope) -> dict[str, Any]:
         """Group `out/<name>/...` objects into {name: [s3 URIs]}."""
         outputs: dict[str, list[str]] = {}
         token: str | None = None
@@ -935,7 +671,7 @@ class HealthOmicsProvider:
             arguments: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix}
             if token:
                 arguments["ContinuationToken"] = token
-            page = self._call("ListObjectsV2", partial(self.s3.list_objects_v2, **arguments), own)
+            page = self._call("ListObjectsV2", partial(self.s3.list_objects_v2, **arguments), scope)
             for item in page.get("Contents", []):
                 key = item.get("Key", "")
                 name = key[len(prefix) :].split("/", 1)[0]
@@ -956,9 +692,7 @@ class HealthOmicsProvider:
             for item in page.get("items", []):
                 task_id = str(item.get("taskId", ""))
                 stream = (
-                    None
-                    if run.get("logLevel") == "OFF"
-                    else _task_stream(run, provider_id, task_id)
+                    None if run.get("logLevel") == "OFF" else task_stream(run, provider_id, task_id)
                 )
                 facts = (
                     ("instanceType", item.get("instanceType")),
@@ -971,8 +705,8 @@ class HealthOmicsProvider:
                         name=str(item.get("name") or task_id),
                         task_id=task_id or None,
                         status=item.get("status"),
-                        start_time=_naive_utc(item.get("startTime")),
-                        end_time=_naive_utc(item.get("stopTime")),
+                        start_time=naive_utc(item.get("startTime")),
+                        end_time=naive_utc(item.get("stopTime")),
                         stdout=stream,
                         stderr=stream,  # HealthOmics writes stdout and stderr to one stream
                         system_logs=[f"{key}={value}" for key, value in facts if value is not None],
@@ -982,66 +716,23 @@ class HealthOmicsProvider:
             if not token:
                 return logs
 
-    # --- calls ------------------------------------------------------------------------------
-    def _call(self, operation: str, func: Callable[[], T], own_options: Sequence[str] = ()) -> T:
-        """Make one API request per attempt: paced, translated, retried when transient.
-        `own_options` as for classify_error."""
+    # --- errors ---------------------------------------------------------------------------
+    def _pace(self, operation: str) -> None:
+        """StartRun passes its own (account quota) limiter too; S3 reads pass none."""
+        if operation == "StartRun":
+            self.start_limiter.acquire()
+        if operation not in S3_OPERATIONS:
+            self.limiter.acquire()
 
-        def attempt() -> T:
-            if operation == "StartRun":
-                self.start_limiter.acquire()
-            if operation not in S3_OPERATIONS:
-                self.limiter.acquire()
-            with self._translated(operation, own_options):
-                return func()
+    def _classify(self, exc: Exception, operation: str, scope: Scope) -> ProviderError:
+        """Classify by `classify_error`; back the throttled operation's limiter off."""
+        if is_throttling(exc) and operation not in S3_OPERATIONS:
+            limiter = self.start_limiter if operation == "StartRun" else self.limiter
+            limiter.penalize(THROTTLE_RETRY_AFTER)
+        return classify_error(exc, operation, scope.own_options)
 
-        try:
-            return call_with_retry(
-                attempt,
-                attempts=self.settings.retry_attempts,
-                max_wait=self.settings.retry_max_wait,
-                initial_wait=self.settings.retry_initial_wait,
-                sleep=self._sleep,
-            )
-        except _GiveUp as exc:
-            raise exc.error from exc.__cause__
-
-    @contextmanager
-    def _translated(self, operation: str, own_options: Sequence[str]) -> Iterator[None]:
-        try:
-            yield
-        except (ClientError, BotoCoreError) as exc:
-            error = classify_error(exc, operation, own_options)
-            logger.debug("healthomics %s failed: %r", operation, exc)
-            if is_throttling(exc) and operation not in S3_OPERATIONS:
-                limiter = self.start_limiter if operation == "StartRun" else self.limiter
-                limiter.penalize(THROTTLE_RETRY_AFTER)
-            if not retry_now(exc, operation):
-                raise _GiveUp(error) from exc
-            raise error from exc
-
-
-def normalise_outputs(summary: Mapping[str, Any]) -> dict[str, Any]:
-    """Return outputs with CWL file objects as {class, location, name, size}; WDL values as-is."""
-    return {name: _normalise_value(value) for name, value in summary.items()}
-
-
-def _normalise_value(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_normalise_value(item) for item in value]
-    if not isinstance(value, dict):
-        return value
-    if value.get("class") not in ("File", "Directory"):
-        return {key: _normalise_value(item) for key, item in value.items()}  # a CWL record
-    location = value.get("location") or value.get("path")
-    normalised: dict[str, Any] = {"class": value["class"], "location": location}
-    name = value.get("basename") or value.get("name")
-    if name is None and isinstance(location, str):
-        name = location.rstrip("/").rsplit("/", 1)[-1]
-    normalised["name"] = name
-    if value.get("size") is not None:
-        normalised["size"] = value["size"]
-    return normalised
+    def _retry_now(self, exc: Exception, operation: str) -> bool:
+        return retry_now(exc, operation)
 
 
 def _page(*, token: str | None, **filters: str) -> dict[str, Any]:
@@ -1049,17 +740,6 @@ def _page(*, token: str | None, **filters: str) -> dict[str, Any]:
     if token:
         arguments["startingToken"] = token
     return arguments
-
-
-def _task_stream(run: Mapping[str, Any], provider_id: str, task_id: str) -> str:
-    """The task's CloudWatch log stream as an ARN (built from the run ARN's partition, region and
-    account), else as cloudwatch://<group>/<stream>."""
-    stream = f"run/{provider_id}/task/{task_id}"
-    match = _RUN_ARN.fullmatch(str(run.get("arn", "")))
-    if match is None:
-        return f"cloudwatch://{LOG_GROUP}/{stream}"
-    partition, region, account = match.groups()
-    return f"arn:{partition}:logs:{region}:{account}:log-group:{LOG_GROUP}:log-stream:{stream}"
 
 
 def client_config(settings: Settings) -> Config:
@@ -1080,11 +760,11 @@ def build(
     """Build the adapter from boto3's standard configuration plus wesctl's timeouts.
 
     With no region anywhere in boto3's chain (AWS_REGION, AWS_DEFAULT_REGION, the profile),
-    the original daemon's fallback `us-east-1` is used and said once in the log, so an
-    installation configured as the original daemon was keeps working.
+    `us-east-1` is used and said once in the log: the fallback of the WES API's own daemon,
+    which wesctl replaces, so an installation configured for that daemon keeps working.
     `sleep` is the retry back-off's sleep (tests pass a no-op).
     """
-    session = boto3.session.Session(region_name=settings.aws_region or None)
+    session = boto3.session.Session(region_name=settings.provider(SPEC).region or None)
     if session.region_name is None:
         logger.info(
             "no AWS region configured; using %s, as the original daemon did", FALLBACK_REGION

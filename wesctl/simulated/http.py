@@ -48,8 +48,9 @@ NOT_THE_API_PAGE = (
 )
 
 
-class FakeClock:
-    """A clock the fakes use for run progress; tests advance it instead of sleeping.
+class SimulatedClock:
+    """The simulated provider's time, which moves its runs on; tests advance it instead of
+    sleeping.
 
     With `real=True` it follows time.monotonic (for the demo and benchmarks).
     """
@@ -148,14 +149,19 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class FakeService:
-    """Base of a fake provider API. Subclasses implement `route` and `fault_response`."""
+class SimulatedService:
+    """Base of a simulated provider API, and the interface every simulator offers: `runs_for`
+    (the provider runs a WES run got), `inject` / `clear_faults` (faults on logical operations),
+    `calls` (requests per logical operation) and `clock` (the provider's time). Subclasses
+    implement `route`, `fault_response` and `runs_for`."""
 
     name = "fake"
 
-    def __init__(self, latency: float = 0.0, clock: FakeClock | None = None, seed: int = 0) -> None:
+    def __init__(
+        self, latency: float = 0.0, clock: SimulatedClock | None = None, seed: int = 0
+    ) -> None:
         self.latency = latency
-        self.clock = clock or FakeClock()
+        self.clock = clock or SimulatedClock()
         self.faults = FaultPlan(seed=seed)
         self.calls: Counter[str] = Counter()
         self.lock = threading.RLock()
@@ -169,6 +175,10 @@ class FakeService:
         raise NotImplementedError
 
     def fault_response(self, rule: FaultRule, operation: str) -> Response:
+        raise NotImplementedError
+
+    def runs_for(self, run_id: str) -> list[str]:
+        """Provider ids of the runs (tasks) the simulator holds for WES run `run_id`."""
         raise NotImplementedError
 
     def not_found(self, request: Request) -> Response:
@@ -188,6 +198,10 @@ class FakeService:
         status: int = 200,
     ) -> None:
         self.faults.add(FaultRule(kind, operation, count, rate, message, delay, skip, status))
+
+    def clear_faults(self) -> None:
+        """Forget every injected fault that has not fired yet."""
+        self.faults.clear()
 
     # --- server -------------------------------------------------------------------------
     def start(self) -> str:

@@ -8,12 +8,12 @@ runs it; an attempt that was interrupted is found again by a windowed task listi
 marker. A draft canceled before it ran cannot be aborted; it is marked with the line
 `wesctl-canceled=true` and from then on reported as CANCELED (raw status DRAFT) and never run.
 
-Every request passes the `limiter` once. Transient failures are retried by `call_with_retry`; the
-client's own 300-second maintenance sleeper and urllib3's `Retry-After` sleeps are switched off so
-a timer job cannot hang. Task JSON is read raw (`Resource.field`), never through the client's
-lazy attributes, which would send unmetered GETs.
+Every request passes the `limiter` once. Transient failures are retried by the adapter base's
+one retry policy; the client's own 300-second maintenance sleeper and urllib3's `Retry-After`
+sleeps are switched off so a timer job cannot hang. Task JSON is read raw (`Resource.field`),
+never through the client's lazy attributes, which would send unmetered GETs.
 
-How the platform's answers map to the three error classes (`translate_error` decides; the call
+How the platform's answers map to the three error classes (`classify_error` decides; the call
 site says whether the request was about the configured default project):
 
     answer                                                     class
@@ -45,12 +45,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import re
 import time
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -59,16 +57,15 @@ from sevenbridges.errors import NonJSONResponseError, SbgError
 from sevenbridges.http.error_handlers import maintenance_sleeper
 
 from wesctl.config import Settings
-from wesctl.domain.states import RunState
 from wesctl.domain.types import (
     ProbeResult,
     ProviderStatus,
     RunDetails,
     RunSpec,
     Submission,
-    TaskLog,
 )
 from wesctl.errors import ConfigError
+from wesctl.providers.adapter import NO_SCOPE, AdapterBase, GiveUp, Scope
 from wesctl.providers.base import (
     ProviderError,
     ProviderMisconfigured,
@@ -77,33 +74,37 @@ from wesctl.providers.base import (
     ProviderUnavailable,
     RecordProviderId,
 )
+from wesctl.providers.mapping import naive_utc
 from wesctl.providers.ratelimit import TokenBucket
-from wesctl.providers.retry import call_with_retry
+from wesctl.providers.sevenbridges.mapping import (
+    APP_ID,
+    CANCELED_MARKER,
+    EPOCH,
+    FINISHED,
+    MAX_TASK_NAME,
+    PROJECT_ID,
+    PROVIDER,
+    carries_marker,
+    describe_errors,
+    is_canceled_draft,
+    is_uuid,
+    normalise_outputs,
+    task_description,
+    task_inputs,
+    task_logs,
+    task_name,
+    to_status,
+)
+from wesctl.providers.sevenbridges.settings import SPEC
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-PROVIDER = "sevenbridges"
 STATUS_BATCH_SIZE = 100  # platform limit of POST /bulk/tasks/get
-MAX_TASK_NAME = 128  # conservative: `wes-` plus any sane run id fits
 LOOKUP_MARGIN = timedelta(hours=1)  # clock skew between the WES database and the platform
 PAGE_SIZE = 100  # the platform's maximum
 BACKOFF_FACTOR = 0.1  # urllib3's one transport retry; wesctl's retry policy does the rest
-
-STATUS_MAP: dict[str, RunState] = {
-    # Accepted but not yet running is INITIALIZING, never QUEUED: WES QUEUED means "not yet
-    # submitted" to wesctl, and mapping back to it made the original daemon resubmit forever.
-    "DRAFT": RunState.INITIALIZING,
-    "CREATING": RunState.INITIALIZING,
-    "QUEUED": RunState.INITIALIZING,
-    "RUNNING": RunState.RUNNING,
-    "ABORTING": RunState.CANCELING,
-    "ABORTED": RunState.CANCELED,
-    "COMPLETED": RunState.COMPLETE,
-    "FAILED": RunState.EXECUTOR_ERROR,
-}
-FINISHED = frozenset({"COMPLETED", "FAILED", "ABORTED"})
-CANCELED_MARKER = "wesctl-canceled=true"
+MAX_BODY_SHOWN = 200  # characters of a body that is not the API's, in messages
 _PROBE_FIX = "check SEVENBRIDGES_API_ENDPOINT and the token; retry if the platform is unavailable"
 PROJECT_FIX = (
     "check SEVENBRIDGES_PROJECT (owner/project) and that the token's user is a member of that "
@@ -113,184 +114,13 @@ ENDPOINT_FIX = (
     "set SEVENBRIDGES_API_ENDPOINT to the platform's API URL, ending in /v2 "
     "(e.g. https://api.sbgenomics.com/v2)"
 )
-MAX_BODY_SHOWN = 200  # characters of a body that is not the API's, in messages
-
-# Owner, project and app short names: letters, digits, '_', '-', '.'; the revision is a number.
-_NAME = r"[A-Za-z0-9_.-]+"
-APP_ID = re.compile(rf"{_NAME}/{_NAME}/{_NAME}(?:/\d+)?")
-PROJECT_ID = re.compile(rf"{_NAME}/{_NAME}")
 # Statuses after which the platform certainly did not store the request; only these make a
 # repeated create safe without first looking for the task.
 _REFUSED_STATUSES = frozenset({408, 429, 503})
 _UNAVAILABLE_STATUSES = frozenset({408, 429})
+INSTALLATION = Scope(installation=True)  # a request about the default project itself
 _DENIED = frozenset({403, 404})  # how the platform refuses a project, app or task
 _FORBIDDEN = frozenset({403})  # on a known task: 404 means the task is gone
-
-
-def map_status(raw: str) -> RunState | None:
-    """Return the WES state of a raw task status, or None when wesctl does not know it."""
-    return STATUS_MAP.get(raw)
-
-
-def task_name(run_id: str) -> str:
-    return f"wes-{run_id}"
-
-
-def run_marker(run_id: str) -> str:
-    return f"wesctl-run-id={run_id}"
-
-
-def task_description(run_id: str, idempotency_key: str) -> str:
-    return (
-        f"Submitted by wesctl for WES run {run_id}.\n"
-        f"{run_marker(run_id)}\n"
-        f"{key_marker(idempotency_key)}"
-    )
-
-
-def key_marker(idempotency_key: str) -> str:
-    return f"wesctl-key={idempotency_key}"
-
-
-def carries_marker(name: Any, description: Any, run_id: str, idempotency_key: str) -> bool:
-    """True if a task's name and description mark it as the task of WES run `run_id`'s
-    submission `idempotency_key` (a retried run has a new key, so its earlier, finished task is
-    never taken for the new submission's)."""
-    if name != task_name(run_id) or not isinstance(description, str):
-        return False
-    lines = description.splitlines()
-    return run_marker(run_id) in lines and key_marker(idempotency_key) in lines
-
-
-def is_canceled_draft(status: Any, description: Any) -> bool:
-    return (
-        status == "DRAFT"
-        and isinstance(description, str)
-        and CANCELED_MARKER in description.splitlines()
-    )
-
-
-def task_inputs(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Return workflow_params as the task's inputs: plain JSON, File/Directory dicts untouched."""
-
-    def plain(value: Any) -> Any:
-        if isinstance(value, Mapping):
-            return {str(key): plain(item) for key, item in value.items()}
-        if isinstance(value, Sequence) and not isinstance(value, str | bytes):
-            return [plain(item) for item in value]
-        return value
-
-    return {str(key): plain(value) for key, value in params.items()}
-
-
-def translate_outputs(outputs: Mapping[str, Any], endpoint: str) -> dict[str, Any]:
-    """Return task outputs with File/Directory values as WES-style objects with a location.
-
-    The location is the file's resource URL on the configured API (`<endpoint>/files/<id>`): stable,
-    unlike a signed download URL, and usable with a token.
-    """
-
-    def convert(value: Any) -> Any:
-        if isinstance(value, list):
-            return [convert(item) for item in value]
-        if isinstance(value, Mapping):
-            kind = str(value.get("class", "")).lower()
-            if kind in ("file", "directory") and isinstance(value.get("path"), str):
-                converted: dict[str, Any] = {
-                    "class": "File" if kind == "file" else "Directory",
-                    "location": f"{endpoint}/files/{value['path']}",
-                }
-                name = value.get("name") or value.get("basename")
-                if name is not None:
-                    converted["name"] = name
-                if value.get("size") is not None:
-                    converted["size"] = value["size"]
-                if value.get("secondaryFiles"):
-                    converted["secondaryFiles"] = convert(value["secondaryFiles"])
-                return converted
-            return {key: convert(item) for key, item in value.items()}
-        return value
-
-    return {key: convert(value) for key, value in outputs.items()}
-
-
-def parse_time(value: Any) -> datetime | None:
-    """Parse a platform timestamp ('...Z', fractions or an offset) into naive UTC."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        logger.debug("unparseable Seven Bridges timestamp %r", value)
-        return None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(UTC).replace(tzinfo=None)
-    return parsed
-
-
-def to_status(field: Callable[[str], Any]) -> ProviderStatus:
-    """Build a ProviderStatus from a task's raw JSON, read through `field` (dict.get or
-    Task.field)."""
-    task_id = str(field("id"))
-    raw = str(field("status") or "")
-    execution = field("execution_status")
-    message = execution.get("message") if isinstance(execution, Mapping) else None
-    if is_canceled_draft(raw, field("description")):
-        state: RunState | None = RunState.CANCELED
-        message = message or "canceled before it ran"
-    else:
-        state = map_status(raw)
-        if state is None:
-            logger.warning(
-                "unknown Seven Bridges task status task=%s status=%r; the run keeps its state",
-                task_id,
-                raw,
-            )
-    return ProviderStatus(
-        provider_id=task_id,
-        raw_status=raw,
-        state=state,
-        message=message or None,
-        started_at=parse_time(field("start_time")),
-        ended_at=parse_time(field("end_time")),
-    )
-
-
-def task_logs(jobs: Any) -> list[TaskLog]:
-    """Return one TaskLog per job of a task's execution details (raw JSON)."""
-    logs: list[TaskLog] = []
-    for job in jobs if isinstance(jobs, list) else []:
-        if not isinstance(job, Mapping):
-            continue
-        files = job.get("logs")
-        files = files if isinstance(files, Mapping) else {}
-        system_logs = [
-            f"{key}: {location}"
-            for key, location in files.items()
-            if key not in ("job.out.log", "job.err.log")
-        ]
-        instance = job.get("instance")
-        if isinstance(instance, Mapping) and instance:
-            system_logs.insert(
-                0,
-                "instance id={} type={} provider={}".format(
-                    instance.get("id"), instance.get("type"), instance.get("provider")
-                ),
-            )
-        command = job.get("command_line")
-        logs.append(
-            TaskLog(
-                name=str(job.get("name") or "job"),
-                status=job.get("status"),
-                cmd=[command] if command else None,
-                start_time=parse_time(job.get("start_time")),
-                end_time=parse_time(job.get("end_time")),
-                stdout=files.get("job.out.log"),
-                stderr=files.get("job.err.log"),
-                system_logs=tuple(system_logs),
-            )
-        )
-    return logs
 
 
 def token_fix(endpoint: str | None) -> str:
@@ -301,8 +131,8 @@ def token_fix(endpoint: str | None) -> str:
     )
 
 
-def translate_error(
-    exc: SbgError | ValueError,
+def classify_error(
+    exc: Exception,
     operation: str,
     retry_after: float | None = None,
     secret: str | None = None,
@@ -313,8 +143,8 @@ def translate_error(
     """Classify a client error by the table in the module docstring (the one place that decides).
 
     `about_default_project` says the request was about the configured default project itself.
-    A ValueError is a 2xx body the client could not decode. `retry_after` is kept for a 429;
-    `secret` (the token) is blanked out of the message.
+    `exc` is an SbgError, or a ValueError: a 2xx body the client could not decode.
+    `retry_after` is kept for a 429; `secret` (the token) is blanked out of the message.
     """
     if isinstance(exc, ValueError):
         return ProviderMisconfigured(
@@ -323,11 +153,12 @@ def translate_error(
             "JSON, so it is not the Seven Bridges API",
             ENDPOINT_FIX,
         )
+    raw_status = getattr(exc, "status", None)
     try:
-        status = int(exc.status) if exc.status is not None else None
+        status = int(raw_status) if raw_status is not None else None
     except (TypeError, ValueError):
         status = None
-    text = str(exc.message or type(exc).__name__)
+    text = str(getattr(exc, "message", None) or type(exc).__name__)
     if isinstance(exc, NonJSONResponseError):
         text = " ".join(text.split())[:MAX_BODY_SHOWN]
     if secret:
@@ -364,31 +195,21 @@ def _not_a_missing_run() -> Iterator[None]:
         raise ProviderRejected(PROVIDER, exc.detail) from exc.__cause__
 
 
-class _MaybeCreated(Exception):
-    """A create failed after the platform may have stored the task: never repeat it blindly."""
-
-    def __init__(self, error: ProviderUnavailable) -> None:
-        super().__init__(str(error))
-        self.error = error
-
-
-class SevenBridgesProvider:
+class SevenBridgesProvider(AdapterBase):
     """The Provider for Seven Bridges; build it with `build(settings)`."""
 
     name = PROVIDER
     status_batch_size = STATUS_BATCH_SIZE
+    sdk_errors = (SbgError, json.JSONDecodeError)  # the latter: a 2xx body that is not JSON
 
     def __init__(
         self, api: Any, settings: Settings, *, sleep: Callable[[float], None] = time.sleep
     ) -> None:
+        own = settings.provider(SPEC)
+        super().__init__(settings, TokenBucket(own.rate), sleep=sleep)
         self._api = api
-        self._endpoint = settings.sevenbridges_api_endpoint
-        self._default_project = settings.sevenbridges_project
-        self._attempts = settings.retry_attempts
-        self._max_wait = settings.retry_max_wait
-        self._initial_wait = settings.retry_initial_wait
-        self._sleep = sleep
-        self.limiter = TokenBucket(settings.sevenbridges_rate)
+        self._endpoint = own.api_endpoint
+        self._default_project = own.project
         self._quota_reset: float | None = None
         # Finished tasks as this pass's bulk get returned them, for details() (no second GET).
         self._finished: dict[str, Mapping[str, Any]] = {}
@@ -436,10 +257,7 @@ class SevenBridgesProvider:
                 record_provider_id(task.id)
         adopted = task is not None
         if task is None:
-            try:
-                task = self._create_draft(spec, project, idempotency_key)
-            except _MaybeCreated as exc:
-                raise exc.error from exc.error.__cause__
+            task = self._create_draft(spec, project, idempotency_key)
             record_provider_id(task.id)
         task = self._run_draft(task, project)
         logger.info(
@@ -482,13 +300,13 @@ class SevenBridgesProvider:
         result: dict[str, ProviderStatus | None] = {}
         wanted: list[str] = []
         for provider_id in dict.fromkeys(provider_ids):
-            if _is_uuid(provider_id):
+            if is_uuid(provider_id):
                 wanted.append(provider_id)
             else:  # task ids are UUIDs; anything else cannot exist, so need not poison a batch
                 result[provider_id] = None
         for start in range(0, len(wanted), STATUS_BATCH_SIZE):
             chunk = wanted[start : start + STATUS_BATCH_SIZE]
-            records = self._retry(
+            records = self._call(
                 "get task statuses",
                 functools.partial(self._api.tasks.bulk_get, chunk, api=self._api),
             )
@@ -512,7 +330,7 @@ class SevenBridgesProvider:
                     message=error.get("message"), code=error.get("code"), status=error.get("status")
                 )
                 with self._access_checked(None):
-                    raise translate_error(
+                    raise classify_error(
                         refusal,
                         f"get task {provider_id}",
                         secret=self._api.token,
@@ -535,12 +353,12 @@ class SevenBridgesProvider:
         outputs = task.field("outputs")
         try:
             with self._access_checked(None):
-                execution = self._retry("get execution details", task.get_execution_details)
+                execution = self._call("get execution details", task.get_execution_details)
             jobs = execution.field("jobs")
         except ProviderRunNotFound:  # never ran, or details not kept: no logs, not an error
             jobs = []
         return RunDetails(
-            outputs=translate_outputs(outputs, self._endpoint)
+            outputs=normalise_outputs(outputs, self._endpoint)
             if isinstance(outputs, Mapping)
             else {},
             task_logs=task_logs(jobs),
@@ -562,7 +380,7 @@ class SevenBridgesProvider:
                     if status == "DRAFT":
                         self._mark_canceled(task)
                     else:
-                        self._retry("abort task", task.abort)
+                        self._call("abort task", task.abort)
                 logger.info("cancel task=%s: was %s", provider_id, status)
                 return
             except ProviderRunNotFound:
@@ -622,7 +440,7 @@ class SevenBridgesProvider:
             matches = self._marked_tasks(spec, project, idempotency_key)
         if not matches:
             return None
-        matches.sort(key=lambda task: parse_time(task.field("created_time")) or _EPOCH)
+        matches.sort(key=lambda task: naive_utc(task.field("created_time")) or EPOCH)
         runnable = [
             task
             for task in matches
@@ -650,13 +468,11 @@ class SevenBridgesProvider:
         them when the queue time is unknown), newest first and every page, and return those
         carrying the run's marker; the API cannot filter by name or description."""
         created_from = None
-        if spec.queued_at is not None:
-            since = spec.queued_at
-            if since.tzinfo is not None:
-                since = since.astimezone(UTC).replace(tzinfo=None)
+        since = naive_utc(spec.queued_at)
+        if since is not None:
             created_from = (since - LOOKUP_MARGIN).strftime("%Y-%m-%dT%H:%M:%S")
-        about_default = project == self._default_project
-        page = self._retry(
+        scope = INSTALLATION if project == self._default_project else NO_SCOPE
+        page = self._call(
             "list tasks",
             lambda: self._api.tasks.query(
                 project=project,
@@ -666,7 +482,7 @@ class SevenBridgesProvider:
                 limit=PAGE_SIZE,
                 api=self._api,
             ),
-            about_default_project=about_default,
+            scope,
         )
         matches: list[Any] = []
         while True:
@@ -679,12 +495,12 @@ class SevenBridgesProvider:
             )
             if not any(str(link.field("rel")).lower() == "next" for link in page.links):
                 break
-            page = self._retry("list tasks", page.next_page, about_default_project=about_default)
+            page = self._call("list tasks", page.next_page, scope)
         return matches
 
     def _delete_duplicate(self, task: Any, run_id: str) -> None:
         try:
-            self._retry("delete duplicate draft", task.delete)
+            self._call("delete duplicate draft", task.delete)
         except ProviderError as exc:  # an extra draft costs nothing; the next lookup retries
             logger.warning(
                 "could not delete duplicate draft task=%s run=%s: %s", task.id, run_id, exc
@@ -697,14 +513,15 @@ class SevenBridgesProvider:
 
         A create is repeated only after an answer that proves the platform did not store it
         (408, 429, 503). After a transport failure or another 5xx the task may exist, so the
-        error is raised (as ProviderUnavailable, wrapped in _MaybeCreated) and the caller's next
-        attempt, with may_exist=True, finds the task by its marker instead of creating a twin.
+        error is raised at once (ProviderUnavailable, carried past the retries by GiveUp) and the
+        caller's next attempt, with may_exist=True, finds the task by its marker instead of
+        creating a twin.
         """
 
         def create() -> Any:
             try:
                 with self._access_checked(project, _DENIED), _not_a_missing_run():
-                    return self._call(
+                    return self._attempt(
                         "create task",
                         lambda: self._api.tasks.create(
                             name=task_name(spec.run_id),
@@ -718,7 +535,7 @@ class SevenBridgesProvider:
                     )
             except ProviderUnavailable as exc:
                 if getattr(exc.__cause__, "status", None) not in _REFUSED_STATUSES:
-                    raise _MaybeCreated(exc) from exc
+                    raise GiveUp(exc) from exc
                 raise
 
         return self._retried(create)
@@ -731,16 +548,18 @@ class SevenBridgesProvider:
             nonlocal task, attempt
             attempt += 1
             if attempt > 1:
-                task = self._call("get task", lambda: self._api.tasks.get(task.id, api=self._api))
+                task = self._attempt(
+                    "get task", lambda: self._api.tasks.get(task.id, api=self._api)
+                )
             status = task.field("status")
             if status != "DRAFT" or is_canceled_draft(status, task.field("description")):
                 return task
             with self._access_checked(project):
-                task = self._call("run task", task.run)
+                task = self._attempt("run task", task.run)
             errors = task.field("errors")
             if task.field("status") == "DRAFT" and errors:
                 raise ProviderRejected(
-                    PROVIDER, f"task {task.id} cannot run: {_describe_errors(errors)}"
+                    PROVIDER, f"task {task.id} cannot run: {describe_errors(errors)}"
                 )
             return task
 
@@ -754,12 +573,12 @@ class SevenBridgesProvider:
             task.description = marked
             return task.save()
 
-        self._retry("cancel draft task", save)
+        self._call("cancel draft task", save)
 
     def _probe_token(self) -> ProbeResult:
         name = f"{PROVIDER} token"
         try:
-            user = self._call("get user", lambda: self._api.users.me(api=self._api))
+            user = self._attempt("get user", lambda: self._api.users.me(api=self._api))
         except ProviderMisconfigured as exc:
             if getattr(exc.__cause__, "status", None) == 401:
                 detail = "SEVENBRIDGES_API_TOKEN was rejected (401)"
@@ -782,10 +601,10 @@ class SevenBridgesProvider:
     def _probe_project(self, project: str) -> ProbeResult:
         name = f"{PROVIDER} project"
         try:
-            self._call(
+            self._attempt(
                 "get project",
                 lambda: self._api.projects.get(id=project, api=self._api),
-                about_default_project=True,
+                INSTALLATION,
             )
         except ProviderMisconfigured as exc:
             if getattr(exc.__cause__, "status", None) in _DENIED:
@@ -799,53 +618,23 @@ class SevenBridgesProvider:
 
     def _get_task(self, provider_id: str) -> Any:
         with self._access_checked(None):
-            return self._retry("get task", lambda: self._api.tasks.get(provider_id, api=self._api))
+            return self._call("get task", lambda: self._api.tasks.get(provider_id, api=self._api))
 
-    # --- calls, retries and errors ------------------------------------------------------
-    def _call(
-        self, operation: str, func: Callable[[], T], *, about_default_project: bool = False
-    ) -> T:
-        """Make one API request: wait for the limiter, translate errors."""
-        self.limiter.acquire()
-        with self._translated_errors(operation, about_default_project):
-            return func()
-
-    def _retried(self, func: Callable[[], T]) -> T:
-        return call_with_retry(
-            func,
-            attempts=self._attempts,
-            max_wait=self._max_wait,
-            initial_wait=self._initial_wait,
-            sleep=self._sleep,
+    # --- errors ------------------------------------------------------------------------
+    def _classify(self, exc: Exception, operation: str, scope: Scope) -> ProviderError:
+        """Classify by `classify_error`; back off the limiter until the quota resets on 429."""
+        retry_after = None
+        if isinstance(exc, SbgError) and exc.status == 429:
+            retry_after = self._seconds_to_quota_reset()
+            self.limiter.penalize(retry_after if retry_after is not None else 1.0)
+        return classify_error(
+            exc,
+            operation,
+            retry_after,
+            secret=self._api.token,
+            endpoint=self._endpoint,
+            about_default_project=scope.installation,
         )
-
-    def _retry(
-        self, operation: str, func: Callable[[], T], *, about_default_project: bool = False
-    ) -> T:
-        return self._retried(
-            lambda: self._call(operation, func, about_default_project=about_default_project)
-        )
-
-    @contextmanager
-    def _translated_errors(self, operation: str, about_default_project: bool) -> Iterator[None]:
-        """Turn client errors into the ProviderError family; back off the limiter on 429."""
-        try:
-            yield
-        except (SbgError, json.JSONDecodeError) as exc:  # the latter: a 2xx body that isn't JSON
-            retry_after = None
-            if isinstance(exc, SbgError) and exc.status == 429:
-                retry_after = self._seconds_to_quota_reset()
-                self.limiter.penalize(retry_after if retry_after is not None else 1.0)
-            error = translate_error(
-                exc,
-                operation,
-                retry_after,
-                secret=self._api.token,
-                endpoint=self._endpoint,
-                about_default_project=about_default_project,
-            )
-            logger.debug("Seven Bridges %s: %s", operation, error)
-            raise error from exc
 
     @contextmanager
     def _access_checked(
@@ -863,10 +652,10 @@ class SevenBridgesProvider:
             if status not in statuses or not default or project not in (None, default):
                 raise
             try:
-                self._call(
+                self._attempt(
                     "get project",
                     lambda: self._api.projects.get(id=default, api=self._api),
-                    about_default_project=True,
+                    INSTALLATION,
                 )
             except (ProviderMisconfigured, ProviderUnavailable):
                 raise  # the installation's, or undecided for now
@@ -888,35 +677,15 @@ class SevenBridgesProvider:
         return min(max(0.0, self._quota_reset - time.time()), float(self._max_wait))
 
 
-_EPOCH = datetime(1970, 1, 1)
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
-
-
-def _describe_errors(errors: Any) -> str:
-    if isinstance(errors, list):
-        parts = [
-            str(item.get("message") or item) if isinstance(item, Mapping) else str(item)
-            for item in errors
-        ]
-        return "; ".join(parts)
-    return str(errors)
-
-
 def build(
     settings: Settings, *, sleep: Callable[[float], None] = time.sleep
 ) -> SevenBridgesProvider:
     """Build the adapter from `settings`; raise ConfigError if the API token is missing."""
-    token = settings.sevenbridges_api_token
+    own = settings.provider(SPEC)
+    token = own.api_token
     if token is None:
         raise ConfigError(settings.provider_problems((PROVIDER,)))
-    endpoint = settings.sevenbridges_api_endpoint
+    endpoint = own.api_endpoint
     api = sevenbridges.Api(
         url=endpoint,
         token=token.get(),

@@ -31,16 +31,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from wesctl.fakes.http import (
+from wesctl.providers.mapping import run_name
+from wesctl.simulated.http import (
     PERMANENT,
     SERVER_ERROR,
     THROTTLE,
     UNAVAILABLE,
-    FakeClock,
-    FakeService,
     FaultRule,
     Request,
     Response,
+    SimulatedClock,
+    SimulatedService,
 )
 
 API_PREFIX = "/v2"
@@ -136,7 +137,7 @@ def _is_file_value(value: Any) -> bool:
     return isinstance(value, dict) and str(value.get("class", "")).lower() in ("file", "directory")
 
 
-class SevenBridgesFake(FakeService):
+class SimulatedSevenBridges(SimulatedService):
     """In-process Seven Bridges API v2. Start it, then point `Api(url=fake.api_url)` at it."""
 
     name = "sevenbridges"
@@ -151,7 +152,7 @@ class SevenBridgesFake(FakeService):
         script: Sequence[tuple[str, float]] | None = None,
         fail_input: str = "fake_fail",
         latency: float = 0.0,
-        clock: FakeClock | None = None,
+        clock: SimulatedClock | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__(latency=latency, clock=clock, seed=seed)
@@ -236,15 +237,15 @@ class SevenBridgesFake(FakeService):
         with self._state_lock:
             return self._advance(self.tasks[task_id])
 
-    def tasks_for_run(self, run_id: str) -> list[str]:
-        """Ids of live (not deleted) tasks named or described for WES run `run_id`."""
+    def runs_for(self, run_id: str) -> list[str]:
+        """Ids of the live (not deleted) tasks named or described for WES run `run_id`."""
         marker = f"wesctl-run-id={run_id}"
         with self._state_lock:
             return [
                 task.id
                 for task in self.tasks.values()
                 if not task.deleted
-                and (task.name == f"wes-{run_id}" or marker in (task.description or "").split())
+                and (task.name == run_name(run_id) or marker in (task.description or "").split())
             ]
 
     def set_status(self, task_id: str, raw_status: str) -> None:
@@ -289,13 +290,13 @@ class SevenBridgesFake(FakeService):
         with self._state_lock, self.lock:
             self.tasks.clear()
             self.files.clear()
-            self.faults.clear()
+            self.clear_faults()
             self.calls.clear()
             self.tokens = {self.token}
             self.projects = set(self._first_projects)
             self.forbidden_projects.clear()
 
-    # --- FakeService --------------------------------------------------------------------
+    # --- SimulatedService --------------------------------------------------------------------
     def route(self, request: Request) -> tuple[str, Any]:
         if request.method == "GET" and request.path.startswith("/download/"):
             return "download", self._download

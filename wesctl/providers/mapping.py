@@ -1,0 +1,54 @@
+"""Mapping every provider shares: run names, times and output file objects (pure functions)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+RUN_NAME_PREFIX = "wes-"
+
+# A provider's File/Directory value as a WES output object, or None when it is not one; the
+# second argument maps nested values (secondary files) the same way.
+FileObject = Callable[[Mapping[str, Any], Callable[[Any], Any]], "dict[str, Any] | None"]
+
+
+def run_name(run_id: str) -> str:
+    """The name a WES run's provider run (task) gets: `wes-<run_id>`, found again by it."""
+    return f"{RUN_NAME_PREFIX}{run_id}"
+
+
+def naive_utc(value: Any) -> datetime | None:
+    """Return a provider's timestamp (a datetime, or an ISO string: '...Z', fractions or an
+    offset) as naive UTC, the form the database stores; None for no or an unreadable time."""
+    if isinstance(value, str) and value:
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            logger.debug("unparseable provider timestamp %r", value)
+            return None
+    if not isinstance(value, datetime):
+        return None
+    if value.tzinfo is None:  # already naive (botocore parses zone-less strings so)
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def walk_outputs(outputs: Mapping[str, Any], file_object: FileObject) -> dict[str, Any]:
+    """Return `outputs` with every value `file_object` recognises as a file or directory
+    replaced by its WES object; lists and records are walked, anything else is kept."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        if isinstance(value, Mapping):
+            converted = file_object(value, walk)
+            if converted is not None:
+                return converted
+            return {key: walk(item) for key, item in value.items()}
+        return value
+
+    return {key: walk(value) for key, value in outputs.items()}
