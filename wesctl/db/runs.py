@@ -50,6 +50,7 @@ from wesctl.db.tables import (
     text_widths,
 )
 from wesctl.domain import states
+from wesctl.domain.providers import PROVIDER_TAG
 from wesctl.domain.states import RunState
 from wesctl.domain.types import TaskLog
 from wesctl.errors import SchemaError
@@ -85,13 +86,11 @@ def fit_run_values(values: dict[str, Any]) -> dict[str, Any]:
 
 # --- what the WES API wrote -------------------------------------------------------------------
 
-PROVIDER_TAG = "provider_type"
-
 
 def resolved_provider(session: Session, default_provider: str) -> ColumnElement[str]:
-    """The run's provider as SQL, resolved as `domain.providers.resolve_provider_name` does:
-    wesctl's provider_type column, else a string tags["provider_type"], else the default;
-    trimmed and lower-cased. Tags that are not valid JSON (SQLite stores text) or not an object
+    """The run's provider as SQL, by the rule in `wesctl.domain.providers`: wesctl's
+    provider_type column, else a string tags["provider_type"], else the default; trimmed and
+    lower-cased. Tags that are not valid JSON (SQLite stores text) or not an object
     resolve to the default instead of failing the whole statement."""
     column = func.nullif(func.lower(func.trim(WorkflowRun.provider_type)), "")
     dialect = session.get_bind().dialect
