@@ -209,7 +209,7 @@ def _queued_runs(
             WorkflowRun.start_time,
             WorkflowRun.provider_id,
             WorkflowRun.submission_key,
-            WorkflowRun.submit_attempts,
+            func.coalesce(WorkflowRun.submit_attempts, 0).label("submit_attempts"),
             WorkflowRun.claimed_by,
             WorkflowRun.claim_expires_at,
             WorkflowRun.submitted_at,
@@ -220,29 +220,17 @@ def _queued_runs(
     )
     runs: list[QueuedRun] = []
     for row in session.execute(query):
-        params, params_error = decode_json(row.workflow_params, "workflow_params")
-        tags, tags_error = decode_json(row.tags, "tags")
+        values = dict(row._mapping)
+        params, params_error = decode_json(values.pop("workflow_params"), "workflow_params")
+        tags, tags_error = decode_json(values.pop("tags"), "tags")
+        submitted_at = values.pop("submitted_at")
         runs.append(
             QueuedRun(
-                run_id=row.run_id,
-                provider=row.provider,
-                state=row.state,
-                workflow_url=row.workflow_url,
-                workflow_type=row.workflow_type,
-                workflow_type_version=row.workflow_type_version,
-                workflow_engine=row.workflow_engine,
-                workflow_engine_version=row.workflow_engine_version,
+                **values,
                 workflow_params=params,
                 tags=tags,
                 unreadable=params_error or tags_error,
-                start_time=row.start_time,
-                provider_id=row.provider_id,
-                submission_key=row.submission_key,
-                submit_attempts=row.submit_attempts or 0,
-                claimed_by=row.claimed_by,
-                claim_expires_at=row.claim_expires_at,
-                submitted=row.submitted_at is not None,
-                last_error=row.last_error,
+                submitted=submitted_at is not None,
             )
         )
     return runs
@@ -791,7 +779,7 @@ def in_flight_batch(
         resolved_provider(session, providers.default).label("provider"),
         WorkflowRun.provider_id,
         WorkflowRun.provider_status,
-        WorkflowRun.not_found_count,
+        func.coalesce(WorkflowRun.not_found_count, 0).label("not_found_count"),
     ).where(
         state_is(session, *NON_TERMINAL_STATES),
         WorkflowRun.provider_id.is_not(None),
@@ -814,17 +802,7 @@ def in_flight_batch(
             )
         )
     query = query.order_by(WorkflowRun.run_id).limit(limit)
-    return [
-        TrackedRun(
-            run_id=row.run_id,
-            state=row.state,
-            provider=row.provider,
-            provider_id=row.provider_id,
-            provider_status=row.provider_status,
-            not_found_count=row.not_found_count or 0,
-        )
-        for row in session.execute(query)
-    ]
+    return [TrackedRun(**row._mapping) for row in session.execute(query)]
 
 
 def mark_checked(session: Session, run_ids: Sequence[str], now: datetime) -> None:
