@@ -199,7 +199,7 @@ def wesctl_pass(world: World, provider: str, *, traced: bool = False) -> PassRes
         runtime.close()
     counts: dict[str, int] = {}
     for outcome in report.outcomes:
-        counts[outcome.outcome] = counts.get(outcome.outcome, 0) + 1
+        counts[outcome.outcome.value] = counts.get(outcome.outcome.value, 0) + 1
     extra["seconds in statuses()"] = round(probe.status_seconds, 2)
     extra["summed seconds in details()"] = round(probe.details_seconds, 2)
     extra["SQL statements"] = dict(timer.counts)
