@@ -34,7 +34,7 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.dml import Update
 from sqlalchemy.types import BINARY
 
@@ -133,6 +133,19 @@ def state_is(session: Session, *values: str) -> ColumnElement[bool]:
     if not is_mysql(session.get_bind().dialect):
         return plain
     return and_(plain, type_coerce(cast(RUNS.c.state, BINARY), String).in_(values))
+
+
+def run_columns(
+    session: Session, default_provider: str
+) -> tuple[InstrumentedAttribute[Any] | ColumnElement[Any], ...]:
+    """The columns every per-run read starts with: id, state, the resolved provider and where
+    the run is at that provider."""
+    return (
+        WorkflowRun.run_id,
+        WorkflowRun.state,
+        resolved_provider(session, default_provider).label("provider"),
+        WorkflowRun.provider_id,
+    )
 
 
 @dataclass(frozen=True)
@@ -293,10 +306,7 @@ def run_summaries(
 ) -> list[RunSummary]:
     """Runs newest first (by queue time), filtered by id, state, queue time and provider."""
     query = select(
-        WorkflowRun.run_id,
-        WorkflowRun.state,
-        resolved_provider(session, providers.default).label("provider"),
-        WorkflowRun.provider_id,
+        *run_columns(session, providers.default),
         WorkflowRun.provider_status,
         WorkflowRun.start_time.label("queued_at"),
         WorkflowRun.end_time.label("ended_at"),
@@ -684,10 +694,7 @@ class CancelTarget:
 def cancel_target(session: Session, run_id: str, default_provider: str) -> CancelTarget | None:
     row = session.execute(
         select(
-            WorkflowRun.run_id,
-            WorkflowRun.state,
-            resolved_provider(session, default_provider).label("provider"),
-            WorkflowRun.provider_id,
+            *run_columns(session, default_provider),
             WorkflowRun.submitted_at,
             WorkflowRun.provider_stopped_at,
         ).where(WorkflowRun.run_id == run_id)
@@ -724,12 +731,7 @@ def pending_stops(
     """Next batch (keyset by run_id) of cancelled runs (CANCELING, or CANCELED by the WES API or
     an operator) whose provider run was not yet seen final and that no submission holds (the
     submitter stops what it starts itself)."""
-    query = select(
-        WorkflowRun.run_id,
-        WorkflowRun.state,
-        resolved_provider(session, providers.default).label("provider"),
-        WorkflowRun.provider_id,
-    ).where(
+    query = select(*run_columns(session, providers.default)).where(
         state_is(session, *CANCEL_STATES),
         WorkflowRun.provider_id.is_not(None),
         WorkflowRun.provider_stopped_at.is_(None),
@@ -774,10 +776,7 @@ def in_flight_batch(
     """Next batch (keyset-paginated by run_id) of submitted runs that are not finished, of the
     providers `providers` lets through."""
     query = select(
-        WorkflowRun.run_id,
-        WorkflowRun.state,
-        resolved_provider(session, providers.default).label("provider"),
-        WorkflowRun.provider_id,
+        *run_columns(session, providers.default),
         WorkflowRun.provider_status,
         func.coalesce(WorkflowRun.not_found_count, 0).label("not_found_count"),
     ).where(
