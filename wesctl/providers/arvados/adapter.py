@@ -76,6 +76,14 @@ DETAIL_FIELDS = (*REQUEST_FIELDS, "command")
 Call = Callable[[Any], Any]  # api client -> request object with .execute()
 
 
+class _MaybeCreated(Exception):
+    """A create failed after the server may have stored it: never repeat it blindly."""
+
+    def __init__(self, error: ProviderUnavailable) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class ArvadosProvider:
     """The Provider for Arvados; build it with `build(settings, arvados_settings)`."""
 
@@ -341,16 +349,11 @@ class ArvadosProvider:
     def _create(
         self, body: Mapping[str, Any], run_id: str, key: str, about_project: bool
     ) -> Mapping[str, Any]:
-        """Create the draft. After a failure that may have stored it (no answer, a 5xx other
-        than 503), the next attempt first looks for it by its properties."""
-        maybe_created = False
+        """Create the draft. A create is repeated only after an answer proving the server did
+        not store it (408, 429, 503); after any other failure the draft may exist, so the error
+        is raised and the next attempt (may_exist) finds it by its properties."""
 
         def create() -> Mapping[str, Any]:
-            nonlocal maybe_created
-            if maybe_created:
-                found = self._find(run_id, key)
-                if found is not None:
-                    return found
             try:
                 created: Mapping[str, Any] = self._call(
                     "create container request",
@@ -360,11 +363,15 @@ class ArvadosProvider:
                     about_project=about_project,
                 )
             except ProviderUnavailable as exc:
-                maybe_created = getattr(exc, "status", None) not in _REFUSED_STATUSES
+                if getattr(exc, "status", None) not in _REFUSED_STATUSES:
+                    raise _MaybeCreated(exc) from exc
                 raise
             return created
 
-        return self._retried(create)
+        try:
+            return self._retried(create)
+        except _MaybeCreated as exc:
+            raise exc.error from exc.error.__cause__
 
     def _commit(
         self, request: Mapping[str, Any], priority: int, about_project: bool

@@ -262,6 +262,27 @@ class ArvadosSimulator(FakeService):
             record = self._new("workflows", uuid=uuid, owner_uuid=DEFAULT_PROJECT)
             record.update(name=name, description="", definition=text)
 
+    def add_committed_request(self, properties: Mapping[str, Any]) -> str:
+        """Create a committed request directly (benchmarks and batch tests); return its uuid."""
+        with self._state_lock:
+            fields = self._request_fields(
+                {
+                    "name": "seeded",
+                    "state": "Committed",
+                    "priority": 500,
+                    "container_image": "arvados/jobs",
+                    "command": ["true"],
+                    "output_path": "/var/spool/cwl",
+                    "mounts": {"/var/spool/cwl": {"kind": "collection", "writable": True}},
+                    "runtime_constraints": {"vcpus": 1, "ram": 1 << 30},
+                    "properties": dict(properties),
+                }
+            )
+            record = self._new("container_requests", owner_uuid=DEFAULT_PROJECT)
+            record.update(fields)
+            self._commit(record)
+            return str(record["uuid"])
+
     def requests_for_run(self, run_id: str, *, state: str | None = None) -> list[dict[str, Any]]:
         """Top-level container requests whose properties name WES run `run_id`."""
         with self._state_lock:
