@@ -220,6 +220,9 @@ class ArvadosSimulator(FakeService):
         self._step: dict[str, int] = {}  # container uuid -> script steps applied
         self._certificates: Certificates | None = None
         self.add_workflow(DEFAULT_WORKFLOW, "hello", HELLO_DEFINITION)
+        for project in self._first_projects:
+            group = self._new("groups", uuid=project, owner_uuid=user_uuid)
+            group.update(name=f"project {project}", group_class="project", properties={})
 
     # --- server ------------------------------------------------------------------------
     def start(self) -> str:
