@@ -66,7 +66,8 @@ def test_submit_creates_a_draft_records_it_then_commits_as_workbench_runs_a_work
     assert recorded == [result.provider_id]
     assert result.status.state == RunState.INITIALIZING
     request = sim.request(result.provider_id)
-    assert request["state"] == "Committed" and request["priority"] == 500
+    assert request["state"] == "Committed"
+    assert request["priority"] == 500
     assert request["owner_uuid"] == DEFAULT_PROJECT
     assert request["properties"]["wes_run_id"] == "run-1"
     assert request["properties"]["wesctl_submission_key"] == "wesctl-run-1-1"
@@ -134,7 +135,8 @@ def test_crash_after_create_before_the_uuid_is_stored_is_adopted(
     assert committed(sim, "run-2") == []  # a draft never runs
     recorded: list[str] = []
     result = submit(provider, "run-2", may_exist=True, recorded=recorded)
-    assert result.adopted and recorded == [result.provider_id]
+    assert result.adopted
+    assert recorded == [result.provider_id]
     assert [r["uuid"] for r in committed(sim, "run-2")] == [result.provider_id]
     assert live_drafts(sim, "run-2") == []
 
@@ -162,7 +164,8 @@ def test_crash_after_commit_before_the_outcome_is_stored_adopts_without_a_second
     first = submit(provider, "run-4")
     updates = sim.calls["container_requests.update"]
     again = submit(provider, "run-4", known=first.provider_id, may_exist=True)
-    assert again.provider_id == first.provider_id and again.adopted
+    assert again.provider_id == first.provider_id
+    assert again.adopted
     assert sim.calls["container_requests.update"] == updates
     assert len(committed(sim, "run-4")) == 1
 
@@ -189,9 +192,12 @@ def test_states_map_without_going_back_to_queued(
     sim.finish(failed, succeed=False, exit_code=3)
     sim.cancel_by_system(lost, "node lost")
     result = provider.statuses([ok, failed, lost])
-    assert result[ok] is not None and result[ok].state == RunState.RUNNING
-    assert result[failed] is not None and result[failed].state == RunState.EXECUTOR_ERROR
-    assert result[lost] is not None and result[lost].state == RunState.SYSTEM_ERROR
+    assert result[ok] is not None
+    assert result[ok].state == RunState.RUNNING
+    assert result[failed] is not None
+    assert result[failed].state == RunState.EXECUTOR_ERROR
+    assert result[lost] is not None
+    assert result[lost].state == RunState.SYSTEM_ERROR
     assert result[lost].message == "node lost"
 
 
@@ -202,18 +208,23 @@ def test_details_outputs_from_cwl_output_json_and_logs_of_runner_and_steps(
     sim.finish(pid, succeed=True)
     request = sim.request(pid)
     status = provider.statuses([pid])[pid]
-    assert status is not None and status.state == RunState.COMPLETE
+    assert status is not None
+    assert status.state == RunState.COMPLETE
     details = provider.details(pid)
     out = details.outputs["out"]
     assert out["class"] == "File"
     assert out["location"] == f"{request['output_uuid']}/out.txt"
     assert details.outputs["line_count"] == 1
     runner, step = details.task_logs
-    assert runner.task_id == pid and runner.exit_code == 0
+    assert runner.task_id == pid
+    assert runner.exit_code == 0
     assert runner.stderr == f"{request['log_uuid']}/stderr.txt"
     assert any(line.startswith("crunch-run.txt: ") for line in runner.system_logs)
-    assert step.name == "step1" and step.stdout and step.stdout.endswith("/stdout.txt")
-    assert step.start_time is not None and step.end_time is not None
+    assert step.name == "step1"
+    assert step.stdout
+    assert step.stdout.endswith("/stdout.txt")
+    assert step.start_time is not None
+    assert step.end_time is not None
 
 
 def test_cancel_running_is_canceling_until_a_later_sync_confirms(
@@ -224,7 +235,8 @@ def test_cancel_running_is_canceling_until_a_later_sync_confirms(
     provider.cancel(pid)
     assert sim.request(pid)["priority"] == 0
     status = provider.statuses([pid])[pid]
-    assert status is not None and status.state == RunState.CANCELED  # the container stopped
+    assert status is not None
+    assert status.state == RunState.CANCELED
     provider.cancel(pid)  # already final: no request changes
     assert sim.request(pid)["state"] == "Final"
 
@@ -237,7 +249,8 @@ def test_cancel_of_a_queued_request_puts_it_on_hold_which_is_canceled(
     assert sim.request(pid)["state"] == "Committed"
     assert sim.container_of(pid)["state"] == "Queued"
     status = provider.statuses([pid])[pid]
-    assert status is not None and status.state == RunState.CANCELED
+    assert status is not None
+    assert status.state == RunState.CANCELED
 
 
 def test_canceled_draft_stays_uncommitted_and_is_never_committed(
@@ -253,10 +266,12 @@ def test_canceled_draft_stays_uncommitted_and_is_never_committed(
         submit(provider, "run-cd", record=store_then_crash)
     provider.cancel(stored[0])
     status = provider.statuses(stored)[stored[0]]
-    assert status is not None and status.state == RunState.CANCELED
+    assert status is not None
+    assert status.state == RunState.CANCELED
     again = submit(provider, "run-cd", known=stored[0], may_exist=True)
     assert again.status.state == RunState.CANCELED
-    assert committed(sim, "run-cd") == [] and live_drafts(sim, "run-cd") == []
+    assert committed(sim, "run-cd") == []
+    assert live_drafts(sim, "run-cd") == []
 
 
 def test_refused_token_is_misconfigured_naming_the_setting(
@@ -269,7 +284,8 @@ def test_refused_token_is_misconfigured_naming_the_setting(
     assert "ARVADOS_API_TOKEN" in info.value.fix
     assert sim.token not in str(info.value)
     probe = provider.probe()
-    assert not probe[0].ok and "401" in probe[0].detail
+    assert not probe[0].ok
+    assert "401" in probe[0].detail
 
 
 def test_unwritable_project_is_misconfigured_naming_the_project_setting(
@@ -280,7 +296,9 @@ def test_unwritable_project_is_misconfigured_naming_the_project_setting(
         submit(provider, "run-p")
     assert "ARVADOS_PROJECT_UUID" in info.value.fix
     token, project = provider.probe()
-    assert token.ok and not project.ok and "not writable" in project.detail
+    assert token.ok
+    assert not project.ok
+    assert "not writable" in project.detail
 
 
 def test_probe_accepts_a_good_setup(sim: ArvadosSimulator, provider: ArvadosProvider) -> None:
