@@ -58,6 +58,7 @@ from wesctl.providers.arvados.settings import HOST, TOKEN, ArvadosSettings
 from wesctl.providers.base import (
     ProviderError,
     ProviderMisconfigured,
+    ProviderRejected,
     ProviderRunNotFound,
     ProviderUnavailable,
     RecordProviderId,
@@ -71,7 +72,6 @@ T = TypeVar("T")
 STATUS_BATCH_SIZE = 1000  # the API's largest page
 # Statuses after which the server certainly did not store a create.
 _REFUSED_STATUSES = frozenset({408, 429, 503})
-DETAIL_FIELDS = (*REQUEST_FIELDS, "command")
 
 Call = Callable[[Any], Any]  # api client -> request object with .execute()
 
@@ -453,7 +453,7 @@ class ArvadosProvider:
         try:
             found: Mapping[str, Any] = self._retry(
                 "get container request",
-                lambda api: api.container_requests().get(uuid=uuid, select=list(DETAIL_FIELDS)),
+                lambda api: api.container_requests().get(uuid=uuid, select=list(REQUEST_FIELDS)),
                 known_request=True,
             )
         except ProviderRunNotFound:
@@ -470,12 +470,19 @@ class ArvadosProvider:
         return found
 
     def _get_collection(self, uuid: str) -> Mapping[str, Any]:
-        found: Mapping[str, Any] = self._retry(
-            "get collection",
-            lambda api: api.collections().get(
-                uuid=uuid, select=["uuid", "portable_data_hash", "manifest_text"]
-            ),
-        )
+        """A collection; one that is gone (trashed after its output_ttl) reads as empty."""
+        try:
+            found: Mapping[str, Any] = self._retry(
+                "get collection",
+                lambda api: api.collections().get(
+                    uuid=uuid, select=["uuid", "portable_data_hash", "manifest_text"]
+                ),
+            )
+        except ProviderRejected as exc:
+            if getattr(exc, "status", None) != 404:
+                raise
+            logger.warning("collection %s is gone; reading it as empty", uuid)
+            return {"uuid": uuid, "manifest_text": ""}
         return found
 
     def _list(
@@ -552,7 +559,7 @@ class ArvadosProvider:
             "list workflow steps",
             "container_requests",
             [["requesting_container_uuid", "=", container_uuid]],
-            DETAIL_FIELDS,
+            REQUEST_FIELDS,
         )
         if not steps:
             return []

@@ -70,6 +70,7 @@ LOG_FILES = ("stdout.txt", "stderr.txt", "crunch-run.txt")
 REQUEST_FIELDS = (
     "uuid",
     "name",
+    "command",
     "state",
     "priority",
     "container_uuid",
@@ -191,6 +192,56 @@ def parse_definition(workflow_uuid: str, text: Any) -> Any:
     return loaded
 
 
+SECRETS_HINTS = frozenset({"http://commonwl.org/cwltool#Secrets", "cwltool:Secrets"})
+
+
+def secret_inputs(definition: Mapping[str, Any]) -> list[str]:
+    """Names of the main process's inputs its cwltool:Secrets hint marks secret."""
+    main: Any = definition
+    graph = definition.get("$graph")
+    if isinstance(graph, list):
+        main = next(
+            (
+                item
+                for item in graph
+                if isinstance(item, Mapping) and item.get("id") in ("#main", "main")
+            ),
+            {},
+        )
+    names: list[str] = []
+    for key in ("hints", "requirements"):
+        entries = main.get(key) if isinstance(main, Mapping) else None
+        if isinstance(entries, Mapping):  # the map form: {class: fields}
+            entries = [
+                {"class": name, **fields}
+                for name, fields in entries.items()
+                if isinstance(fields, Mapping)
+            ]
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, Mapping) and entry.get("class") in SECRETS_HINTS:
+                secrets = entry.get("secrets")
+                for secret in secrets if isinstance(secrets, list) else []:
+                    names.append(str(secret).rsplit("/", 1)[-1].rsplit("#", 1)[-1])
+    return names
+
+
+def split_secrets(
+    inputs: Mapping[str, Any], secrets: Sequence[str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Move secret string inputs into `secret_mounts` (never returned by the API, kept out of
+    logs and the container record) and leave `$include`s of them in the inputs, as
+    arvados-cwl-runner and Workbench do."""
+    public = dict(inputs)
+    mounts: dict[str, Any] = {}
+    for name in secrets:
+        value = public.get(name)
+        if isinstance(value, str):
+            mount = f"/secrets/s{len(mounts)}"
+            mounts[mount] = {"kind": "text", "content": value}
+            public[name] = {"$include": mount}
+    return public, mounts
+
+
 def request_name(spec: RunSpec, workflow_name: Any) -> str:
     label = workflow_name if isinstance(workflow_name, str) and workflow_name else "workflow"
     return f"WES run {spec.run_id}: {label}"[:MAX_NAME]
@@ -204,6 +255,7 @@ def request_body(
 ) -> dict[str, Any]:
     """The Uncommitted container request for the run, as Workbench builds it for a workflow."""
     definition = parse_definition(spec.workflow_url, workflow.get("definition"))
+    inputs, secret_mounts = split_secrets(spec.workflow_params, secret_inputs(definition))
     scheduling: dict[str, Any] = {}
     if options.max_run_time is not None:
         scheduling["max_run_time"] = options.max_run_time
@@ -230,8 +282,9 @@ def request_body(
             OUTPUT_PATH: {"kind": "collection", "writable": True},
             "stdout": {"kind": "file", "path": f"{OUTPUT_PATH}/{CWL_OUTPUT}"},
             MOUNT_WORKFLOW: {"kind": "json", "content": definition},
-            MOUNT_INPUT: {"kind": "json", "content": dict(spec.workflow_params)},
+            MOUNT_INPUT: {"kind": "json", "content": inputs},
         },
+        "secret_mounts": secret_mounts,
         "runtime_constraints": {
             "API": True,
             "vcpus": options.vcpus,

@@ -296,9 +296,16 @@ class ArvadosSimulator(FakeService):
                 and (state is None or record["state"] == state)
             ]
 
-    def request(self, uuid: str) -> dict[str, Any]:
+    def secret_mounts(self, uuid: str) -> dict[str, Any]:
+        """What a request was given as secret_mounts (the API never shows them)."""
         with self._state_lock:
-            return self._advanced(self.records["container_requests"][uuid])
+            return dict(self.records["container_requests"][uuid]["_secret_mounts"])
+
+    def request(self, uuid: str) -> dict[str, Any]:
+        """A request as the API shows it (its script applied)."""
+        with self._state_lock:
+            record = self.records["container_requests"][uuid]
+            return self._shown("container_requests", record, None)
 
     def container_of(self, request_uuid: str) -> dict[str, Any]:
         with self._state_lock:
@@ -324,6 +331,11 @@ class ArvadosSimulator(FakeService):
             container = self.container_of(request_uuid)
             container["runtime_status"] = {"error": reason}
             self._end(container, "Cancelled", None)
+
+    def trash_collection(self, uuid: str) -> None:
+        """Make a collection disappear, as its trash_at passing does (404 from then on)."""
+        with self._state_lock:
+            self.records["collections"].pop(uuid, None)
 
     def accept_token(self, token: str) -> None:
         with self._state_lock:
@@ -636,6 +648,8 @@ class ArvadosSimulator(FakeService):
             "output_uuid": None,
             "output_properties": {},
             "cumulative_cost": 0.0,
+            # stored, never shown: the API returns no secret_mounts
+            "_secret_mounts": dict(body.get("secret_mounts") or {}),
         }
 
     def _commit_problems(self, request: Mapping[str, Any]) -> list[str]:
