@@ -351,3 +351,12 @@ def test_untrusted_certificate_is_misconfigured_naming_ssl_cert_file(
     with pytest.raises(ProviderMisconfigured) as info:
         provider.statuses(["zzzzz-xvhdp-000000000000001"])
     assert "SSL_CERT_FILE" in info.value.fix
+
+
+def test_a_recorded_uuid_of_another_run_is_not_adopted(
+    sim: ArvadosSimulator, provider: ArvadosProvider
+) -> None:
+    other = submit(provider, "run-other").provider_id
+    result = submit(provider, "run-mine", known=other, may_exist=True)
+    assert result.provider_id != other
+    assert [r["uuid"] for r in committed(sim, "run-mine")] == [result.provider_id]

@@ -38,6 +38,7 @@ from wesctl.providers.arvados.mapping import (
     PROVIDER,
     REQUEST_FIELDS,
     REQUEST_UUID,
+    RUN_ID_PROPERTY,
     check_spec,
     choose_adopted,
     classify,
@@ -137,6 +138,13 @@ class ArvadosProvider:
         request: Mapping[str, Any] | None = None
         if known_provider_id:
             request = self._get_request(known_provider_id, missing_ok=True)
+            if request is not None and not _ours(request, spec.run_id):
+                logger.warning(
+                    "run=%s recorded request %s is not this run's; looking for its own",
+                    spec.run_id,
+                    known_provider_id,
+                )
+                request = None
         if request is None and (may_exist or known_provider_id):
             request = self._find(spec.run_id, idempotency_key)
             if request is not None:
@@ -693,6 +701,11 @@ class ArvadosProvider:
 
     def _blank(self, text: str) -> str:
         return text.replace(self._secret, "********") if self._secret else text
+
+
+def _ours(request: Mapping[str, Any], run_id: str) -> bool:
+    """True for a request of WES run `run_id` that is not a duplicate draft."""
+    return properties_of(request).get(RUN_ID_PROPERTY) == run_id and not is_duplicate(request)
 
 
 def build(
