@@ -9,21 +9,14 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import tempfile
-from pathlib import Path
 
-from tests.arvados.conftest import run_spec
-from wesctl.config import Secret, load_settings
+from tests.contract.arvados_fixtures import arvados_settings, run_spec
 from wesctl.providers.arvados.adapter import build
-from wesctl.providers.arvados.settings import ArvadosSettings
 
 
 def main(argv: list[str]) -> None:
     host, token, project, run_id, record_file, *mode = argv
-    env_file = Path(tempfile.mkdtemp()) / "empty.env"
-    env_file.write_text("")
-    settings = load_settings(environ={}, env_file=env_file, export_aws=False)
-    provider = build(settings, ArvadosSettings(host, Secret(token), project))
+    provider = build(arvados_settings(host, token, project))
 
     def record(uuid: str) -> None:
         with open(record_file, "a", encoding="utf-8") as handle:

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from tests.arvados.conftest import make_provider, run_spec
+from tests.contract.arvados_fixtures import make_provider, run_spec
 from wesctl.domain.states import RunState
 from wesctl.providers.arvados.adapter import ArvadosProvider
-from wesctl.providers.arvados.simulator import DEFAULT_PROJECT, ArvadosSimulator
 from wesctl.providers.base import ProviderMisconfigured, ProviderRejected, ProviderUnavailable
+from wesctl.simulated.arvados import DEFAULT_PROJECT, SimulatedArvados
 
 
 class Crash(Exception):
@@ -21,7 +21,7 @@ class Crash(Exception):
 
 
 @pytest.fixture
-def provider(sim: ArvadosSimulator) -> Iterator[ArvadosProvider]:
+def provider(sim: SimulatedArvados) -> Iterator[ArvadosProvider]:
     adapter = make_provider(sim)
     yield adapter
     adapter.close()
@@ -46,11 +46,11 @@ def submit(
     )
 
 
-def committed(sim: ArvadosSimulator, run_id: str) -> list[dict[str, Any]]:
+def committed(sim: SimulatedArvados, run_id: str) -> list[dict[str, Any]]:
     return [r for r in sim.requests_for_run(run_id) if r["state"] != "Uncommitted"]
 
 
-def live_drafts(sim: ArvadosSimulator, run_id: str) -> list[dict[str, Any]]:
+def live_drafts(sim: SimulatedArvados, run_id: str) -> list[dict[str, Any]]:
     return [
         r
         for r in sim.requests_for_run(run_id, state="Uncommitted")
@@ -59,7 +59,7 @@ def live_drafts(sim: ArvadosSimulator, run_id: str) -> list[dict[str, Any]]:
 
 
 def test_submit_creates_a_draft_records_it_then_commits_as_workbench_runs_a_workflow(
-    sim: ArvadosSimulator, provider: ArvadosProvider
+    sim: SimulatedArvados, provider: ArvadosProvider
 ) -> None:
     recorded: list[str] = []
     result = submit(provider, "run-1", recorded=recorded)
@@ -90,7 +90,7 @@ def test_submit_creates_a_draft_records_it_then_commits_as_workbench_runs_a_work
 
 
 def test_lost_create_answer_the_sdk_resends_gives_one_committed_request_and_no_live_draft(
-    sim: ArvadosSimulator, provider: ArvadosProvider
+    sim: SimulatedArvados, provider: ArvadosProvider
 ) -> None:
     sim.inject("drop_after_accept", "container_requests.create")  # httplib2 sends it again
     result = submit(provider, "run-lost")
@@ -102,7 +102,7 @@ def test_lost_create_answer_the_sdk_resends_gives_one_committed_request_and_no_l
 
 
 def test_both_create_answers_lost_raises_then_the_next_attempt_adopts(
-    sim: ArvadosSimulator, provider: ArvadosProvider
+    sim: SimulatedArvados, provider: ArvadosProvider
 ) -> None:
     sim.inject("drop_after_accept", "container_requests.create", count=2)
     with pytest.raises(ProviderUnavailable):
@@ -114,7 +114,7 @@ def test_both_create_answers_lost_raises_then_the_next_attempt_adopts(
 
 
 def test_crash_before_create_leaves_nothing(
-    sim: ArvadosSimulator, provider: ArvadosProvider
+    sim: SimulatedArvados, provider: ArvadosProvider
 ) -> None:
     assert (
         provider.lookup(run_spec("run-0"), idempotency_key="wesctl-run-0-1", known_provider_id=None)
@@ -125,7 +125,7 @@ def test_crash_before_create_leaves_nothing(
 
 
 def test_crash_after_create_before_the_uuid_is_stored_is_adopted(
-    sim: ArvadosSimulator, provider: ArvadosProvider
+    sim: SimulatedArvados, provider: ArvadosProvider
 ) -> None:
     def crash(uuid: str) -> None:
         raise Crash(uuid)
@@ -142,7 +142,7 @@ def test_crash_after_create_before_the_uuid_is_stored_is_adopted(
 
 
 def test_crash_after_the_uuid_is_stored_before_commit_commits_once(
-    sim: ArvadosSimulator, provider: ArvadosProvider
+    sim: SimulatedArvados, provider: ArvadosProvider
 ) -> None:
     stored: list[str] = []
 
@@ -159,7 +159,7 @@ def test_crash_after_the_uuid_is_stored_before_commit_commits_once(
 
 
 def test_crash_after_commit_before_the_outcome_is_stored_adopts_without_a_second_commit(
-    sim: ArvadosSimulator, provider: ArvadosProvider
+    sim: SimulatedArvados, provider: ArvadosProvider
 ) -> None:
     first = submit(provider, "run-4")
     updates = sim.calls["container_requests.update"]
@@ -171,7 +171,7 @@ def test_crash_after_commit_before_the_outcome_is_stored_adopts_without_a_second
 
 
 def test_statuses_of_1000_runs_take_one_list_of_requests_and_one_of_containers(
-    sim: ArvadosSimulator, provider: ArvadosProvider
+    sim: SimulatedArvados, provider: ArvadosProvider
 ) -> None:
     ids = [sim.add_committed_request({"wes_run_id": f"r{i}"}) for i in range(1000)]
     provider.statuses(ids[:1])  # builds the client
@@ -185,7 +185,7 @@ def test_statuses_of_1000_runs_take_one_list_of_requests_and_one_of_containers(
 
 
 def test_states_map_without_going_back_to_queued(
-    sim: ArvadosSimulator, provider: ArvadosProvider
+    sim: SimulatedArvados, provider: ArvadosProvider
 ) -> None:
     ok, failed, lost = (submit(provider, f"run-s{i}").provider_id for i in range(3))
     sim.set_container_state(ok, "Running")
@@ -202,7 +202,7 @@ def test_states_map_without_going_back_to_queued(
 
 
 def test_details_outputs_from_cwl_output_json_and_logs_of_runner_and_steps(
-    sim: ArvadosSimulator, provider: ArvadosProvider
+    sim: SimulatedArvados, provider: ArvadosProvider
 ) -> None:
     pid = submit(provider, "run-d").provider_id
     sim.finish(pid, succeed=True)
@@ -228,7 +228,7 @@ def test_details_outputs_from_cwl_output_json_and_logs_of_runner_and_steps(
 
 
 def test_cancel_running_is_canceling_until_a_later_sync_confirms(
-    sim: ArvadosSimulator, provider: ArvadosProvider
+    sim: SimulatedArvados, provider: ArvadosProvider
 ) -> None:
     pid = submit(provider, "run-c").provider_id
     sim.set_container_state(pid, "Running")
@@ -242,7 +242,7 @@ def test_cancel_running_is_canceling_until_a_later_sync_confirms(
 
 
 def test_cancel_of_a_queued_request_puts_it_on_hold_which_is_canceled(
-    sim: ArvadosSimulator, provider: ArvadosProvider
+    sim: SimulatedArvados, provider: ArvadosProvider
 ) -> None:
     pid = submit(provider, "run-hold").provider_id
     provider.cancel(pid)
@@ -254,7 +254,7 @@ def test_cancel_of_a_queued_request_puts_it_on_hold_which_is_canceled(
 
 
 def test_canceled_draft_stays_uncommitted_and_is_never_committed(
-    sim: ArvadosSimulator, provider: ArvadosProvider
+    sim: SimulatedArvados, provider: ArvadosProvider
 ) -> None:
     stored: list[str] = []
 
@@ -275,7 +275,7 @@ def test_canceled_draft_stays_uncommitted_and_is_never_committed(
 
 
 def test_refused_token_is_misconfigured_naming_the_setting(
-    sim: ArvadosSimulator, provider: ArvadosProvider
+    sim: SimulatedArvados, provider: ArvadosProvider
 ) -> None:
     submit(provider, "run-t")
     sim.reject_token(sim.token)
@@ -289,7 +289,7 @@ def test_refused_token_is_misconfigured_naming_the_setting(
 
 
 def test_unwritable_project_is_misconfigured_naming_the_project_setting(
-    sim: ArvadosSimulator, provider: ArvadosProvider
+    sim: SimulatedArvados, provider: ArvadosProvider
 ) -> None:
     sim.forbid_project(DEFAULT_PROJECT)
     with pytest.raises(ProviderMisconfigured) as info:
@@ -301,7 +301,7 @@ def test_unwritable_project_is_misconfigured_naming_the_project_setting(
     assert "not writable" in project.detail
 
 
-def test_probe_accepts_a_good_setup(sim: ArvadosSimulator, provider: ArvadosProvider) -> None:
+def test_probe_accepts_a_good_setup(sim: SimulatedArvados, provider: ArvadosProvider) -> None:
     assert [result.ok for result in provider.probe()] == [True, True]
 
 
@@ -316,14 +316,14 @@ def test_probe_accepts_a_good_setup(sim: ArvadosSimulator, provider: ArvadosProv
     ],
 )
 def test_invalid_per_run_options_are_rejected_before_any_call(
-    sim: ArvadosSimulator, provider: ArvadosProvider, tags: dict[str, Any], message: str
+    sim: SimulatedArvados, provider: ArvadosProvider, tags: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(ProviderRejected, match=message):
         provider.validate(run_spec("run-o", tags=tags))
     assert sum(sim.calls.values()) == 0
 
 
-def test_unknown_workflow_is_rejected(sim: ArvadosSimulator, provider: ArvadosProvider) -> None:
+def test_unknown_workflow_is_rejected(sim: SimulatedArvados, provider: ArvadosProvider) -> None:
     spec = run_spec("run-w", workflow_url="zzzzz-7fd4e-000000000000999")
     with pytest.raises(ProviderRejected, match="get workflow failed"):
         provider.submit(
@@ -335,7 +335,7 @@ def test_unknown_workflow_is_rejected(sim: ArvadosSimulator, provider: ArvadosPr
         )
 
 
-def test_503_is_unavailable(sim: ArvadosSimulator, provider: ArvadosProvider) -> None:
+def test_503_is_unavailable(sim: SimulatedArvados, provider: ArvadosProvider) -> None:
     sim.inject("unavailable", "container_requests.create", count=None)
     with pytest.raises(ProviderUnavailable):
         submit(provider, "run-503")
@@ -344,7 +344,7 @@ def test_503_is_unavailable(sim: ArvadosSimulator, provider: ArvadosProvider) ->
 
 
 def test_untrusted_certificate_is_misconfigured_naming_ssl_cert_file(
-    sim: ArvadosSimulator, monkeypatch: pytest.MonkeyPatch
+    sim: SimulatedArvados, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("SSL_CERT_FILE")
     provider = make_provider(sim)
@@ -354,7 +354,7 @@ def test_untrusted_certificate_is_misconfigured_naming_ssl_cert_file(
 
 
 def test_a_recorded_uuid_of_another_run_is_not_adopted(
-    sim: ArvadosSimulator, provider: ArvadosProvider
+    sim: SimulatedArvados, provider: ArvadosProvider
 ) -> None:
     other = submit(provider, "run-other").provider_id
     result = submit(provider, "run-mine", known=other, may_exist=True)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.arvados.conftest import make_provider, run_spec
-from wesctl.fakes.http import SLOW, SLOW_AFTER
-from wesctl.providers.arvados.simulator import DEFAULT_PROJECT, ArvadosSimulator
+from tests.contract.arvados_fixtures import make_provider, run_spec
+from wesctl.simulated.arvados import DEFAULT_PROJECT, SimulatedArvados
+from wesctl.simulated.http import SLOW, SLOW_AFTER
 
 ROOT = Path(__file__).resolve().parents[2]
 STEPS = {
@@ -36,7 +36,7 @@ def _wait_for(condition: object, what: str) -> None:
 
 @pytest.mark.parametrize("step", list(STEPS))
 def test_kill_9_at_each_step_leaves_exactly_one_committed_request(
-    sim: ArvadosSimulator, tmp_path: Path, step: str
+    sim: SimulatedArvados, tmp_path: Path, step: str
 ) -> None:
     run_id = "run-kill"
     record_file = tmp_path / "recorded"

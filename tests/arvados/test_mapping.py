@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.arvados.conftest import run_spec
+from tests.contract.arvados_fixtures import run_spec
 from wesctl.domain.states import RunState
 from wesctl.providers.arvados.mapping import (
     RunOptions,

@@ -11,42 +11,54 @@ import arvados
 import arvados.util
 import pytest
 
-from tests.arvados.conftest import make_provider, run_spec
-from wesctl.config import Secret, load_settings
+from tests.contract.arvados_fixtures import arvados_settings, make_provider, run_spec
+from wesctl.config import Settings, load_settings
 from wesctl.errors import ConfigError
-from wesctl.fakes.http import FakeClock
 from wesctl.providers.arvados.adapter import build
-from wesctl.providers.arvados.settings import ArvadosSettings
-from wesctl.providers.arvados.simulator import (
+from wesctl.providers.arvados.settings import SPEC as ARVADOS
+from wesctl.simulated.arvados import (
     DEFAULT_PROJECT,
     DEFAULT_TOKEN,
     HELLO_DEFINITION,
-    ArvadosSimulator,
+    SimulatedArvados,
 )
+from wesctl.simulated.http import SimulatedClock
 
 SECRET_WORKFLOW = "zzzzz-7fd4e-000000000000002"
 
 
-def _settings(tmp_path: Path) -> object:
+def _settings(tmp_path: Path, **environ: str) -> Settings:
     env_file = tmp_path / "empty.env"
     env_file.write_text("")
-    return load_settings(environ={}, env_file=env_file, export_aws=False)
+    return load_settings(environ=environ, env_file=env_file, export_sdk=False)
 
 
-def test_host_and_token_from_the_sdks_settings_conf(sim: ArvadosSimulator, tmp_path: Path) -> None:
+def test_settings_conf_stays_the_sdks_and_host_and_token_are_wesctls(
+    sim: SimulatedArvados, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """settings.conf still configures the SDK (here: TLS verification off), but the provider's
+    host and token are wesctl's settings: settings.conf's own host and token are not used."""
+    monkeypatch.delenv("SSL_CERT_FILE")  # the simulator's CA is not trusted now
     conf = tmp_path / "config" / "arvados" / "settings.conf"
     conf.parent.mkdir(parents=True)
-    conf.write_text(f"ARVADOS_API_HOST={sim.host}\nARVADOS_API_TOKEN={sim.token}\n")
+    conf.write_text(
+        "ARVADOS_API_HOST=192.0.2.1:9\nARVADOS_API_TOKEN=not-this-one\n"
+        "ARVADOS_API_HOST_INSECURE=true\n"
+    )
     arvados.config.initialize()
-    provider = build(_settings(tmp_path), ArvadosSettings(project_uuid=DEFAULT_PROJECT))  # type: ignore[arg-type]
+    provider = make_provider(sim)
     try:
         assert [result.ok for result in provider.probe()] == [True, True]
     finally:
         provider.close()
+    settings = _settings(tmp_path, ARVADOS_PROJECT_UUID=DEFAULT_PROJECT)
+    assert not settings.provider(ARVADOS).api_host  # settings.conf is not wesctl's source
+    with pytest.raises(ConfigError, match="ARVADOS_API_HOST is not set"):
+        build(settings)
 
 
 def test_insecure_is_the_sdks_own_setting(
-    sim: ArvadosSimulator, monkeypatch: pytest.MonkeyPatch
+    sim: SimulatedArvados, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("SSL_CERT_FILE")  # the simulator's CA is not trusted now
     monkeypatch.setenv("ARVADOS_API_HOST_INSECURE", "true")
@@ -61,10 +73,12 @@ def test_insecure_is_the_sdks_own_setting(
 
 
 def test_missing_host_token_or_project_is_a_config_error(
-    sim: ArvadosSimulator, tmp_path: Path
+    sim: SimulatedArvados, tmp_path: Path
 ) -> None:
+    settings = _settings(tmp_path)
+    assert "arvados" not in settings.enabled_providers
     with pytest.raises(ConfigError) as info:
-        build(_settings(tmp_path), ArvadosSettings())  # type: ignore[arg-type]
+        build(settings)
     text = str(info.value)
     for name in ("ARVADOS_API_HOST", "ARVADOS_API_TOKEN", "ARVADOS_PROJECT_UUID"):
         assert name in text
@@ -78,31 +92,28 @@ def test_missing_host_token_or_project_is_a_config_error(
         ({"WESCTL_ARVADOS_RATE": "0"}, "positive number"),
     ],
 )
-def test_settings_problems_are_reported(values: dict[str, str], problem: str) -> None:
+def test_settings_problems_are_reported(
+    values: dict[str, str], problem: str, tmp_path: Path
+) -> None:
     with pytest.raises(ConfigError, match=problem):
-        ArvadosSettings.from_values(values)
+        _settings(tmp_path, **values)
 
 
-def test_settings_are_configured_with_host_token_and_project() -> None:
-    values = {
-        "ARVADOS_API_HOST": "zzzzz.example.com",
-        "ARVADOS_API_TOKEN": "v2/x/y",
-        "ARVADOS_PROJECT_UUID": DEFAULT_PROJECT,
-    }
-    settings = ArvadosSettings.from_values(values)
-    assert settings.configured
-    assert settings.api_token == Secret("v2/x/y")
-    assert "v2/x/y" not in repr(settings)
-    assert not ArvadosSettings.from_values({**values, "ARVADOS_API_TOKEN": ""}).configured
-    fallback = ArvadosSettings.from_values(
-        {"ARVADOS_PROJECT_UUID": DEFAULT_PROJECT},
-        {"ARVADOS_API_HOST": "h", "ARVADOS_API_TOKEN": "t"},
+def test_settings_are_configured_with_host_token_and_project(tmp_path: Path) -> None:
+    settings = arvados_settings("zzzzz.example.com", "v2/x/y")
+    own = settings.provider(ARVADOS)
+    assert "arvados" in settings.enabled_providers
+    assert own.api_token is not None
+    assert own.api_token.get() == "v2/x/y"
+    assert "v2/x/y" not in repr(own)
+    without_token = _settings(
+        tmp_path, ARVADOS_API_HOST="zzzzz.example.com", ARVADOS_PROJECT_UUID=DEFAULT_PROJECT
     )
-    assert fallback.configured
+    assert "arvados" not in without_token.enabled_providers
 
 
 def test_secret_inputs_go_to_secret_mounts_and_never_into_the_request(
-    sim: ArvadosSimulator,
+    sim: SimulatedArvados,
 ) -> None:
     definition = json.loads(json.dumps(HELLO_DEFINITION))
     definition["$graph"][0]["hints"] = [
@@ -134,7 +145,7 @@ def test_secret_inputs_go_to_secret_mounts_and_never_into_the_request(
     }
 
 
-def test_a_trashed_output_collection_reads_as_no_outputs(sim: ArvadosSimulator) -> None:
+def test_a_trashed_output_collection_reads_as_no_outputs(sim: SimulatedArvados) -> None:
     provider = make_provider(sim)
     try:
         pid = provider.submit(
@@ -153,7 +164,7 @@ def test_a_trashed_output_collection_reads_as_no_outputs(sim: ArvadosSimulator) 
     assert details.task_logs[0].stderr is not None
 
 
-def test_keyset_paging_of_the_sdk_sees_every_item_once(sim: ArvadosSimulator) -> None:
+def test_keyset_paging_of_the_sdk_sees_every_item_once(sim: SimulatedArvados) -> None:
     uuids = {sim.add_committed_request({"wes_run_id": f"p{i}"}) for i in range(2500)}
     api = arvados.api("v1", host=sim.host, token=DEFAULT_TOKEN, num_retries=0)
     seen = [
@@ -171,8 +182,8 @@ def test_keyset_paging_of_the_sdk_sees_every_item_once(sim: ArvadosSimulator) ->
 
 
 def test_clock_script_moves_containers_for_the_demo_and_benchmarks() -> None:
-    clock = FakeClock()
-    with ArvadosSimulator(
+    clock = SimulatedClock()
+    with SimulatedArvados(
         script=(("Locked", 1), ("Running", 2), ("Complete", 5)), clock=clock
     ) as sim:
         pid = sim.add_committed_request({"wes_run_id": "scripted"})

@@ -8,12 +8,13 @@ commits it (`state: Committed`, `priority`). An interrupted submission is found 
 `properties` filters. Cancel sets `priority: 0`; a draft that never ran is left Uncommitted and
 marked `wesctl_canceled`.
 
-The SDK is imported when the adapter is built, and its client is made on first use (that fetches
-the discovery document and the cluster config). Its own settings are its own: the host and token
-come from wesctl's settings when given, else from the SDK's (`settings.conf`, environment);
-`ARVADOS_API_HOST_INSECURE` and `SSL_CERT_FILE` are read by the SDK only. Its retries are off
-(`num_retries=0`); transient failures are retried by `call_with_retry`, bounded in time. Every
-request passes the `limiter` once. Errors are classified by `mapping.classify` (table there).
+The SDK is imported with this module (only when a command builds the adapter), and its client is
+made on first use (that fetches the discovery document and the cluster config). Host and token are
+wesctl's settings; the SDK's other settings are its own (`settings.conf`,
+`ARVADOS_API_HOST_INSECURE`, `SSL_CERT_FILE`). Its retries are off (`num_retries=0`): transient
+failures are retried by the adapter base's one policy, bounded in time. Every request passes the
+`limiter` once. Errors are classified at the base's one entry (`_classify`) by `mapping.classify`
+(table there).
 """
 
 from __future__ import annotations
@@ -23,13 +24,19 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from typing import Any, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import arvados  # type: ignore[import-untyped]
+import arvados.collection  # type: ignore[import-untyped]
+import arvados.errors  # type: ignore[import-untyped]
+from googleapiclient.errors import HttpError  # type: ignore[import-untyped]
+from httplib2 import HttpLib2Error  # type: ignore[import-untyped]
 
 from wesctl.config import Settings
 from wesctl.domain.types import ProbeResult, ProviderStatus, RunDetails, RunSpec, Submission
 from wesctl.errors import ConfigError
+from wesctl.providers.adapter import NO_SCOPE, AdapterBase, GiveUp, Scope
 from wesctl.providers.arvados.mapping import (
     CANCELED_PROPERTY,
     CONTAINER_FIELDS,
@@ -55,7 +62,7 @@ from wesctl.providers.arvados.mapping import (
     task_log,
     to_status,
 )
-from wesctl.providers.arvados.settings import HOST, TOKEN, ArvadosSettings
+from wesctl.providers.arvados.settings import SPEC
 from wesctl.providers.base import (
     ProviderError,
     ProviderMisconfigured,
@@ -65,53 +72,67 @@ from wesctl.providers.base import (
     RecordProviderId,
 )
 from wesctl.providers.ratelimit import TokenBucket
-from wesctl.providers.retry import call_with_retry
 
 logger = logging.getLogger(__name__)
-T = TypeVar("T")
 
 STATUS_BATCH_SIZE = 1000  # the API's largest page
 # Statuses after which the server certainly did not store a create.
 _REFUSED_STATUSES = frozenset({408, 429, 503})
 
+# Requests on a container request known by uuid: there a 404 means the run is gone.
+_KNOWN_REQUEST = frozenset(
+    {
+        "get container request",
+        "commit container request",
+        "mark container request",
+        "cancel container request",
+    }
+)
+INSTALLATION = Scope(installation=True)  # a request about the configured project itself
+
 Call = Callable[[Any], Any]  # api client -> request object with .execute()
 
 
-class _MaybeCreated(Exception):
-    """A create failed after the server may have stored it: never repeat it blindly."""
+def http_status(exc: BaseException | None) -> int | None:
+    """The HTTP status of an SDK error (None when no HTTP answer came)."""
+    if not isinstance(exc, HttpError):
+        return None
+    status = int(exc.resp.status)
+    if status == 545:  # the SDK's stand-in for a retryable 4xx
+        status = int(exc.resp.get("status", status))
+    return status
 
-    def __init__(self, error: ProviderUnavailable) -> None:
-        super().__init__(str(error))
-        self.error = error
 
-
-class ArvadosProvider:
-    """The Provider for Arvados; build it with `build(settings, arvados_settings)`."""
+class ArvadosProvider(AdapterBase):
+    """The Provider for Arvados; build it with `build(settings)`."""
 
     name = PROVIDER
     status_batch_size = STATUS_BATCH_SIZE
+    # ssl's certificate error is an OSError and a ValueError: _classify looks at it first
+    sdk_errors = (
+        HttpError,
+        arvados.errors.KeepRequestError,
+        OSError,
+        HttpLib2Error,
+        TimeoutError,
+        ValueError,
+    )
 
     def __init__(
         self,
-        own: ArvadosSettings,
+        settings: Settings,
         connect: Callable[[], Any],
         *,
-        attempts: int,
-        max_wait: float,
-        initial_wait: float,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        own = settings.provider(SPEC)
+        super().__init__(settings, TokenBucket(own.rate), sleep=sleep)
         self._connect = connect
         self._api: Any = None
         self._api_lock = threading.Lock()
         self._keep_web_url: str | None = None
         self._project = own.project_uuid
         self._secret = own.api_token.get() if own.api_token else None
-        self._attempts = attempts
-        self._max_wait = max_wait
-        self._initial_wait = initial_wait
-        self._sleep = sleep
-        self.limiter = TokenBucket(own.rate)
         # Final requests (with their containers) this pass's listing returned, for details().
         self._finished: dict[str, tuple[Mapping[str, Any], Mapping[str, Any] | None]] = {}
 
@@ -134,7 +155,7 @@ class ArvadosProvider:
         marked one, else create a draft, record its uuid, then commit it."""
         self.validate(spec)
         options = run_options(spec, self._project)
-        about_project = options.project == self._project
+        scope = INSTALLATION if options.project == self._project else NO_SCOPE
         request: Mapping[str, Any] | None = None
         if known_provider_id:
             request = self._get_request(known_provider_id, missing_ok=True)
@@ -158,11 +179,11 @@ class ArvadosProvider:
                 ),
             )
             body = request_body(spec, idempotency_key, workflow, options)
-            request = self._create(body, spec.run_id, idempotency_key, about_project)
+            request = self._create(body, scope)
             record_provider_id(str(request["uuid"]))
         if is_live_draft(request):
             self._discard_twins(request, spec.run_id, idempotency_key)
-            request = self._commit(request, options.priority, about_project)
+            request = self._commit(request, options.priority, scope)
         container = None
         if adopted and request.get("container_uuid"):
             container = self._get_container(str(request["container_uuid"]))
@@ -301,7 +322,6 @@ class ArvadosProvider:
                     body={"container_request": {"priority": 0}},
                     select=list(REQUEST_FIELDS),
                 ),
-                known_request=True,
             )
         logger.info("cancel request=%s: priority set to 0", provider_id)
 
@@ -310,7 +330,7 @@ class ArvadosProvider:
         request each and no retries, so a broken setup is reported at once."""
         token = f"{PROVIDER} token"
         try:
-            user = self._call("get current user", lambda api: api.users().current())
+            user = self._once("get current user", lambda api: api.users().current())
         except ProviderError as exc:
             fix = exc.fix if isinstance(exc, ProviderMisconfigured) else "retry later"
             detail = exc.detail
@@ -327,10 +347,8 @@ class ArvadosProvider:
             return results
         project = self._project
         try:
-            group = self._call(
-                "get project",
-                lambda api: api.groups().get(uuid=project),
-                about_project=True,
+            group = self._once(
+                "get project", lambda api: api.groups().get(uuid=project), INSTALLATION
             )
         except ProviderError as exc:
             fix = exc.fix if isinstance(exc, ProviderMisconfigured) else "retry later"
@@ -354,36 +372,29 @@ class ArvadosProvider:
             self._api.close_connections()
 
     # --- submission steps -----------------------------------------------------------------
-    def _create(
-        self, body: Mapping[str, Any], run_id: str, key: str, about_project: bool
-    ) -> Mapping[str, Any]:
+    def _create(self, body: Mapping[str, Any], scope: Scope) -> Mapping[str, Any]:
         """Create the draft. A create is repeated only after an answer proving the server did
         not store it (408, 429, 503); after any other failure the draft may exist, so the error
         is raised and the next attempt (may_exist) finds it by its properties."""
 
         def create() -> Mapping[str, Any]:
             try:
-                created: Mapping[str, Any] = self._call(
+                created: Mapping[str, Any] = self._once(
                     "create container request",
                     lambda api: api.container_requests().create(
                         body={"container_request": dict(body)}, select=list(REQUEST_FIELDS)
                     ),
-                    about_project=about_project,
+                    scope,
                 )
             except ProviderUnavailable as exc:
-                if getattr(exc, "status", None) not in _REFUSED_STATUSES:
-                    raise _MaybeCreated(exc) from exc
+                if http_status(exc.__cause__) not in _REFUSED_STATUSES:
+                    raise GiveUp(exc) from exc
                 raise
             return created
 
-        try:
-            return self._retried(create)
-        except _MaybeCreated as exc:
-            raise exc.error from exc.error.__cause__
+        return self._retried(create)
 
-    def _commit(
-        self, request: Mapping[str, Any], priority: int, about_project: bool
-    ) -> Mapping[str, Any]:
+    def _commit(self, request: Mapping[str, Any], priority: int, scope: Scope) -> Mapping[str, Any]:
         """Commit a draft; a retry re-reads it first, so it is committed once."""
         uuid = str(request["uuid"])
         attempt = 0
@@ -398,15 +409,14 @@ class ArvadosProvider:
                 current = found
                 if not is_live_draft(current):
                     return current
-            committed: Mapping[str, Any] = self._call(
+            committed: Mapping[str, Any] = self._once(
                 "commit container request",
                 lambda api: api.container_requests().update(
                     uuid=uuid,
                     body={"container_request": {"state": "Committed", "priority": priority}},
                     select=list(REQUEST_FIELDS),
                 ),
-                about_project=about_project,
-                known_request=True,
+                scope,
             )
             return committed
 
@@ -452,7 +462,6 @@ class ArvadosProvider:
             lambda api: api.container_requests().update(
                 uuid=uuid, body={"container_request": {"properties": properties}}, select=["uuid"]
             ),
-            known_request=True,
         )
         logger.info("marked request=%s %s", uuid, ",".join(marks))
 
@@ -462,7 +471,6 @@ class ArvadosProvider:
             found: Mapping[str, Any] = self._retry(
                 "get container request",
                 lambda api: api.container_requests().get(uuid=uuid, select=list(REQUEST_FIELDS)),
-                known_request=True,
             )
         except ProviderRunNotFound:
             if missing_ok:
@@ -487,7 +495,7 @@ class ArvadosProvider:
                 ),
             )
         except ProviderRejected as exc:
-            if getattr(exc, "status", None) != 404:
+            if http_status(exc.__cause__) != 404:
                 raise
             logger.warning("collection %s is gone; reading it as empty", uuid)
             return {"uuid": uuid, "manifest_text": ""}
@@ -532,19 +540,14 @@ class ArvadosProvider:
         """Read a small JSON file of a collection through Keep (the SDK's CollectionReader)."""
         api = self._client()
         text = collection.get("manifest_text")
-        import arvados.collection  # type: ignore[import-untyped]
-        import arvados.errors  # type: ignore[import-untyped]
 
-        self.limiter.acquire()
-        try:
-            with self._translated("read " + path):
-                reader = arvados.collection.CollectionReader(text, api_client=api)
-                with reader.open(path, "r") as handle:
-                    content = handle.read()
-        except (arvados.errors.KeepRequestError, arvados.errors.NotFoundError) as exc:
-            # Keep did not answer now; outputs are read again next pass
-            message = self._blank(str(exc))
-            raise ProviderUnavailable(PROVIDER, f"read {path} failed: {message}") from exc
+        def read() -> str:
+            reader = arvados.collection.CollectionReader(text, api_client=api)
+            with reader.open(path, "r") as handle:
+                content: str = handle.read()
+            return content
+
+        content = self._attempt("read " + path, read)
         try:
             value = json.loads(content)
         except ValueError:
@@ -612,92 +615,52 @@ class ArvadosProvider:
             logs.append(task_log(step, container, files, self._keep_web_url))
         return logs
 
-    # --- calls, retries and errors --------------------------------------------------------
+    # --- calls and errors ------------------------------------------------------------------
     def _client(self) -> Any:
         """The SDK client, made on first use (discovery document and cluster config)."""
         with self._api_lock:
             if self._api is None:
-                self.limiter.acquire()
-                with self._translated("connect"):
+
+                def connect() -> tuple[Any, str | None]:
                     api = self._connect()
                     services = api.config().get("Services", {})
                     download = services.get("WebDAVDownload", {}) if services else {}
-                    self._keep_web_url = (download or {}).get("ExternalURL") or None
-                self._api = api
+                    return api, (download or {}).get("ExternalURL") or None
+
+                self._api, self._keep_web_url = self._attempt("connect", connect)
             return self._api
 
-    def _call(
-        self,
-        operation: str,
-        make: Call,
-        *,
-        about_project: bool = False,
-        known_request: bool = False,
-    ) -> Any:
-        """Make one API request: wait for the limiter, translate errors."""
-        api = self._client()
-        self.limiter.acquire()
-        with self._translated(operation, about_project=about_project, known=known_request):
-            return make(api).execute()
+    def _once(self, operation: str, make: Call, scope: Scope = NO_SCOPE) -> Any:
+        """One API request (the client is made first if need be), never retried."""
+        return self._attempt(operation, lambda: make(self._client()).execute(), scope)
 
-    def _retried(self, func: Callable[[], T]) -> T:
-        return call_with_retry(
-            func,
-            attempts=self._attempts,
-            max_wait=self._max_wait,
-            initial_wait=self._initial_wait,
-            sleep=self._sleep,
-        )
+    def _retry(self, operation: str, make: Call, scope: Scope = NO_SCOPE) -> Any:
+        """One API request, retried while it fails transiently."""
+        return self._call(operation, lambda: make(self._client()).execute(), scope)
 
-    def _retry(
-        self,
-        operation: str,
-        make: Call,
-        *,
-        about_project: bool = False,
-        known_request: bool = False,
-    ) -> Any:
-        return self._retried(
-            lambda: self._call(
-                operation, make, about_project=about_project, known_request=known_request
-            )
-        )
-
-    @contextmanager
-    def _translated(
-        self, operation: str, *, about_project: bool = False, known: bool = False
-    ) -> Iterator[None]:
-        """Turn SDK, HTTP and socket errors into the ProviderError family."""
-        from googleapiclient.errors import HttpError  # type: ignore[import-untyped]
-        from httplib2 import HttpLib2Error  # type: ignore[import-untyped]
-
-        try:
-            yield
-        except HttpError as exc:
-            status = int(exc.resp.status)
-            if status == 545:  # the SDK's stand-in for a retryable 4xx
-                status = int(exc.resp.get("status", status))
+    def _classify(self, exc: Exception, operation: str, scope: Scope) -> ProviderError:
+        """Turn SDK, HTTP, Keep and socket errors into the ProviderError family."""
+        if isinstance(exc, HttpError):
+            status = http_status(exc)
             text = str(exc._get_reason() or "").strip() or type(exc).__name__
-            error = classify(
+            return classify(
                 status,
                 operation,
                 self._blank(text),
-                about_project=about_project,
-                known_request=known,
+                about_project=scope.installation,
+                known_request=operation in _KNOWN_REQUEST,
                 not_the_api=operation == "connect" and status in (404, 200),
             )
-            error.status = status  # type: ignore[attr-defined]
-            logger.debug("Arvados %s: %s", operation, error)
-            raise error from exc
-        except (ssl.SSLCertVerificationError, ssl.CertificateError) as exc:
-            error = classify(None, operation, self._blank(str(exc)), certificate=True)
-            raise error from exc
-        except (OSError, HttpLib2Error, TimeoutError) as exc:
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return classify(None, operation, self._blank(str(exc)), certificate=True)
+        if isinstance(exc, arvados.errors.KeepRequestError):
+            # Keep did not answer now; outputs are read again next pass
+            return ProviderUnavailable(PROVIDER, f"{operation} failed: {self._blank(str(exc))}")
+        if isinstance(exc, (OSError, HttpLib2Error, TimeoutError)):
             text = self._blank(str(exc) or type(exc).__name__)
-            raise classify(None, operation, f"no answer: {text}") from exc
-        except ValueError as exc:  # a 2xx body that is not JSON: not the Arvados API
-            text = self._blank(str(exc))
-            raise classify(200, operation, text, not_the_api=True) from exc
+            return classify(None, operation, f"no answer: {text}")
+        # a 2xx body that is not JSON: not the Arvados API
+        return classify(200, operation, self._blank(str(exc)), not_the_api=True)
 
     def _blank(self, text: str) -> str:
         return text.replace(self._secret, "********") if self._secret else text
@@ -708,42 +671,19 @@ def _ours(request: Mapping[str, Any], run_id: str) -> bool:
     return properties_of(request).get(RUN_ID_PROPERTY) == run_id and not is_duplicate(request)
 
 
-def build(
-    settings: Settings,
-    own: ArvadosSettings,
-    *,
-    sleep: Callable[[float], None] = time.sleep,
-) -> ArvadosProvider:
-    """Build the adapter; raise ConfigError when host, token or project is missing (host and
-    token may also come from the SDK's own settings)."""
-    import arvados
-
-    sdk = dict(arvados.config.settings())
-    host = own.api_host or sdk.get(HOST)
-    token = own.api_token.get() if own.api_token else sdk.get(TOKEN)
-    effective = ArvadosSettings.from_values(
-        {HOST: host or "", TOKEN: token or "", "ARVADOS_PROJECT_UUID": own.project_uuid or ""}
-    )
-    effective = ArvadosSettings(
-        effective.api_host, effective.api_token, effective.project_uuid, own.rate
-    )
-    problems = effective.missing()
-    if problems:
-        raise ConfigError(problems)
+def build(settings: Settings, *, sleep: Callable[[float], None] = time.sleep) -> ArvadosProvider:
+    """Build the adapter; raise ConfigError when the host or the token is missing."""
+    own = settings.provider(SPEC)
+    host, token = own.api_host, own.api_token
+    if host is None or token is None:
+        raise ConfigError(settings.provider_problems((PROVIDER,)))
 
     def connect() -> Any:
         apiconfig = dict(arvados.config.settings())
-        apiconfig[HOST] = str(host)
-        apiconfig[TOKEN] = str(token)
+        apiconfig["ARVADOS_API_HOST"] = host
+        apiconfig["ARVADOS_API_TOKEN"] = token.get()
         return arvados.api_from_config(
             "v1", apiconfig=apiconfig, num_retries=0, timeout=settings.provider_timeout
         )
 
-    return ArvadosProvider(
-        effective,
-        connect,
-        attempts=settings.retry_attempts,
-        max_wait=settings.retry_max_wait,
-        initial_wait=settings.retry_initial_wait,
-        sleep=sleep,
-    )
+    return ArvadosProvider(settings, connect, sleep=sleep)

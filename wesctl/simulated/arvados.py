@@ -21,7 +21,7 @@ demo and the benchmarks use, the way the Rails API server does:
   child container request (a workflow step, `requesting_container_uuid`) with its own log;
 - tokens (`Authorization: Bearer`): anything else is 401 `Not logged in`; a project the user may
   read but not write (`forbid_project`) refuses creates with 403, an unknown owner is 404;
-- faults from `wesctl.fakes.http` per operation (`container_requests.create`, ...): 429, 500,
+- faults from `wesctl.simulated.http` per operation (`container_requests.create`, ...): 429, 500,
   503, 422, slow answers, and a create performed whose answer is lost (the connection closes; the
   SDK's httplib2 then sends it again, as it does against a real server).
 """
@@ -38,18 +38,18 @@ from datetime import UTC, datetime
 from typing import Any, Self
 from urllib.parse import parse_qs
 
-from wesctl.fakes.http import (
+from wesctl.simulated.http import (
     PERMANENT,
     SERVER_ERROR,
     THROTTLE,
     UNAVAILABLE,
-    FakeClock,
-    FakeService,
     FaultRule,
     Request,
     Response,
+    SimulatedClock,
+    SimulatedService,
 )
-from wesctl.providers.arvados.tls import Certificates, make_certificates
+from wesctl.simulated.tls import Certificates, make_certificates
 
 CLUSTER = "zzzzz"
 DEFAULT_TOKEN = "v2/zzzzz-gj3su-000000000000000/simulatortoken0000000000000000000000"
@@ -87,6 +87,13 @@ HELLO_DEFINITION = {
     ],
 }
 
+# The shared interface's logical operations -> this API's: a submission is a create (then a
+# commit, an update), a status sync lists requests, a cancel updates the priority.
+LOGICAL_OPERATIONS = {
+    "submit": "container_requests.create",
+    "status": "container_requests.list",
+    "cancel": "container_requests.update",
+}
 # Fields a Committed request still accepts (container_request.rb); Final accepts none.
 COMMITTED_UPDATABLE = frozenset(
     {"priority", "name", "description", "properties", "output_name", "output_ttl", "state"}
@@ -184,7 +191,7 @@ def portable_data_hash(manifest_text: str) -> str:
     return f"{hashlib.md5(stripped.encode()).hexdigest()}+{len(stripped)}"
 
 
-class ArvadosSimulator(FakeService):
+class SimulatedArvados(SimulatedService):
     """An in-process Arvados API server on https://127.0.0.1; see the module docstring."""
 
     name = "arvados"
@@ -199,7 +206,7 @@ class ArvadosSimulator(FakeService):
         fail_input: str = "fake_fail",
         keep_web_url: str = "",
         latency: float = 0.0,
-        clock: FakeClock | None = None,
+        clock: SimulatedClock | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__(latency=latency, clock=clock, seed=seed)
@@ -296,6 +303,19 @@ class ArvadosSimulator(FakeService):
                 and (state is None or record["state"] == state)
             ]
 
+    def runs_for(self, run_id: str) -> list[str]:
+        """Uuids of the run's top-level requests, less drafts marked duplicates (never run)."""
+        return [
+            str(record["uuid"])
+            for record in self.requests_for_run(run_id)
+            if "wesctl_duplicate_of" not in (record["properties"] or {})
+        ]
+
+    def inject(self, kind: str, operation: str | None = None, **options: Any) -> None:
+        """Inject a fault on an operation: the API's own (`container_requests.create`, ...) or
+        a logical one of the shared interface ('submit', 'status', 'cancel')."""
+        super().inject(kind, LOGICAL_OPERATIONS.get(operation or "", operation), **options)
+
     def secret_mounts(self, uuid: str) -> dict[str, Any]:
         """What a request was given as secret_mounts (the API never shows them)."""
         with self._state_lock:
@@ -356,7 +376,7 @@ class ArvadosSimulator(FakeService):
             for name in ("container_requests", "containers", "collections"):
                 self.records[name].clear()
             self.blocks.clear()
-            self.faults.clear()
+            self.clear_faults()
             self.calls.clear()
             self.tokens = {self.token}
             self.projects = set(self._first_projects)
@@ -364,7 +384,7 @@ class ArvadosSimulator(FakeService):
             self._commit_at.clear()
             self._step.clear()
 
-    # --- FakeService ---------------------------------------------------------------------
+    # --- SimulatedService ---------------------------------------------------------------------
     def route(self, request: Request) -> tuple[str, Any]:
         path = request.path.rstrip("/")
         if request.method == "GET" and path == "/discovery/v1/apis/arvados/v1/rest":
