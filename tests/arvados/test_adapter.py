@@ -4,7 +4,10 @@ classes."""
 
 from __future__ import annotations
 
+import gc
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -360,3 +363,24 @@ def test_a_recorded_uuid_of_another_run_is_not_adopted(
     result = submit(provider, "run-mine", known=other, may_exist=True)
     assert result.provider_id != other
     assert [r["uuid"] for r in committed(sim, "run-mine")] == [result.provider_id]
+
+
+def test_each_worker_thread_has_its_own_client_and_close_closes_them_all(
+    sim: SimulatedArvados,
+) -> None:
+    """The SDK's HTTP connection is not thread-safe: submit-queued's worker threads each get a
+    client, and close() closes every one without making another (no discovery request, no
+    socket left to the garbage collector: pytest turns that ResourceWarning into a failure)."""
+    adapter = make_provider(sim)
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        barrier = threading.Barrier(3)
+
+        def status(number: int) -> None:
+            barrier.wait()  # three threads at once
+            adapter.statuses([f"zzzzz-xvhdp-00000000000000{number}"])
+
+        list(pool.map(status, range(3)))
+    assert sim.calls["discovery"] == 3
+    adapter.close()
+    gc.collect()
+    assert sim.calls["discovery"] == 3, "close() made no client"

@@ -128,8 +128,9 @@ class ArvadosProvider(AdapterBase):
         own = settings.provider(SPEC)
         super().__init__(settings, TokenBucket(own.rate), sleep=sleep)
         self._connect = connect
-        self._api: Any = None
-        self._api_lock = threading.Lock()
+        self._local = threading.local()  # this thread's client
+        self._clients: list[Any] = []  # every thread's, for close()
+        self._clients_lock = threading.Lock()
         self._keep_web_url: str | None = None
         self._project = own.project_uuid
         self._secret = own.api_token.get() if own.api_token else None
@@ -368,8 +369,11 @@ class ArvadosProvider(AdapterBase):
         return results
 
     def close(self) -> None:
-        if self._api is not None:
-            self._api.close_connections()
+        """Close every thread's connections (making no client to do so)."""
+        with self._clients_lock:
+            clients, self._clients = self._clients, []
+        for api in clients:
+            api.close_connections()
 
     # --- submission steps -----------------------------------------------------------------
     def _create(self, body: Mapping[str, Any], scope: Scope) -> Mapping[str, Any]:
@@ -617,18 +621,23 @@ class ArvadosProvider(AdapterBase):
 
     # --- calls and errors ------------------------------------------------------------------
     def _client(self) -> Any:
-        """The SDK client, made on first use (discovery document and cluster config)."""
-        with self._api_lock:
-            if self._api is None:
+        """This thread's SDK client, made on its first use (discovery document and cluster
+        config). An SDK client's HTTP connection is not thread-safe, so each worker thread has
+        its own, and close() closes them all."""
+        api = getattr(self._local, "api", None)
+        if api is None:
 
-                def connect() -> tuple[Any, str | None]:
-                    api = self._connect()
-                    services = api.config().get("Services", {})
-                    download = services.get("WebDAVDownload", {}) if services else {}
-                    return api, (download or {}).get("ExternalURL") or None
+            def connect() -> tuple[Any, str | None]:
+                made = self._connect()
+                services = made.config().get("Services", {})
+                download = services.get("WebDAVDownload", {}) if services else {}
+                return made, (download or {}).get("ExternalURL") or None
 
-                self._api, self._keep_web_url = self._attempt("connect", connect)
-            return self._api
+            api, self._keep_web_url = self._attempt("connect", connect)
+            self._local.api = api
+            with self._clients_lock:
+                self._clients.append(api)
+        return api
 
     def _once(self, operation: str, make: Call, scope: Scope = NO_SCOPE) -> Any:
         """One API request (the client is made first if need be), never retried."""
@@ -679,11 +688,15 @@ def build(settings: Settings, *, sleep: Callable[[float], None] = time.sleep) ->
         raise ConfigError(settings.provider_problems((PROVIDER,)))
 
     def connect() -> Any:
+        """One plain client: api_from_config's thread-safe wrapper would make one per thread
+        behind our back, and one more just to close its connections."""
         apiconfig = dict(arvados.config.settings())
         apiconfig["ARVADOS_API_HOST"] = host
         apiconfig["ARVADOS_API_TOKEN"] = token.get()
-        return arvados.api_from_config(
-            "v1", apiconfig=apiconfig, num_retries=0, timeout=settings.provider_timeout
+        return arvados.api.api_client(
+            **arvados.api.api_kwargs_from_config(
+                "v1", apiconfig, num_retries=0, timeout=settings.provider_timeout
+            )
         )
 
     return ArvadosProvider(settings, connect, sleep=sleep)
