@@ -365,22 +365,27 @@ def test_a_recorded_uuid_of_another_run_is_not_adopted(
     assert [r["uuid"] for r in committed(sim, "run-mine")] == [result.provider_id]
 
 
-def test_each_worker_thread_has_its_own_client_and_close_closes_them_all(
+def test_concurrent_requests_use_their_own_clients_and_close_closes_them_all(
     sim: SimulatedArvados,
 ) -> None:
-    """The SDK's HTTP connection is not thread-safe: submit-queued's worker threads each get a
-    client, and close() closes every one without making another (no discovery request, no
-    socket left to the garbage collector: pytest turns that ResourceWarning into a failure)."""
+    """The SDK's HTTP connection is not thread-safe: requests in flight at once (submit and
+    sync worker threads) each get a client, later ones reuse them, and close() closes every
+    one without making another (no discovery request; no socket left to the garbage
+    collector: pytest turns that ResourceWarning into a failure)."""
     adapter = make_provider(sim)
+    sim.inject("slow", "container_requests.list", count=3, delay=0.3)  # three overlap
+    barrier = threading.Barrier(3)
+
+    def status(number: int) -> None:
+        barrier.wait()
+        adapter.statuses([f"zzzzz-xvhdp-00000000000000{number}"])
+
     with ThreadPoolExecutor(max_workers=3) as pool:
-        barrier = threading.Barrier(3)
-
-        def status(number: int) -> None:
-            barrier.wait()  # three threads at once
-            adapter.statuses([f"zzzzz-xvhdp-00000000000000{number}"])
-
         list(pool.map(status, range(3)))
     assert sim.calls["discovery"] == 3
+    with ThreadPoolExecutor(max_workers=3) as pool:  # new threads, no request in flight
+        list(pool.map(lambda n: adapter.statuses([f"zzzzz-xvhdp-00000000000001{n}"]), range(3)))
+    assert sim.calls["discovery"] == 3, "idle clients are reused by other threads"
     adapter.close()
     gc.collect()
     assert sim.calls["discovery"] == 3, "close() made no client"

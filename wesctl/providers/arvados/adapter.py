@@ -24,7 +24,8 @@ import logging
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import arvados  # type: ignore[import-untyped]
@@ -128,8 +129,8 @@ class ArvadosProvider(AdapterBase):
         own = settings.provider(SPEC)
         super().__init__(settings, TokenBucket(own.rate), sleep=sleep)
         self._connect = connect
-        self._local = threading.local()  # this thread's client
-        self._clients: list[Any] = []  # every thread's, for close()
+        self._clients: list[Any] = []  # every client made, for close()
+        self._idle: list[Any] = []  # clients no request is using now
         self._clients_lock = threading.Lock()
         self._keep_web_url: str | None = None
         self._project = own.project_uuid
@@ -371,7 +372,7 @@ class ArvadosProvider(AdapterBase):
     def close(self) -> None:
         """Close every thread's connections (making no client to do so)."""
         with self._clients_lock:
-            clients, self._clients = self._clients, []
+            clients, self._clients, self._idle = self._clients, [], []
         for api in clients:
             api.close_connections()
 
@@ -542,13 +543,13 @@ class ArvadosProvider(AdapterBase):
 
     def _read_json(self, collection: Mapping[str, Any], path: str) -> Mapping[str, Any]:
         """Read a small JSON file of a collection through Keep (the SDK's CollectionReader)."""
-        api = self._client()
         text = collection.get("manifest_text")
 
         def read() -> str:
-            reader = arvados.collection.CollectionReader(text, api_client=api)
-            with reader.open(path, "r") as handle:
-                content: str = handle.read()
+            with self._client() as api:
+                reader = arvados.collection.CollectionReader(text, api_client=api)
+                with reader.open(path, "r") as handle:
+                    content: str = handle.read()
             return content
 
         content = self._attempt("read " + path, read)
@@ -620,11 +621,13 @@ class ArvadosProvider(AdapterBase):
         return logs
 
     # --- calls and errors ------------------------------------------------------------------
-    def _client(self) -> Any:
-        """This thread's SDK client, made on its first use (discovery document and cluster
-        config). An SDK client's HTTP connection is not thread-safe, so each worker thread has
-        its own, and close() closes them all."""
-        api = getattr(self._local, "api", None)
+    @contextmanager
+    def _client(self) -> Iterator[Any]:
+        """An SDK client no other request is using: an SDK client's HTTP connection is not
+        thread-safe. Clients are made on demand (discovery document and cluster config, so at
+        most one per concurrent request) and reused by whichever thread asks next."""
+        with self._clients_lock:
+            api = self._idle.pop() if self._idle else None
         if api is None:
 
             def connect() -> tuple[Any, str | None]:
@@ -634,18 +637,25 @@ class ArvadosProvider(AdapterBase):
                 return made, (download or {}).get("ExternalURL") or None
 
             api, self._keep_web_url = self._attempt("connect", connect)
-            self._local.api = api
             with self._clients_lock:
                 self._clients.append(api)
-        return api
+        try:
+            yield api
+        finally:
+            with self._clients_lock:
+                self._idle.append(api)
+
+    def _execute(self, make: Call) -> Any:
+        with self._client() as api:
+            return make(api).execute()
 
     def _once(self, operation: str, make: Call, scope: Scope = NO_SCOPE) -> Any:
-        """One API request (the client is made first if need be), never retried."""
-        return self._attempt(operation, lambda: make(self._client()).execute(), scope)
+        """One API request (a client is made first if need be), never retried."""
+        return self._attempt(operation, lambda: self._execute(make), scope)
 
     def _retry(self, operation: str, make: Call, scope: Scope = NO_SCOPE) -> Any:
         """One API request, retried while it fails transiently."""
-        return self._call(operation, lambda: make(self._client()).execute(), scope)
+        return self._call(operation, lambda: self._execute(make), scope)
 
     def _classify(self, exc: Exception, operation: str, scope: Scope) -> ProviderError:
         """Turn SDK, HTTP, Keep and socket errors into the ProviderError family."""
