@@ -336,7 +336,7 @@ class ArvadosProvider(AdapterBase):
         except ProviderError as exc:
             fix = exc.fix if isinstance(exc, ProviderMisconfigured) else "retry later"
             detail = exc.detail
-            if isinstance(exc, ProviderMisconfigured) and "HTTP 401" in exc.detail:
+            if http_status(exc.__cause__) == 401:
                 detail = "ARVADOS_API_TOKEN was rejected (401)"
             results = [ProbeResult(token, False, detail, fix)]
         else:
