@@ -34,6 +34,7 @@ from typing import Any
 
 from wesctl.domain.states import RunState
 from wesctl.domain.types import ProviderStatus, RunSpec, TaskLog
+from wesctl.providers.arvados.settings import PROJECT_UUID
 from wesctl.providers.base import (
     ProviderError,
     ProviderMisconfigured,
@@ -52,7 +53,6 @@ DUPLICATE_PROPERTY = "wesctl_duplicate_of"
 TEMPLATE_PROPERTY = "template_uuid"  # what Workbench sets: the workflow that was run
 
 WORKFLOW_UUID = re.compile(r"[a-z0-9]{5}-7fd4e-[a-z0-9]{15}")
-PROJECT_UUID = re.compile(r"[a-z0-9]{5}-(?:j7d0g|tpzed)-[a-z0-9]{15}")  # a project or a home
 REQUEST_UUID = re.compile(r"[a-z0-9]{5}-xvhdp-[a-z0-9]{15}")
 
 DEFAULT_IMAGE = "arvados/jobs"

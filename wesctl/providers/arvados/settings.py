@@ -10,11 +10,14 @@ env file are exported for the SDK to read.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from wesctl.providers.arvados.mapping import PROJECT_UUID
 from wesctl.providers.spec import ProviderSpec
 from wesctl.setting import Secret, optional_secret, positive_float, setting
+
+# A project or a user's home project; here, not in mapping, so the registry imports only this.
+PROJECT_UUID = re.compile(r"[a-z0-9]{5}-(?:j7d0g|tpzed)-[a-z0-9]{15}")
 
 
 def api_host(raw: str) -> str | None:
