@@ -37,6 +37,10 @@ from wesctl.config import Settings, load_settings
 from wesctl.db import schema
 from wesctl.db.engine import MYSQL_BACKENDS, database_url, make_engine, utcnow
 from wesctl.db.tables import WorkflowRun
+from wesctl.simulated.arvados import DEFAULT_PROJECT as ARVADOS_PROJECT
+from wesctl.simulated.arvados import DEFAULT_TOKEN as ARVADOS_TOKEN
+from wesctl.simulated.arvados import DEFAULT_WORKFLOW as ARVADOS_WORKFLOW
+from wesctl.simulated.arvados import SimulatedArvados
 from wesctl.simulated.healthomics import FakeRun, SimulatedHealthOmics
 from wesctl.simulated.http import Request, SimulatedService
 from wesctl.simulated.sevenbridges import (
@@ -55,7 +59,9 @@ HO_ROLE_ARN = "arn:aws:iam::123456789012:role/omics-runs"
 HO_OUTPUT_URI = "s3://wesctl-bench/out"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 DEFAULT_MARIADB = "mysql+pymysql://root@127.0.0.1:3306/test"
-_ID_SEGMENT = re.compile(r"/(?:[0-9a-f]{8}-[0-9a-f-]{27}|[0-9a-f]{24}|\d+)(?=/|$)")
+_ID_SEGMENT = re.compile(
+    r"/(?:[0-9a-f]{8}-[0-9a-f-]{27}|[0-9a-f]{24}|\d+|[a-z0-9]{5}-[a-z0-9]{5}-[a-z0-9]{15})(?=/|$)"
+)
 
 
 # --- command line and output ------------------------------------------------------------------
@@ -259,7 +265,7 @@ def migrate(url: str) -> None:
 
 
 def workflow_url(provider: str) -> str:
-    return DEFAULT_APP if provider == "sevenbridges" else HO_WORKFLOW
+    return {"sevenbridges": DEFAULT_APP, "arvados": ARVADOS_WORKFLOW}.get(provider, HO_WORKFLOW)
 
 
 def queued_rows(count: int, provider: str) -> list[dict[str, Any]]:
@@ -270,7 +276,7 @@ def queued_rows(count: int, provider: str) -> list[dict[str, Any]]:
             "run_id": str(uuid.uuid4()),
             "state": "QUEUED",
             "workflow_params": {"message": f"run {index}", "count": 2},
-            "workflow_type": "CWL" if provider == "sevenbridges" else "WDL",
+            "workflow_type": "WDL" if provider == "healthomics" else "CWL",
             "workflow_type_version": "v1.0",
             "workflow_url": workflow_url(provider),
             "tags": {"provider_type": provider},
@@ -323,11 +329,20 @@ class CountingHealthOmicsFake(_CountsEndpoints, SimulatedHealthOmics):
     """The HealthOmics fake, counting requests per endpoint."""
 
 
-def start_fake(provider: str, latency: float) -> CountingSevenBridgesFake | CountingHealthOmicsFake:
+class CountingArvadosFake(_CountsEndpoints, SimulatedArvados):
+    """The Arvados simulator (https), counting requests per endpoint."""
+
+
+CountingFake = CountingSevenBridgesFake | CountingHealthOmicsFake | CountingArvadosFake
+
+
+def start_fake(provider: str, latency: float) -> CountingFake:
     """Start a counting fake of `provider` in this process."""
-    fake: CountingSevenBridgesFake | CountingHealthOmicsFake
+    fake: CountingFake
     if provider == "sevenbridges":
         fake = CountingSevenBridgesFake(token=SBG_TOKEN, latency=latency)
+    elif provider == "arvados":
+        fake = CountingArvadosFake(latency=latency)
     else:
         fake = CountingHealthOmicsFake(latency=latency)
     fake.start()
@@ -398,7 +413,9 @@ def _serve_fake(provider: str, latency: float) -> None:
 
 
 def provider_environ(provider: str, base_url: str, config_dir: Path) -> dict[str, str]:
-    """wesctl's and boto3's variables pointing at the fake at `base_url`, rate limits lifted."""
+    """wesctl's and boto3's variables pointing at the fake at `base_url`, rate limits lifted
+    (for Arvados, `base_url` is the simulator's https URL; SSL_CERT_FILE is set by
+    `trust_arvados`)."""
     environ = {
         "WESCTL_DEFAULT_PROVIDER": provider,
         "WESCTL_PROVIDERS": provider,
@@ -407,6 +424,14 @@ def provider_environ(provider: str, base_url: str, config_dir: Path) -> dict[str
         "WESCTL_RETRY_MAX_WAIT": "2",
         "DAEMON_MAX_CONCURRENT_WORKFLOWS": "1000000",
     }
+    if provider == "arvados":
+        return {
+            **environ,
+            "ARVADOS_API_HOST": base_url.removeprefix("https://"),
+            "ARVADOS_API_TOKEN": ARVADOS_TOKEN,
+            "ARVADOS_PROJECT_UUID": ARVADOS_PROJECT,
+            "WESCTL_ARVADOS_RATE": RATE_LIMIT,
+        }
     if provider == "sevenbridges":
         return {
             **environ,
@@ -475,6 +500,21 @@ def add_sevenbridges_task(fake: SimulatedSevenBridges, run_id: str, status: str)
     with fake._state_lock:
         fake.tasks[task.id] = task
     return task.id
+
+
+def trust_arvados(fake: SimulatedArvados, config_dir: Path) -> None:
+    """The SDK reads its trust and cache from the process environment, as boto3 does."""
+    os.environ["SSL_CERT_FILE"] = fake.ca_file
+    os.environ["XDG_CACHE_HOME"] = str(config_dir / "cache")
+
+
+def add_arvados_request(fake: SimulatedArvados, run_id: str, container_state: str) -> str:
+    """Put a committed container request as wesctl leaves it straight into the simulator's
+    state, its container in `container_state` (Queued or Running)."""
+    uuid = fake.add_committed_request({"wes_run_id": run_id})
+    if container_state != "Queued":
+        fake.set_container_state(uuid, container_state)
+    return uuid
 
 
 def add_healthomics_run(fake: SimulatedHealthOmics, run_id: str, status: str) -> str:

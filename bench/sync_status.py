@@ -4,7 +4,8 @@ The runs are inserted straight into the database as wesctl leaves them after sub
 (provider id, submitted_at, state INITIALIZING or RUNNING) and their provider runs straight into
 the fake's state. Before the pass a share of them (`--changed`, default 10%) changes at the
 provider: half start running, half finish (Seven Bridges: COMPLETED/FAILED; HealthOmics:
-FAILED/CANCELLED, whose details need no S3), so the pass also fetches details for those.
+FAILED/CANCELLED, whose details need no S3; Arvados: a failed container and one the cluster
+cancelled, whose details need no Keep read), so the pass also fetches details for those.
 
 Measured for the pass: API calls by endpoint (from the fake), status calls per 50 runs (calls made
 inside the adapter's `statuses`), wall time, CPU, this process's peak RSS during the pass (VmHWM,
@@ -18,7 +19,7 @@ own database) and its time and calls are scaled to N: a full sequential pass at 
 would take minutes.
 
 Run: /work/venv/bin/python bench/sync_status.py [--runs 10000] [--latency 0.02]
-     [--provider sevenbridges,healthomics] [--baseline-sample 200] [--database-uri ...]
+     [--provider sevenbridges,healthomics,arvados] [--baseline-sample 200] [--database-uri ...]
 Prints numbers; nothing is asserted.
 """
 
@@ -48,14 +49,35 @@ from wesctl.providers.registry import build_provider
 from wesctl.services.runtime import Runtime
 from wesctl.services.sync import sync_status
 
-Fake = common.CountingSevenBridgesFake | common.CountingHealthOmicsFake
+Fake = common.CountingFake
 
 # Raw provider statuses: (initializing, running) before the pass; (finished A, finished B) after.
+# Arvados: container states; a failed and a system-cancelled container need no Keep read.
 RAW = {
     "sevenbridges": {"start": ("QUEUED", "RUNNING"), "finish": ("COMPLETED", "FAILED")},
     "healthomics": {"start": ("STARTING", "RUNNING"), "finish": ("FAILED", "CANCELLED")},
+    "arvados": {"start": ("Queued", "Running"), "finish": ("Failed", "Cancelled")},
 }
-STATE_OF = {"QUEUED": "INITIALIZING", "STARTING": "INITIALIZING", "RUNNING": "RUNNING"}
+STATE_OF = {
+    "QUEUED": "INITIALIZING",
+    "STARTING": "INITIALIZING",
+    "RUNNING": "RUNNING",
+    "Committed/Queued": "INITIALIZING",
+    "Committed/Running": "RUNNING",
+}
+ARVADOS_STATUS = {"Queued": "Committed/Queued", "Running": "Committed/Running"}
+
+
+def set_raw_status(fake: Fake, provider_id: str, raw: str) -> None:
+    """Move a provider run to `raw` (RAW's names) at the fake."""
+    if not isinstance(fake, common.CountingArvadosFake):
+        fake.set_status(provider_id, raw)
+    elif raw == "Failed":
+        fake.finish(provider_id, succeed=False)
+    elif raw == "Cancelled":
+        fake.cancel_by_system(provider_id, "node lost")
+    else:
+        fake.set_container_state(provider_id, raw)
 
 
 @dataclass
@@ -97,6 +119,8 @@ def build_world(
 ) -> World:
     """Insert `count` in-flight runs and their provider runs, then change `changed_share`."""
     fake = common.start_fake(provider, latency)
+    if isinstance(fake, common.CountingArvadosFake):
+        common.trust_arvados(fake, directory)
     settings = common.settings_for(
         url, common.provider_environ(provider, fake.base_url, directory), directory
     )
@@ -107,6 +131,9 @@ def build_world(
         status = raw["start"][index % 2]
         if isinstance(fake, common.CountingSevenBridgesFake):
             provider_id = common.add_sevenbridges_task(fake, row["run_id"], status)
+        elif isinstance(fake, common.CountingArvadosFake):
+            provider_id = common.add_arvados_request(fake, row["run_id"], status)
+            status = ARVADOS_STATUS[status]
         else:
             provider_id = common.add_healthomics_run(fake, row["run_id"], status)
         rows.append(
@@ -129,12 +156,12 @@ def build_world(
     chooser = random.Random(seed)
     share = round(count * changed_share / 2)
     finishing = chooser.sample(range(count), share)
-    waiting = [i for i in range(count) if rows[i]["provider_status"] == raw["start"][0]]
+    waiting = [i for i in range(count) if rows[i]["state"] == "INITIALIZING"]
     starting = chooser.sample(sorted(set(waiting) - set(finishing)), share)
     for number, index in enumerate(finishing):
-        fake.set_status(rows[index]["provider_id"], raw["finish"][number % 2])
+        set_raw_status(fake, rows[index]["provider_id"], raw["finish"][number % 2])
     for index in starting:
-        fake.set_status(rows[index]["provider_id"], raw["start"][1])
+        set_raw_status(fake, rows[index]["provider_id"], raw["start"][1])
     world.changed, world.finished = len(finishing) + len(starting), len(finishing)
     fake.endpoints.counts.clear()
     return world
@@ -391,7 +418,8 @@ def main() -> None:
         for provider in options.provider.split(","):
             bench_provider(provider, options, directory, result)
     result.notes.append(
-        "Client rate limits raised (WESCTL_SEVENBRIDGES_RATE, WESCTL_HEALTHOMICS_API_RATE = "
+        "Client rate limits raised (WESCTL_SEVENBRIDGES_RATE, WESCTL_HEALTHOMICS_API_RATE, "
+        "WESCTL_ARVADOS_RATE = "
         f"{common.RATE_LIMIT}/s). Peak RSS and tracemalloc include the in-process fake."
     )
     result.emit(options.json)

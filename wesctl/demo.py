@@ -1,9 +1,10 @@
 """`wesctl demo`: the whole lifecycle on a laptop, against simulated providers.
 
-It starts the Seven Bridges and HealthOmics fakes (and moto's S3 for HealthOmics outputs)
-in-process on 127.0.0.1, creates a fresh SQLite database, enqueues runs as the WES API would,
-notifies the real notification handler, and drives the real submit / sync / cancel code until
-every run is finished. Everything it starts is stopped before it returns.
+It starts the Seven Bridges, HealthOmics and Arvados simulators (and moto's S3 for HealthOmics
+outputs) in-process on 127.0.0.1 (Arvados over https, its private CA trusted through
+`SSL_CERT_FILE` as an operator trusts a cluster's), creates a fresh SQLite database, enqueues
+runs as the WES API would, notifies the real notification handler, and drives the real submit /
+sync / cancel code until every run is finished. Everything it starts is stopped before it returns.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +36,7 @@ DEMO_BUCKET = "wesctl-demo"
 DEMO_ROLE = "arn:aws:iam::123456789012:role/wesctl-demo"
 # The simulators are stopped when the status screen is shown; nothing is called then.
 SIMULATOR_GONE = "http://127.0.0.1:9/v2"
+SIMULATOR_GONE_HOST = "127.0.0.1:9"
 TIME_LIMIT = 50.0  # seconds; the demo promises to finish within a minute
 
 
@@ -108,15 +111,25 @@ def _aws_environment(omics_url: str, s3_url: str, directory: Path) -> dict[str, 
     }
 
 
-def demo_settings(database_uri: str, sbg_url: str) -> Settings:
+def _arvados_environment(ca_file: str, cache: str) -> dict[str, str]:
+    """Trust the simulator's CA as an operator trusts a cluster's; the SDK caches the
+    simulator's discovery document in `cache`, not in the operator's home."""
+    return {"SSL_CERT_FILE": ca_file, "XDG_CACHE_HOME": cache}
+
+
+def demo_settings(
+    database_uri: str, sbg_url: str, arvados_host: str = SIMULATOR_GONE_HOST
+) -> Settings:
     """Settings for the simulators only: the operator's environment and .env do not apply."""
-    import tempfile
-
     with tempfile.NamedTemporaryFile("w", suffix=".env") as empty:
-        return _demo_settings(database_uri, sbg_url, Path(empty.name))
+        return _demo_settings(database_uri, sbg_url, arvados_host, Path(empty.name))
 
 
-def _demo_settings(database_uri: str, sbg_url: str, empty_env_file: Path) -> Settings:
+def _demo_settings(
+    database_uri: str, sbg_url: str, arvados_host: str, empty_env_file: Path
+) -> Settings:
+    from wesctl.simulated.arvados import DEFAULT_PROJECT, DEFAULT_TOKEN
+
     return load_settings(
         environ={
             "DATABASE_URI": database_uri,
@@ -126,9 +139,13 @@ def _demo_settings(database_uri: str, sbg_url: str, empty_env_file: Path) -> Set
             "AWS_REGION": "us-east-1",
             "AWS_HEALTHOMICS_WORKFLOW_ROLE_ARN": DEMO_ROLE,
             "AWS_HEALTHOMICS_OUTPUT_URI": f"s3://{DEMO_BUCKET}/runs",
-            "WESCTL_PROVIDERS": "sevenbridges,healthomics",
+            "ARVADOS_API_HOST": arvados_host,
+            "ARVADOS_API_TOKEN": DEFAULT_TOKEN,
+            "ARVADOS_PROJECT_UUID": DEFAULT_PROJECT,
+            "WESCTL_PROVIDERS": "sevenbridges,healthomics,arvados",
             "WESCTL_HEALTHOMICS_START_RATE": "50",
             "WESCTL_SEVENBRIDGES_RATE": "50",
+            "WESCTL_ARVADOS_RATE": "50",
             "WESCTL_RETRY_INITIAL_WAIT": "0.1",
             "WESCTL_PROVIDER_TIMEOUT": "5",
             "DAEMON_MAX_CONCURRENT_WORKFLOWS": "10",
@@ -141,6 +158,7 @@ def _demo_settings(database_uri: str, sbg_url: str, empty_env_file: Path) -> Set
 # The scenario: one request per case the demo shows, and the state each must end in. A
 # Seven Bridges file input names READS, replaced by the id of the file the demo uploads.
 READS = "<reads>"
+ARVADOS_WORKFLOW = "zzzzz-7fd4e-000000000000001"  # the simulator's registered workflow
 SCENARIO: tuple[tuple[str, str, str, dict[str, Any], str], ...] = (
     (
         "Seven Bridges run that completes",
@@ -177,12 +195,21 @@ SCENARIO: tuple[tuple[str, str, str, dict[str, Any], str], ...] = (
         {"sample": "s3://inputs/long.bam"},
         "CANCELED",
     ),
+    (
+        "Arvados run that completes",
+        "arvados",
+        ARVADOS_WORKFLOW,
+        {"message": "hello"},
+        "COMPLETE",
+    ),
 )
 FAILING = "HealthOmics run that fails"
 CANCELLED = "HealthOmics run that is cancelled"
+WORKFLOW_VERSIONS = {"sevenbridges": "v1.0", "healthomics": "1.0", "arvados": "v1.2"}
 # How the simulated providers move each run along (status, seconds after it started).
 SEVENBRIDGES_SCRIPT = (("QUEUED", 0.0), ("RUNNING", 1.5), ("COMPLETED", 4.0))
 HEALTHOMICS_SCRIPT = (("STARTING", 0.5), ("RUNNING", 1.5), ("STOPPING", 3.5), ("COMPLETED", 4.5))
+ARVADOS_SCRIPT = (("Locked", 0.5), ("Running", 1.5), ("Complete", 4.0))
 
 
 @dataclass
@@ -231,6 +258,7 @@ def _start(
     from wesctl.notify.listeners import bind_tcp
     from wesctl.notify.server import NotifyServer
     from wesctl.services.runtime import Runtime
+    from wesctl.simulated.arvados import SimulatedArvados
     from wesctl.simulated.healthomics import SimulatedHealthOmics, simulated_s3
     from wesctl.simulated.http import SimulatedClock
     from wesctl.simulated.sevenbridges import SimulatedSevenBridges
@@ -250,8 +278,14 @@ def _start(
     stack.enter_context(
         _environment(_aws_environment(omics.base_url, s3_url, database_path.parent))
     )
+    arvados = SimulatedArvados(script=list(ARVADOS_SCRIPT), clock=clock)
+    arvados.start()
+    stack.callback(arvados.stop)
+    say(f"simulated Arvados API on {arvados.base_url}")
+    cache = stack.enter_context(tempfile.TemporaryDirectory())
+    stack.enter_context(_environment(_arvados_environment(arvados.ca_file, cache)))
 
-    settings = demo_settings(database_uri, sbg.api_url)
+    settings = demo_settings(database_uri, sbg.api_url, arvados.host)
     runtime = Runtime.open(settings, command="demo", check_schema=False)
     stack.callback(runtime.close)
     schema.upgrade(runtime.engine)
@@ -301,8 +335,8 @@ def _enqueue(
         site.runtime,
         NewRun(
             workflow_url=url,
-            workflow_type="CWL" if provider == "sevenbridges" else "WDL",
-            workflow_type_version="v1.0" if provider == "sevenbridges" else "1.0",
+            workflow_type="WDL" if provider == "healthomics" else "CWL",
+            workflow_type_version=WORKFLOW_VERSIONS[provider],
             workflow_params=inputs,
             provider=provider,
         ),

@@ -38,4 +38,11 @@ def test_demo_runs_every_case_to_its_final_state_and_exits(tmp_path: Path) -> No
         cwd=tmp_path,
     )
     states = sorted(item["state"] for item in json.loads(listed.stdout))
-    assert states == ["CANCELED", "COMPLETE", "COMPLETE", "EXECUTOR_ERROR", "EXECUTOR_ERROR"]
+    assert states == [
+        "CANCELED",
+        "COMPLETE",
+        "COMPLETE",
+        "COMPLETE",
+        "EXECUTOR_ERROR",
+        "EXECUTOR_ERROR",
+    ]

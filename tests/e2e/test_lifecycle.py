@@ -220,13 +220,13 @@ def test_thirty_percent_transient_faults_still_submit_every_run_once(world: Worl
 def test_bad_rows_fail_clearly_and_the_batch_goes_on(world: World) -> None:
     good = world.add_run()
     bad_params = world.add_run(workflow_params=["not", "an", "object"])
-    unknown_provider = world.add_run(tags={"provider_type": "arvados"})
+    unknown_provider = world.add_run(tags={"provider_type": "cromwell"})
     bad_app = world.add_run(workflow_url="no-slashes-here")
     report = world.cli_json("submit-queued", expect=1)
     assert report["counts"] == {"submitted": 1, "failed": 3}
     assert world.row(good).state == "INITIALIZING"
     assert "workflow_params must be a JSON object" in world.row(bad_params).last_error
-    assert "unknown provider 'arvados'" in world.row(unknown_provider).last_error
+    assert "unknown provider 'cromwell'" in world.row(unknown_provider).last_error
     assert "workflow_url" in world.row(bad_app).last_error
     for run_id in (bad_params, unknown_provider, bad_app):
         assert world.row(run_id).state == "SYSTEM_ERROR"

@@ -58,7 +58,7 @@ def test_no_provider_configured_is_one_error_per_missing_setting() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(environ={}).require_providers()
     assert caught.value.problems[0].startswith("no provider is configured")
-    assert len(caught.value.problems) == 5
+    assert len(caught.value.problems) == 8  # 3 Arvados, 2 HealthOmics, 2 Seven Bridges
 
 
 def test_config_show_says_which_providers_are_enabled_and_why() -> None:
@@ -120,7 +120,7 @@ def test_all_problems_are_reported_together_one_line_each() -> None:
             environ={
                 "DAEMON_POLL_INTERVAL": "soon",
                 "DAEMON_NOTIFICATION_PORT": "99999",
-                "WESCTL_DEFAULT_PROVIDER": "arvados",
+                "WESCTL_DEFAULT_PROVIDER": "cromwell",
                 "DATABASE_URI": "not a url",
                 "AWS_HEALTHOMICS_OUTPUT_URI": "bucket/out",
             }

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from wesctl.errors import ConfigError
+from wesctl.providers.arvados.settings import SPEC as ARVADOS
 from wesctl.providers.healthomics.settings import SPEC as HEALTHOMICS
 from wesctl.providers.sevenbridges.settings import SPEC as SEVENBRIDGES
 from wesctl.providers.spec import ProviderSpec
@@ -27,6 +28,7 @@ ProviderFactory = Callable[["Settings"], "Provider"]
 PROVIDERS: dict[str, ProviderSpec[Any]] = {
     spec.name: spec
     for spec in (
+        ARVADOS,
         HEALTHOMICS,
         SEVENBRIDGES,
     )

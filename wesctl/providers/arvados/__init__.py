@@ -1,0 +1,1 @@
+"""Arvados provider: container requests through arvados-python-client (see adapter.py)."""
