@@ -766,9 +766,10 @@ def demo_command(
 ) -> None:
     """Run the whole lifecycle against SIMULATED providers, on a fresh SQLite database.
 
-    Starts local fakes of Seven Bridges and HealthOmics (and S3), enqueues runs as the WES API
-    would, notifies, submits, syncs and cancels with the real code until every run is finished,
-    then shows `wesctl status`. Needs no credentials; finishes within a minute.
+    Starts simulated Seven Bridges, HealthOmics (and S3) and Arvados APIs on 127.0.0.1, enqueues
+    runs as the WES API would, notifies, submits, syncs and cancels with the real code until
+    every run is finished, then shows `wesctl status`. Needs no credentials; finishes within a
+    minute.
 
     Example: wesctl demo
     """
