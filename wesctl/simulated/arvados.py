@@ -43,6 +43,7 @@ from wesctl.simulated.http import (
     SERVER_ERROR,
     THROTTLE,
     UNAVAILABLE,
+    AcceptsTokens,
     FaultRule,
     Request,
     Response,
@@ -191,7 +192,7 @@ def portable_data_hash(manifest_text: str) -> str:
     return f"{hashlib.md5(stripped.encode()).hexdigest()}+{len(stripped)}"
 
 
-class SimulatedArvados(SimulatedService):
+class SimulatedArvados(AcceptsTokens, SimulatedService):
     """An in-process Arvados API server on https://127.0.0.1; see the module docstring."""
 
     name = "arvados"
@@ -356,14 +357,6 @@ class SimulatedArvados(SimulatedService):
         """Make a collection disappear, as its trash_at passing does (404 from then on)."""
         with self._state_lock:
             self.records["collections"].pop(uuid, None)
-
-    def accept_token(self, token: str) -> None:
-        with self._state_lock:
-            self.tokens.add(token)
-
-    def reject_token(self, token: str) -> None:
-        with self._state_lock:
-            self.tokens.discard(token)
 
     def forbid_project(self, project: str) -> None:
         """The user may still read `project` but no longer write to it."""

@@ -149,6 +149,25 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+class AcceptsTokens:
+    """The API tokens a simulated service accepts. Tests revoke one and restore it, as an
+    operator's credential is revoked and then replaced; requests with any other token are
+    answered the way the real service answers an invalid one."""
+
+    tokens: set[str]
+    _state_lock: threading.RLock
+
+    def accept_token(self, token: str) -> None:
+        """Accept `token` from now on (besides the others)."""
+        with self._state_lock:
+            self.tokens.add(token)
+
+    def reject_token(self, token: str) -> None:
+        """Refuse `token` from now on, as for a revoked or expired token."""
+        with self._state_lock:
+            self.tokens.discard(token)
+
+
 class SimulatedService:
     """Base of a simulated provider API, and the interface every simulator offers: `runs_for`
     (the provider runs a WES run got), `inject` / `clear_faults` (faults on logical operations),

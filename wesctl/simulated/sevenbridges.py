@@ -37,6 +37,7 @@ from wesctl.simulated.http import (
     SERVER_ERROR,
     THROTTLE,
     UNAVAILABLE,
+    AcceptsTokens,
     FaultRule,
     Request,
     Response,
@@ -137,7 +138,7 @@ def _is_file_value(value: Any) -> bool:
     return isinstance(value, dict) and str(value.get("class", "")).lower() in ("file", "directory")
 
 
-class SimulatedSevenBridges(SimulatedService):
+class SimulatedSevenBridges(AcceptsTokens, SimulatedService):
     """In-process Seven Bridges API v2. Start it, then point `Api(url=fake.api_url)` at it."""
 
     name = "sevenbridges"
@@ -268,16 +269,6 @@ class SimulatedSevenBridges(SimulatedService):
         """End a task as COMPLETED (with outputs) or FAILED (with a message), with job logs."""
         with self._state_lock:
             self._finish(self.tasks[task_id], succeed=succeed)
-
-    def accept_token(self, token: str) -> None:
-        """Accept `token` from now on (besides the others)."""
-        with self._state_lock:
-            self.tokens.add(token)
-
-    def reject_token(self, token: str) -> None:
-        """Answer 401 to `token` from now on, as for a revoked or expired token."""
-        with self._state_lock:
-            self.tokens.discard(token)
 
     def forbid_project(self, project: str) -> None:
         """Answer 403 to everything in `project` (the user lost its permission there)."""
