@@ -19,9 +19,10 @@ def wesctl(*args: str, env: dict[str, str] | None = None) -> Result:
     return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
 
 
-def wesctl_json(*args: str, env: dict[str, str] | None = None) -> Any:
+def wesctl_json(*args: str, env: dict[str, str] | None = None, expect: int = 0) -> Any:
+    """Run `wesctl ARGS --json`, check its exit code and return what it printed, parsed."""
     result = wesctl(*args, "--json", env=env)
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == expect, result.output
     return json.loads(result.stdout)
 
 

@@ -146,3 +146,20 @@ def expire_claim(engine: Engine, run_id: str) -> None:
             text("UPDATE workflow_runs SET claim_expires_at = :t WHERE run_id = :id"),
             {"t": datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=1), "id": run_id},
         )
+
+
+def read_run(engine: Engine, run_id: str) -> Any:
+    """The run's workflow_runs row as the database holds it (every column)."""
+    with engine.connect() as connection:
+        return connection.execute(
+            text("SELECT * FROM workflow_runs WHERE run_id = :id"), {"id": run_id}
+        ).one()
+
+
+def write_state(engine: Engine, run_id: str, state: str) -> None:
+    """What the WES API does, e.g. POST /runs/{id}/cancel writes CANCELED directly."""
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE workflow_runs SET state = :s WHERE run_id = :id"),
+            {"s": state, "id": run_id},
+        )

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine
 
 from tests.cli_helpers import wesctl
 from tests.contract.aws_fixtures import s3_client
@@ -19,7 +19,7 @@ from tests.e2e.providers import (
     sevenbridges_env,
     sevenbridges_fake,
 )
-from tests.wes_api import insert_api_run
+from tests.wes_api import insert_api_run, read_run, write_state
 from wesctl.simulated.healthomics import SimulatedHealthOmics
 from wesctl.simulated.sevenbridges import SimulatedSevenBridges
 
@@ -81,17 +81,10 @@ class Site:
         )
 
     def row(self, run_id: str) -> Any:
-        with self.engine.connect() as connection:
-            return connection.execute(
-                text("SELECT * FROM workflow_runs WHERE run_id = :id"), {"id": run_id}
-            ).one()
+        return read_run(self.engine, run_id)
 
     def set_state(self, run_id: str, state: str) -> None:
-        with self.engine.begin() as connection:
-            connection.execute(
-                text("UPDATE workflow_runs SET state = :s WHERE run_id = :id"),
-                {"s": state, "id": run_id},
-            )
+        write_state(self.engine, run_id, state)
 
 
 @pytest.fixture

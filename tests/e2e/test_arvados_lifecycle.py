@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
-from tests.cli_helpers import wesctl
-from tests.wes_api import insert_api_run
+from tests.cli_helpers import wesctl, wesctl_json
+from tests.wes_api import insert_api_run, read_run
 from wesctl.simulated.arvados import DEFAULT_PROJECT, DEFAULT_WORKFLOW, SimulatedArvados
 
 
@@ -31,9 +31,7 @@ class ArvadosWorld:
         }
 
     def cli_json(self, *args: str, expect: int = 0) -> Any:
-        result = wesctl(*args, "--json", env=self.env)
-        assert result.exit_code == expect, result.output
-        return json.loads(result.stdout)
+        return wesctl_json(*args, env=self.env, expect=expect)
 
     def add_run(self) -> str:
         return insert_api_run(
@@ -44,10 +42,7 @@ class ArvadosWorld:
         )
 
     def row(self, run_id: str) -> Any:
-        with self.engine.connect() as connection:
-            return connection.execute(
-                text("SELECT * FROM workflow_runs WHERE run_id = :id"), {"id": run_id}
-            ).one()
+        return read_run(self.engine, run_id)
 
 
 @pytest.fixture

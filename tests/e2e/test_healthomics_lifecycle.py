@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 
-from tests.cli_helpers import wesctl, wesctl_process
+from tests.cli_helpers import wesctl, wesctl_json, wesctl_process
 from tests.contract.aws_fixtures import s3_client
 from tests.e2e.providers import HO_WORKFLOW, healthomics_env
-from tests.wes_api import expire_claim, insert_api_run
+from tests.wes_api import expire_claim, insert_api_run, read_run
 from wesctl.simulated.healthomics import SimulatedHealthOmics
 
 
@@ -33,9 +33,7 @@ class OmicsWorld:
         }
 
     def cli_json(self, *args: str, expect: int = 0) -> Any:
-        result = wesctl(*args, "--json", env=self.env)
-        assert result.exit_code == expect, result.output
-        return json.loads(result.stdout)
+        return wesctl_json(*args, env=self.env, expect=expect)
 
     def add_run(self) -> str:
         return insert_api_run(
@@ -47,10 +45,7 @@ class OmicsWorld:
         )
 
     def row(self, run_id: str) -> Any:
-        with self.engine.connect() as connection:
-            return connection.execute(
-                text("SELECT * FROM workflow_runs WHERE run_id = :id"), {"id": run_id}
-            ).one()
+        return read_run(self.engine, run_id)
 
 
 @pytest.fixture

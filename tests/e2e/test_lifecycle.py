@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine
 
 from tests.cli_helpers import wesctl, wesctl_process
 from tests.e2e.providers import SBG_APP, sevenbridges_env, sevenbridges_fake
-from tests.wes_api import insert_api_run
+from tests.wes_api import insert_api_run, read_run, write_state
 from wesctl.simulated.sevenbridges import SimulatedSevenBridges
 
 
@@ -53,18 +53,10 @@ class World:
         return insert_api_run(self.engine, queued_at=self._queued_at, **kwargs)
 
     def row(self, run_id: str) -> Any:
-        with self.engine.connect() as connection:
-            return connection.execute(
-                text("SELECT * FROM workflow_runs WHERE run_id = :id"), {"id": run_id}
-            ).one()
+        return read_run(self.engine, run_id)
 
     def set_state(self, run_id: str, state: str) -> None:
-        """What the WES API does, e.g. POST /runs/{id}/cancel writes CANCELED directly."""
-        with self.engine.begin() as connection:
-            connection.execute(
-                text("UPDATE workflow_runs SET state = :s WHERE run_id = :id"),
-                {"s": state, "id": run_id},
-            )
+        write_state(self.engine, run_id, state)
 
     def tasks(self, run_id: str) -> list[str]:
         return self.fake.runs_for(run_id)
