@@ -21,7 +21,7 @@ from tests.contract.aws_fixtures import (
     s3_client,
 )
 from tests.contract.base import ProviderContract
-from wesctl.domain.types import RunSpec
+from wesctl.domain.types import Attempt, RunSpec
 from wesctl.providers.base import ProviderMisconfigured, ProviderRejected, ProviderUnavailable
 from wesctl.providers.healthomics.adapter import (
     CREDENTIALS_FIX,
@@ -116,11 +116,7 @@ OTHER_ROLE = "arn:aws:iam::123456789012:role/team-b-runs"
 def submit_run(harness: OmicsHarness, run_id: str, **options: Any) -> str:
     tags: dict[str, Any] = {"workflow_engine_parameters": options} if options else {}
     return harness.provider.submit(
-        harness.spec(run_id, tags=tags),
-        idempotency_key=f"wesctl-{run_id}",
-        known_provider_id=None,
-        may_exist=False,
-        record_provider_id=lambda provider_id: None,
+        Attempt(harness.spec(run_id, tags=tags), f"wesctl-{run_id}"), lambda provider_id: None
     ).provider_id
 
 

@@ -44,7 +44,7 @@ from tests.contract.aws_fixtures import (
 from tests.contract.base import VirtualClock
 from wesctl.config import Settings
 from wesctl.domain.states import RunState
-from wesctl.domain.types import RunSpec
+from wesctl.domain.types import Attempt, RunSpec
 from wesctl.providers.base import (
     ProviderMisconfigured,
     ProviderRejected,
@@ -439,11 +439,7 @@ def submit(
 ) -> str:
     recorded: list[str] = []
     result = provider.submit(
-        run,
-        idempotency_key=key or f"wesctl-{run.run_id}",
-        known_provider_id=None,
-        may_exist=may_exist,
-        record_provider_id=recorded.append,
+        Attempt(run, key or f"wesctl-{run.run_id}", None, may_exist), recorded.append
     )
     assert recorded == []  # StartRun creates and starts at once: the outcome write stores the id
     return result.provider_id
@@ -572,13 +568,7 @@ def test_minimal_run_translation(fake: SimulatedHealthOmics, provider: HealthOmi
 
 
 def test_submission_metadata_and_status(provider: HealthOmicsProvider) -> None:
-    result = provider.submit(
-        spec("run-meta"),
-        idempotency_key="key-meta",
-        known_provider_id=None,
-        may_exist=False,
-        record_provider_id=lambda pid: None,
-    )
+    result = provider.submit(Attempt(spec("run-meta"), "key-meta"), lambda pid: None)
     assert result.status.raw_status == "PENDING"
     assert result.status.state == RunState.INITIALIZING
     assert not result.adopted
@@ -793,11 +783,7 @@ def test_may_exist_finds_the_run_without_starting_again(
     starts = fake.calls["StartRun"]
     recorded: list[str] = []
     result = provider.submit(
-        spec("run-recover"),
-        idempotency_key="key-recover",
-        known_provider_id=None,
-        may_exist=True,
-        record_provider_id=recorded.append,
+        Attempt(spec("run-recover"), "key-recover", None, True), recorded.append
     )
     assert result.adopted
     assert recorded == []
@@ -816,13 +802,7 @@ def test_a_new_submission_key_is_not_confused_with_an_old_run(
 
 def test_known_id_that_vanished_is_not_found(provider: HealthOmicsProvider) -> None:
     with pytest.raises(ProviderRunNotFound):
-        provider.submit(
-            spec("run-vanished"),
-            idempotency_key="k",
-            known_provider_id="999999999",
-            may_exist=True,
-            record_provider_id=lambda pid: None,
-        )
+        provider.submit(Attempt(spec("run-vanished"), "k", "999999999", True), lambda pid: None)
 
 
 def test_transient_faults_on_a_batch_of_submissions(

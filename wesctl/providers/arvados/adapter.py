@@ -35,7 +35,14 @@ from googleapiclient.errors import HttpError  # type: ignore[import-untyped]
 from httplib2 import HttpLib2Error  # type: ignore[import-untyped]
 
 from wesctl.config import Settings
-from wesctl.domain.types import ProbeResult, ProviderStatus, RunDetails, RunSpec, Submission
+from wesctl.domain.types import (
+    Attempt,
+    ProbeResult,
+    ProviderStatus,
+    RunDetails,
+    RunSpec,
+    Submission,
+)
 from wesctl.errors import ConfigError
 from wesctl.providers.adapter import NO_SCOPE, AdapterBase, GiveUp, Scope
 from wesctl.providers.arvados.mapping import (
@@ -144,32 +151,25 @@ class ArvadosProvider(AdapterBase):
         check_spec(spec)
         run_options(spec, self._project)
 
-    def submit(
-        self,
-        spec: RunSpec,
-        *,
-        idempotency_key: str,
-        known_provider_id: str | None,
-        may_exist: bool,
-        record_provider_id: RecordProviderId,
-    ) -> Submission:
+    def submit(self, attempt: Attempt, record_provider_id: RecordProviderId) -> Submission:
         """Start `spec` as exactly one committed container request: adopt the recorded or a
         marked one, else create a draft, record its uuid, then commit it."""
+        spec, key, known = attempt.spec, attempt.key, attempt.known_provider_id
         self.validate(spec)
         options = run_options(spec, self._project)
         scope = INSTALLATION if options.project == self._project else NO_SCOPE
         request: Mapping[str, Any] | None = None
-        if known_provider_id:
-            request = self._get_request(known_provider_id, missing_ok=True)
+        if known:
+            request = self._get_request(known, missing_ok=True)
             if request is not None and not _ours(request, spec.run_id):
                 logger.warning(
                     "run=%s recorded request %s is not this run's; looking for its own",
                     spec.run_id,
-                    known_provider_id,
+                    known,
                 )
                 request = None
-        if request is None and (may_exist or known_provider_id):
-            request = self._find(spec.run_id, idempotency_key)
+        if request is None and (attempt.may_exist or known):
+            request = self._find(spec.run_id, key)
             if request is not None:
                 record_provider_id(str(request["uuid"]))
         adopted = request is not None
@@ -180,11 +180,11 @@ class ArvadosProvider(AdapterBase):
                     uuid=spec.workflow_url, select=["uuid", "name", "definition"]
                 ),
             )
-            body = request_body(spec, idempotency_key, workflow, options)
+            body = request_body(spec, key, workflow, options)
             request = self._create(body, scope)
             record_provider_id(str(request["uuid"]))
         if is_live_draft(request):
-            self._discard_twins(request, spec.run_id, idempotency_key)
+            self._discard_twins(request, spec.run_id, key)
             request = self._commit(request, options.priority, scope)
         container = None
         if adopted and request.get("container_uuid"):
@@ -208,17 +208,16 @@ class ArvadosProvider(AdapterBase):
             },
         )
 
-    def lookup(
-        self, spec: RunSpec, *, idempotency_key: str, known_provider_id: str | None
-    ) -> str | None:
+    def lookup(self, attempt: Attempt) -> str | None:
         """Return the uuid of the request this submission created (the recorded one if it
         exists, else the one its properties mark), creating nothing; None when there is none."""
+        spec, key, known = attempt.spec, attempt.key, attempt.known_provider_id
         self.validate(spec)
-        if known_provider_id:
-            request = self._get_request(known_provider_id, missing_ok=True)
+        if known:
+            request = self._get_request(known, missing_ok=True)
             if request is not None and not is_duplicate(request):
                 return str(request["uuid"])
-        found = self._find(spec.run_id, idempotency_key)
+        found = self._find(spec.run_id, key)
         return str(found["uuid"]) if found is not None else None
 
     def statuses(self, provider_ids: Sequence[str]) -> dict[str, ProviderStatus | None]:
