@@ -800,7 +800,11 @@ class SimulatedArvados(SimulatedPlatform):
                 return Response(200, shown)
             return Response(200, self._shown(resource, record, select))
 
-    def _body(self, request: Request, resource: str) -> dict[str, Any] | Response:
+    def _body(self, request: Request, resource: str, action: str) -> dict[str, Any] | Response:
+        """The fields a create or an update (`action`) sends; only container requests are
+        written here."""
+        if resource != "container_requests":
+            return _error(422, f"{action} {resource} is not simulated")
         key = RESOURCES[resource][2]
         try:
             body = request.json()
@@ -817,9 +821,7 @@ class SimulatedArvados(SimulatedPlatform):
         return fields
 
     def _create(self, request: Request, resource: str, item: str | None) -> Response:
-        if resource != "container_requests":
-            return _error(422, f"creating {resource} is not simulated")
-        fields = self._body(request, resource)
+        fields = self._body(request, resource, "creating")
         if isinstance(fields, Response):
             return fields
         with self.lock:
@@ -846,9 +848,7 @@ class SimulatedArvados(SimulatedPlatform):
             return Response(200, self._shown(resource, record, None))
 
     def _update(self, request: Request, resource: str, item: str | None) -> Response:
-        if resource != "container_requests":
-            return _error(422, f"updating {resource} is not simulated")
-        fields = self._body(request, resource)
+        fields = self._body(request, resource, "updating")
         if isinstance(fields, Response):
             return fields
         with self.lock:
@@ -968,40 +968,18 @@ def discovery_document(base_url: str) -> dict[str, Any]:
         }
     schemas["User"] = {"id": "User", "type": "object", "properties": {}}
     schemas["KeepServiceList"] = {"id": "KeepServiceList", "type": "object", "properties": {}}
-    resources["users"] = {
-        "methods": {
-            "current": {
-                "id": "arvados.users.current",
-                "path": "users/current",
-                "httpMethod": "GET",
-                "parameters": {},
-                "response": {"$ref": "User"},
-            }
+    for resource, name, path, response in (
+        ("users", "current", "users/current", {"$ref": "User"}),
+        ("keep_services", "accessible", "keep_services/accessible", {"$ref": "KeepServiceList"}),
+        ("configs", "get", "config", {}),
+    ):
+        described: dict[str, Any] = {
+            "id": f"arvados.{resource}.{name}",
+            "path": path,
+            "httpMethod": "GET",
         }
-    }
-    resources["keep_services"] = {
-        "methods": {
-            "accessible": {
-                "id": "arvados.keep_services.accessible",
-                "path": "keep_services/accessible",
-                "httpMethod": "GET",
-                "parameters": {},
-                "response": {"$ref": "KeepServiceList"},
-            }
-        }
-    }
-    resources["configs"] = {
-        "methods": {
-            "get": {
-                "id": "arvados.configs.get",
-                "path": "config",
-                "httpMethod": "GET",
-                "parameters": {},
-                "parameterOrder": [],
-                "response": {},
-            }
-        }
-    }
+        described.update(parameters={}, parameterOrder=[], response=response)
+        resources[resource] = {"methods": {name: described}}
     return {
         "kind": "discovery#restDescription",
         "discoveryVersion": "v1",

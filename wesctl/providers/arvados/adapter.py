@@ -232,31 +232,13 @@ class ArvadosProvider(AdapterBase):
                 result[provider_id] = None
         for start in range(0, len(wanted), STATUS_BATCH_SIZE):
             chunk = wanted[start : start + STATUS_BATCH_SIZE]
-            requests = {
-                str(item["uuid"]): item
-                for item in self._list(
-                    "list container requests",
-                    "container_requests",
-                    [["uuid", "in", chunk]],
-                    REQUEST_FIELDS,
-                    expected=len(chunk),
-                )
-            }
+            requests = self._by_uuid("container_requests", chunk, REQUEST_FIELDS)
             container_uuids = sorted(
                 {str(r["container_uuid"]) for r in requests.values() if r.get("container_uuid")}
             )
             containers: dict[str, Mapping[str, Any]] = {}
             if container_uuids:
-                containers = {
-                    str(item["uuid"]): item
-                    for item in self._list(
-                        "list containers",
-                        "containers",
-                        [["uuid", "in", container_uuids]],
-                        CONTAINER_FIELDS,
-                        expected=len(container_uuids),
-                    )
-                }
+                containers = self._by_uuid("containers", container_uuids, CONTAINER_FIELDS)
             for provider_id in chunk:
                 request = requests.get(provider_id)
                 if request is None:
@@ -504,6 +486,16 @@ class ArvadosProvider(AdapterBase):
             logger.warning("collection %s is gone; reading it as empty", uuid)
             return {"uuid": uuid, "manifest_text": ""}
         return found
+
+    def _by_uuid(
+        self, resource: str, uuids: Sequence[str], select: Sequence[str]
+    ) -> dict[str, Mapping[str, Any]]:
+        """The records of `resource` with these uuids, by uuid (in as few list calls as can)."""
+        operation = f"list {resource.replace('_', ' ')}"
+        found = self._list(
+            operation, resource, [["uuid", "in", list(uuids)]], select, expected=len(uuids)
+        )
+        return {str(item["uuid"]): item for item in found}
 
     def _list(
         self,
