@@ -235,3 +235,27 @@ def test_a_lost_create_answer_leaves_one_committed_request(
     assert cluster.row(run_id).state == "INITIALIZING"
     uuid = _assert_one_committed_request(cluster, run_id)
     _run_to_completion(cluster, run_id, uuid)
+
+
+def test_a_create_the_cluster_performs_after_the_submitter_died_is_adopted(
+    cluster: Cluster,
+) -> None:
+    """The create is held at the cluster when the submitter is killed and performed a moment
+    later, as a server finishes a request whose client went away: the draft nobody recorded is
+    found by its properties and committed, not created again."""
+    run_id = cluster.add_run()
+    cluster.sim.inject(SLOW, "container_requests.create", delay=2.0)
+    process = wesctl_process("-q", "submit-one", run_id, env=cluster.process_env())
+    try:
+        _wait_for(lambda: cluster.sim.calls["container_requests.create"] >= 1, "the create")
+    finally:
+        os.kill(process.pid, signal.SIGKILL)
+        assert process.wait(timeout=30) == -signal.SIGKILL
+    assert cluster.requests(run_id) == [], "killed before the create was performed"
+    _wait_for(lambda: cluster.requests(run_id, "Uncommitted"), "the late create")
+    draft = cluster.requests(run_id)[0]["uuid"]
+    assert cluster.row(run_id).provider_id is None
+    expire_claim(cluster.engine, run_id)
+    assert cluster.cli_json("submit-queued")["counts"] == {"adopted": 1}
+    assert _assert_one_committed_request(cluster, run_id) == draft
+    _run_to_completion(cluster, run_id, draft)

@@ -6,10 +6,11 @@ wesctl's sources (the environment, the env file, a systemd credential for the to
 those leave them unset, from the SDK's own `settings.conf`, read by the SDK itself
 (`arvados.config`, found where the SDK looks: `$CONFIGURATION_DIRECTORY`, `$XDG_CONFIG_HOME` or
 `~/.config`, then `/etc/xdg`, each under `arvados/`), as `arv` and `arvados-cwl-runner` read
-it. The SDK is imported for that only when the project is set (or `WESCTL_PROVIDERS` lists
-arvados), so a host that does not use Arvados never loads it. Everything else is the SDK's own
-and left to it: `ARVADOS_API_HOST_INSECURE` and the rest of `settings.conf`, `SSL_CERT_FILE`.
-Other `ARVADOS_*` variables found only in the env file are exported for the SDK to read.
+it. The SDK is imported for that only when the project (or the host, or the token) is set or
+`WESCTL_PROVIDERS` lists arvados, so a host that does not use Arvados never loads it.
+Everything else is the SDK's own and left to it: `ARVADOS_API_HOST_INSECURE` and the rest of
+`settings.conf`, `SSL_CERT_FILE`. Other `ARVADOS_*` variables found only in the env file are
+exported for the SDK to read.
 """
 
 from __future__ import annotations
