@@ -18,7 +18,12 @@ runs and UPDATEs changed rows. It runs over a random sample of the same runs (`-
 own database) and its time and calls are scaled to N: a full sequential pass at 20 ms per call
 would take minutes.
 
+With `--sizes`, one world per provider and size instead: a pass in which nothing changed, then
+one after `--changed` of the runs changed, each a row of calls, SQL statements (by kind), wall,
+CPU and peak RSS (the process's, which also holds the fake and the world's rows).
+
 Run: /work/venv/bin/python bench/sync_status.py [--runs 10000] [--latency 0.02]
+     [--sizes 1000,10000,100000 --changed 0.05]
      [--provider sevenbridges,healthomics,arvados] [--baseline-sample 200] [--database-uri ...]
 Prints numbers; nothing is asserted.
 """
@@ -26,7 +31,10 @@ Prints numbers; nothing is asserted.
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import subprocess
+import sys
 import threading
 import time
 import tracemalloc
@@ -117,7 +125,8 @@ def build_world(
     directory: Path,
     seed: int = 7,
 ) -> World:
-    """Insert `count` in-flight runs and their provider runs, then change `changed_share`."""
+    """Insert `count` in-flight runs and their provider runs (checked by a pass ten minutes
+    ago), then change `changed_share`."""
     fake = common.start_fake(provider, latency)
     if isinstance(fake, common.CountingArvadosFake):
         common.trust_arvados(fake, directory)
@@ -147,24 +156,32 @@ def build_world(
                 "submit_attempts": 1,
                 "submitted_at": now - timedelta(minutes=30),
                 "provider_changed_at": now - timedelta(minutes=30),
+                "status_checked_at": now - timedelta(minutes=10),
             }
         )
     engine = make_engine(url)
-    common.insert_rows(engine, rows)
+    for start in range(0, len(rows), 10_000):
+        common.insert_rows(engine, rows[start : start + 10_000])
     engine.dispose()
     world = World(url, fake, settings, rows)
+    change_runs(world, provider, changed_share, seed)
+    return world
+
+
+def change_runs(world: World, provider: str, changed_share: float, seed: int = 7) -> None:
+    """Change `changed_share` of the runs at the provider: half start running, half finish."""
+    raw, rows, count = RAW[provider], world.rows, len(world.rows)
     chooser = random.Random(seed)
     share = round(count * changed_share / 2)
     finishing = chooser.sample(range(count), share)
     waiting = [i for i in range(count) if rows[i]["state"] == "INITIALIZING"]
     starting = chooser.sample(sorted(set(waiting) - set(finishing)), share)
     for number, index in enumerate(finishing):
-        set_raw_status(fake, rows[index]["provider_id"], raw["finish"][number % 2])
+        set_raw_status(world.fake, rows[index]["provider_id"], raw["finish"][number % 2])
     for index in starting:
-        set_raw_status(fake, rows[index]["provider_id"], raw["start"][1])
+        set_raw_status(world.fake, rows[index]["provider_id"], raw["start"][1])
     world.changed, world.finished = len(finishing) + len(starting), len(finishing)
-    fake.endpoints.counts.clear()
-    return world
+    world.fake.endpoints.counts.clear()
 
 
 class AdapterProbe:
@@ -221,7 +238,8 @@ def wesctl_pass(world: World, provider: str, *, traced: bool = False) -> PassRes
             extra["tracemalloc_peak_mib"] = tracemalloc.get_traced_memory()[1] / 2**20
             tracemalloc.stop()
         cpu = common.cpu_seconds() - cpu_before
-        rss_growth = common.rss_mib()[1] - rss_before
+        extra["peak RSS MiB"] = common.rss_mib()[1]
+        rss_growth = extra["peak RSS MiB"] - rss_before
     finally:
         runtime.close()
     counts: dict[str, int] = {}
@@ -389,6 +407,98 @@ def bench_provider(
         )
 
 
+def bench_matrix(options: argparse.Namespace, directory: Path) -> None:
+    """One world per provider and size: a pass in which nothing changed, then one after
+    `--changed` of the runs changed; a table row per pass."""
+    database = common.database_name(options.database_uri)
+    header = (
+        "provider",
+        "database",
+        "in flight",
+        "changed / finished",
+        "status calls (per 50 runs)",
+        "all calls",
+        "SQL statements",
+        "wall",
+        "CPU",
+        "peak RSS (growth)",
+    )
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for provider in options.provider.split(","):
+        for size in (int(text) for text in options.sizes.split(",")):
+            with common.scratch_database(options.database_uri, directory) as url:
+                common.log(f"{provider}: setting up {size} in-flight runs")
+                world = build_world(provider, size, options.latency, 0.0, url, directory)
+                world.rows = [
+                    {key: row[key] for key in ("provider_id", "state")} for row in world.rows
+                ]
+                try:
+                    for share in (0.0, options.changed):
+                        if share:
+                            change_runs(world, provider, share)
+                        common.log(f"{provider}: pass over {size} runs, {share:.0%} changed")
+                        mine = wesctl_pass(world, provider)
+                        statements = mine.extra["SQL statements"]
+                        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(statements.items()))
+                        cells = (
+                            provider,
+                            database,
+                            f"{size:,}",
+                            f"{world.changed if share else 0} / {world.finished if share else 0}",
+                            f"{mine.status_calls} ({mine.status_calls / (size / 50):.2f})",
+                            str(mine.api_calls),
+                            f"{sum(statements.values())} ({kinds})",
+                            f"{mine.wall:.1f} s",
+                            f"{mine.cpu:.1f} s",
+                            f"{mine.extra['peak RSS MiB']:.0f} MiB ({mine.rss_growth_mib:+.0f})",
+                        )
+                        lines.append("| " + " | ".join(cells) + " |")
+                        common.log(lines[-1])
+                    if options.child_pass:
+                        rss, code = child_pass(world, provider, url, directory)
+                        common.log(f"{provider}: wesctl sync-status process: {rss:.0f} MiB")
+                        lines.append(
+                            f"| {provider} | {database} | {size:,} | `wesctl sync-status` in its "
+                            f"own process (exit {code}): max RSS {rss:.0f} MiB |"
+                        )
+                finally:
+                    world.fake.stop()
+    print("\n".join(lines))
+
+
+# Runs `wesctl sync-status --json` and, at exit, writes the process's peak RSS (VmHWM, which
+# unlike the parent's rusage of a child does not count the forking parent's pages) to argv[1].
+_CHILD = """
+import atexit, re, runpy, sys
+from pathlib import Path
+out = sys.argv[1]
+def peak():
+    status = Path("/proc/self/status").read_text()
+    Path(out).write_text(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1))
+atexit.register(peak)
+sys.argv = ["wesctl", "sync-status", "--json"]
+runpy.run_module("wesctl", run_name="__main__")
+"""
+
+
+def child_pass(world: World, provider: str, url: str, directory: Path) -> tuple[float, int]:
+    """One more pass, as the timer runs it: `wesctl sync-status` in its own process (without
+    the fake and the world's rows); its peak RSS in MiB and exit code."""
+    environ = {
+        **os.environ,
+        **common.provider_environ(provider, world.fake.base_url, directory),
+        "DATABASE_URI": url,
+    }
+    out = directory / "child-peak-rss"
+    code = subprocess.call(
+        [sys.executable, "-c", _CHILD, str(out)],
+        env=environ,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return int(out.read_text()) / 1024, code
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -412,7 +522,22 @@ def main() -> None:
         action="store_false",
         help="skip the tracemalloc passes over N/10 and N/4 runs",
     )
+    parser.add_argument(
+        "--sizes",
+        default=None,
+        help="comma-separated in-flight sizes (e.g. 1000,10000,100000): per size, a pass with "
+        "nothing changed and one with --changed changed, as one table (no baseline)",
+    )
+    parser.add_argument(
+        "--child-pass",
+        action="store_true",
+        help="with --sizes: one more pass as `wesctl sync-status` in its own process, for its RSS",
+    )
     options = parser.parse_args()
+    if options.sizes:
+        with common.workspace() as directory:
+            bench_matrix(options, directory)
+        return
     result = common.Result()
     with common.workspace() as directory:
         for provider in options.provider.split(","):

@@ -508,7 +508,12 @@ def sync_status_command(
     ] = None,
     stale_after: Annotated[
         int | None,
-        typer.Option("--stale-after", min=0, help="Only runs not checked for SECONDS."),
+        typer.Option(
+            "--stale-after",
+            min=0,
+            help="Only runs not checked for SECONDS (check times are kept to the hour, so runs "
+            "checked within the hour may be included).",
+        ),
     ] = None,
     as_json: JsonFlag = False,
     metrics_file: Annotated[Path | None, _METRICS_FILE] = None,

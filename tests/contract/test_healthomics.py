@@ -166,10 +166,11 @@ def test_a_runs_own_output_uri_denied_is_that_runs(harness: OmicsHarness) -> Non
 def test_access_denied_on_the_callers_own_calls_is_the_installations(
     harness: OmicsHarness, operation: str
 ) -> None:
-    pids = [submit_run(harness, f"run-denied-{operation}-{n}") for n in range(2)]
+    pids = [submit_run(harness, f"run-denied-{operation}-{n}") for n in range(5)]
     calls = {
         "GetRun": lambda: harness.provider.statuses(pids[:1]),
-        "ListRuns": lambda: harness.provider.statuses(pids),  # two ids: listed, not got
+        # more ids than a listing's least cost (a page per running status): listed, not got
+        "ListRuns": lambda: harness.provider.statuses(pids),
         "CancelRun": lambda: harness.provider.cancel(pids[0]),
     }
     harness.fake.inject(ERROR, operation, code="AccessDeniedException", message="not authorized")

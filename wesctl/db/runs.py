@@ -3,12 +3,11 @@ owns the transaction."""
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import uuid
-from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from typing import cast as type_cast
@@ -55,10 +54,11 @@ from wesctl.domain.states import RunState
 from wesctl.domain.types import TaskLog
 from wesctl.errors import SchemaError
 
-# The tables behind the models, for the per-run writes on the submission path: Core statements
+# The tables behind the models, for the per-run writes (submissions, sync passes): Core statements
 # skip the ORM's bulk-update bookkeeping (about a tenth of a submission's CPU).
 RUNS = type_cast(Table, WorkflowRun.__table__)
 HISTORY = type_cast(Table, StateTransition.__table__)
+TASK_LOGS = type_cast(Table, TaskLogRow.__table__)
 
 
 # --- what wesctl writes -------------------------------------------------------------------------
@@ -372,6 +372,24 @@ def history(session: Session, run_id: str) -> list[StateTransition]:
     return list(session.scalars(query))
 
 
+def _history_row(
+    run_id: str,
+    from_state: str | None,
+    to_state: str,
+    reason: str | None,
+    actor: str,
+    at: datetime,
+) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "at": at,
+        "from_state": from_state[:STATE_LENGTH] if from_state else from_state,
+        "to_state": to_state[:STATE_LENGTH],
+        "reason": reason,
+        "actor": actor[:ACTOR_LENGTH],
+    }
+
+
 def add_transition(
     session: Session,
     run_id: str,
@@ -382,16 +400,8 @@ def add_transition(
     at: datetime | None = None,
 ) -> None:
     """Append one row to the state history (a plain INSERT: no unit-of-work flush)."""
-    session.execute(
-        insert(HISTORY).values(
-            run_id=run_id,
-            at=at or utcnow(),
-            from_state=from_state[:STATE_LENGTH] if from_state else from_state,
-            to_state=to_state[:STATE_LENGTH],
-            reason=reason,
-            actor=actor[:ACTOR_LENGTH],
-        )
-    )
+    row = _history_row(run_id, from_state, to_state, reason, actor, at or utcnow())
+    session.execute(insert(HISTORY).values(**row))
 
 
 _transitions = logging.getLogger("wesctl.transition")
@@ -406,15 +416,45 @@ class Change:
     reason: str
 
 
+@dataclass(frozen=True)
+class Move:
+    """One guarded state change: the run goes from `from_state` to `to_state` with `values`."""
+
+    run_id: str
+    from_state: str
+    to_state: str
+    change: Change
+    values: dict[str, Any] = field(default_factory=dict)
+
+
 def record_transition(
     session: Session, run_id: str, from_state: str | None, to_state: str, change: Change
 ) -> None:
     """Add the history row of a state change (or of a step that keeps the state, such as a
     stop sent) and, for a change, one key=value log line once the transaction commits."""
-    add_transition(session, run_id, from_state, to_state, change.reason, change.actor)
-    if from_state != to_state:
-        line = functools.partial(_log_transition, run_id, from_state, to_state, change)
-        event.listen(session, "after_commit", lambda _session: line(), once=True)
+    _record_transitions(session, [(run_id, from_state, to_state, change)])
+
+
+def _record_transitions(
+    session: Session, steps: Sequence[tuple[str, str | None, str, Change]]
+) -> None:
+    """The history rows of `steps` in one INSERT, and their log lines after the commit."""
+    if not steps:
+        return
+    now = utcnow()
+    rows = [
+        _history_row(run_id, from_state, to_state, change.reason, change.actor, now)
+        for run_id, from_state, to_state, change in steps
+    ]
+    session.execute(insert(HISTORY), rows)
+    changed = [step for step in steps if step[1] != step[2]]
+    if changed:
+
+        def lines(_session: Session) -> None:
+            for step in changed:
+                _log_transition(*step)
+
+        event.listen(session, "after_commit", lines, once=True)
 
 
 def move(
@@ -426,15 +466,31 @@ def move(
     change: Change,
     values: dict[str, Any] | None = None,
 ) -> bool:
-    """The one guarded state change: compare-and-swap the run from `from_state` to `to_state`
-    (with `values`), and record it (history row, log line). False when another writer changed
+    """The one guarded state change (`move_many` for one run). False when another writer changed
     the run first: nothing is written then."""
-    if not transition(
-        session, run_id, from_state=from_state, values={**(values or {}), "state": to_state}
-    ):
-        return False
-    record_transition(session, run_id, from_state, to_state, change)
-    return True
+    step = Move(run_id, from_state, to_state, change, values or {})
+    return bool(move_many(session, [step]))
+
+
+def move_many(session: Session, moves: Sequence[Move]) -> set[str]:
+    """Compare-and-swap each run from its `from_state` to its `to_state` (with its `values`) and
+    record the winners: their history rows in one INSERT, their log lines once the transaction
+    commits. Return the ids of the runs moved; a run another writer changed first is left as
+    it is, and nothing is written for it."""
+    won = [
+        step
+        for step in moves
+        if transition(
+            session,
+            step.run_id,
+            from_state=step.from_state,
+            values={**step.values, "state": step.to_state},
+        )
+    ]
+    _record_transitions(
+        session, [(step.run_id, step.from_state, step.to_state, step.change) for step in won]
+    )
+    return {step.run_id for step in won}
 
 
 def _log_transition(run_id: str, from_state: str | None, to_state: str, change: Change) -> None:
@@ -635,10 +691,9 @@ def finish_claim(
 def transition(session: Session, run_id: str, *, from_state: str, values: dict[str, Any]) -> bool:
     """Compare-and-swap: apply `values` only if the run is still in `from_state`."""
     statement = (
-        update(WorkflowRun)
-        .where(WorkflowRun.run_id == run_id, state_is(session, from_state))
+        update(RUNS)
+        .where(RUNS.c.run_id == run_id, state_is(session, from_state))
         .values(**fit_run_values(values))
-        .execution_options(synchronize_session=False)
     )
     return _changed_rows(session, statement) == 1
 
@@ -762,6 +817,7 @@ class TrackedRun:
     provider_id: str
     provider_status: str | None
     not_found_count: int
+    status_checked_at: datetime | None
 
 
 def in_flight_batch(
@@ -779,6 +835,7 @@ def in_flight_batch(
         *run_columns(session, providers.default),
         WorkflowRun.provider_status,
         func.coalesce(WorkflowRun.not_found_count, 0).label("not_found_count"),
+        WorkflowRun.status_checked_at,
     ).where(
         state_is(session, *NON_TERMINAL_STATES),
         WorkflowRun.provider_id.is_not(None),
@@ -804,40 +861,57 @@ def in_flight_batch(
     return [TrackedRun(**row._mapping) for row in session.execute(query)]
 
 
+# How stale a run's check time may get before a pass writes it again. A pass that finds a run
+# unchanged writes nothing unless its check time is older than this, so `--stale-after` is exact
+# to this resolution and may re-check runs checked less than this ago (never skips one).
+CHECKED_RESOLUTION = timedelta(hours=1)
+
+
 def mark_checked(session: Session, run_ids: Sequence[str], now: datetime) -> None:
-    """One statement per batch: remember when these runs were last checked (for --stale-after)."""
+    """Remember that these runs were checked now (for --stale-after), in one statement; a pass
+    passes only the unchanged runs whose check time is older than CHECKED_RESOLUTION."""
     if run_ids:
         session.execute(
-            update(WorkflowRun)
-            .where(WorkflowRun.run_id.in_(list(run_ids)))
-            .values(status_checked_at=now)
-            .execution_options(synchronize_session=False)
+            update(RUNS).where(RUNS.c.run_id.in_(list(run_ids))).values(status_checked_at=now)
         )
 
 
-def set_not_found_count(session: Session, run_id: str, *, from_state: str, count: int) -> bool:
-    return transition(session, run_id, from_state=from_state, values={"not_found_count": count})
+def set_not_found_counts(session: Session, counts: Sequence[tuple[str, str, int]]) -> None:
+    """Store each (run id, state read, count) not-found count, guarded by the state read (a run
+    that changed meanwhile keeps its row as the other writer left it)."""
+    for run_id, from_state, count in counts:
+        transition(session, run_id, from_state=from_state, values={"not_found_count": count})
 
 
-def replace_task_logs(session: Session, run_id: str, logs: Sequence[TaskLog]) -> None:
-    """Replace the run's task_logs rows with `logs` (ids are stable per run and task)."""
-    session.execute(delete(TaskLogRow).where(TaskLogRow.run_id == run_id))
-    for index, log in enumerate(logs):
-        key = f"{run_id}/{index}/{log.task_id or log.name}"
-        session.add(
-            TaskLogRow(
-                id=str(uuid.uuid5(_TASK_LOG_NAMESPACE, key)),
-                run_id=run_id,
-                name=log.name[: _TASK_LOG_WIDTHS["name"]],
-                cmd=list(log.cmd) if log.cmd is not None else None,
-                start_time=log.start_time,
-                end_time=log.end_time,
-                stdout=log.stdout[: _TASK_LOG_WIDTHS["stdout"]] if log.stdout else None,
-                stderr=log.stderr[: _TASK_LOG_WIDTHS["stderr"]] if log.stderr else None,
-                exit_code=log.exit_code,
-                system_logs=list(log.system_logs),
-            )
-        )
+def replace_task_logs(session: Session, logs_by_run: Mapping[str, Sequence[TaskLog]]) -> None:
+    """Replace each run's task_logs rows with its logs: one DELETE and one INSERT for them all
+    (ids are stable per run and task)."""
+    if not logs_by_run:
+        return
+    session.execute(delete(TaskLogRow).where(TaskLogRow.run_id.in_(list(logs_by_run))))
+    rows = [
+        _task_log_row(run_id, index, log)
+        for run_id, logs in logs_by_run.items()
+        for index, log in enumerate(logs)
+    ]
+    if rows:
+        session.execute(insert(TASK_LOGS), rows)
+
+
+def _task_log_row(run_id: str, index: int, log: TaskLog) -> dict[str, Any]:
+    key = f"{run_id}/{index}/{log.task_id or log.name}"
+    return {
+        "id": str(uuid.uuid5(_TASK_LOG_NAMESPACE, key)),
+        "run_id": run_id,
+        "name": log.name[: _TASK_LOG_WIDTHS["name"]],
+        "cmd": list(log.cmd) if log.cmd is not None else None,
+        "start_time": log.start_time,
+        "end_time": log.end_time,
+        "stdout": log.stdout[: _TASK_LOG_WIDTHS["stdout"]] if log.stdout else None,
+        "stderr": log.stderr[: _TASK_LOG_WIDTHS["stderr"]] if log.stderr else None,
+        "exit_code": log.exit_code,
+        "system_logs": list(log.system_logs),
+    }
 
 
 # Widths of the WES API's task_logs columns wesctl fills with text (PostgreSQL enforces them).

@@ -97,7 +97,8 @@ class Provider(Protocol):
         ...
 
     def statuses(self, provider_ids: Sequence[str]) -> Mapping[str, ProviderStatus | None]:
-        """Return the status of each id (None where the provider has no such run)."""
+        """Return the status of each id (None where the provider has no such run). An id left
+        out of the answer could not be read in this pass (a per-pass bound): ask next pass."""
         ...
 
     def new_pass(self) -> None:

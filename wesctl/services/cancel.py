@@ -212,7 +212,10 @@ def _deliver(
             continue
         trouble.answered(name)
         for stop in chunk:
-            status = statuses.get(stop.provider_id)
+            if stop.provider_id not in statuses:  # not answered in this pass
+                report.tally(Outcome.REQUEUED, name)
+                continue
+            status = statuses[stop.provider_id]
             final = status is None or status.state in TERMINAL_STATES
             if final and stop.state == RunState.CANCELED:
                 with database_errors(), runtime.writers.begin() as session:

@@ -726,7 +726,10 @@ def _live_provider_run(runtime: Runtime, row: QueuedRun) -> str | None:
         found = provider.lookup(Attempt(spec, key, row.provider_id))
         if found is None:
             return None
-        status = provider.statuses([found]).get(found)
+        statuses = provider.statuses([found])
+        if found not in statuses:
+            raise ProviderUnavailable(row.provider, f"the status of {found} could not be read now")
+        status = statuses[found]
     except ProviderMisconfigured as exc:
         raise ConfigError(f"{exc.message}; fix: {exc.fix}") from None
     except ProviderUnavailable as exc:

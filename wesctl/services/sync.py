@@ -2,17 +2,18 @@
 
 One pass: send pending cancellations, then walk every submitted, unfinished run in bounded
 batches (memory stays flat), ask each provider for the batch's statuses with its batch call, and
-apply changes as compare-and-swap transitions. Rules:
-- a run whose state and provider status did not change gets no row update (only the batch's
-  check time is stamped, in one statement, so `--stale-after` can skip recently checked runs);
-- terminal states are sticky: the update is guarded by the state the run was read in, and only
-  unfinished runs are read;
+apply changes as compare-and-swap transitions, a batch's changes in one transaction. Rules:
+- a run whose state and provider status did not change gets no row update (its check time is
+  stamped only when older than `CHECKED_RESOLUTION`, for `--stale-after`), so a pass in which
+  nothing changed writes nothing;
+- terminal states are sticky: each update is guarded by the state the run was read in, and
+  only unfinished runs are read; a run changed by another writer meanwhile is skipped;
 - a CANCELING run stays CANCELING until the provider reports a final state;
 - outputs and task logs are fetched when a run reaches a final state, and replace what was
   stored (JSON replaced whole, task_logs rows deleted and re-inserted in the same transaction);
 - a provider run that is not found is ended in SYSTEM_ERROR only after
   WESCTL_NOT_FOUND_CONFIRMATIONS consecutive passes say so; an unknown provider status keeps the
-  run tracked.
+  run tracked; a run the provider left out of its answer is carried to the next pass.
 """
 
 from __future__ import annotations
@@ -21,15 +22,16 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from wesctl.db import runs as run_queries
 from wesctl.db.engine import database_errors, utcnow
-from wesctl.db.runs import Change, ProviderFilter, TrackedRun
+from wesctl.db.runs import CHECKED_RESOLUTION, Change, Move, ProviderFilter, TrackedRun
 from wesctl.domain.outcomes import Outcome, Report, RunOutcome
 from wesctl.domain.states import TERMINAL_STATES, RunState
-from wesctl.domain.types import ProviderStatus, RunDetails
+from wesctl.domain.types import ProviderStatus, RunDetails, TaskLog
 from wesctl.errors import ConfigError
 from wesctl.providers.base import ProviderError, ProviderMisconfigured, ProviderUnavailable
 from wesctl.services.cancel import deliver_stops
@@ -48,6 +50,24 @@ def _next_state(current: str, reported: RunState | None) -> str | None:
     return reported.value
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A change to write, and what the report says if it wins its compare-and-swap."""
+
+    move: Move
+    outcome: RunOutcome
+    task_logs: Sequence[TaskLog] | None = None  # replace the run's task logs (a final run)
+
+
+@dataclass
+class _Writes:
+    """What one batch writes, in one transaction."""
+
+    pending: list[_Pending] = field(default_factory=list)
+    not_found: list[tuple[str, str, int]] = field(default_factory=list)  # run, state, count
+    checked: list[str] = field(default_factory=list)  # unchanged runs whose stamp is old
+
+
 class StatusSync:
     def __init__(self, runtime: Runtime, report: Report, trouble: ProviderTrouble) -> None:
         self.runtime = runtime
@@ -55,6 +75,7 @@ class StatusSync:
         self.report = report
         self.actor = runtime.actor
         self.trouble = trouble
+        self.carried = False  # a provider left runs out of its answer: they wait for next pass
         self._started: set[str] = set()  # providers told that a new pass began
 
     def provider_filter(self) -> ProviderFilter:
@@ -66,10 +87,40 @@ class StatusSync:
         by_provider: dict[str, list[TrackedRun]] = defaultdict(list)
         for run in batch:
             by_provider[run.provider].append(run)
+        now = utcnow()
+        writes = _Writes()
         for name, runs in by_provider.items():
-            self._sync_provider(name, runs)
+            self._sync_provider(name, runs, writes, now - CHECKED_RESOLUTION)
+        self._write(writes, now)
+
+    def _write(self, writes: _Writes, now: datetime) -> None:
+        """Write the batch's changes in one transaction; report the winners as changed and the
+        runs another writer changed first as skipped."""
+        if not (writes.pending or writes.not_found or writes.checked):
+            return
         with database_errors(), self.runtime.writers.begin() as session:
-            run_queries.mark_checked(session, [run.run_id for run in batch], utcnow())
+            won = run_queries.move_many(session, [pending.move for pending in writes.pending])
+            run_queries.replace_task_logs(
+                session,
+                {
+                    pending.move.run_id: pending.task_logs
+                    for pending in writes.pending
+                    if pending.task_logs is not None and pending.move.run_id in won
+                },
+            )
+            run_queries.set_not_found_counts(session, writes.not_found)
+            run_queries.mark_checked(session, writes.checked, now)
+        for pending in writes.pending:
+            outcome = pending.outcome
+            if pending.move.run_id not in won:
+                outcome = RunOutcome(
+                    outcome.run_id,
+                    Outcome.SKIPPED,
+                    outcome.provider,
+                    outcome.provider_id,
+                    "state changed",
+                )
+            self.report.add(outcome)
 
     def _blocked(
         self, name: str, runs: Sequence[TrackedRun], problem: ProviderMisconfigured
@@ -80,7 +131,9 @@ class StatusSync:
                 RunOutcome(run.run_id, Outcome.BLOCKED, name, run.provider_id, problem.detail)
             )
 
-    def _sync_provider(self, name: str, runs: list[TrackedRun]) -> None:
+    def _sync_provider(
+        self, name: str, runs: list[TrackedRun], writes: _Writes, stale: datetime
+    ) -> None:
         problem = self.trouble.get(name)
         if problem is not None:
             self._blocked(name, runs, problem)
@@ -94,7 +147,7 @@ class StatusSync:
             provider.new_pass()
             self._started.add(name)
         size = max(1, provider.status_batch_size)
-        changed: list[tuple[TrackedRun, ProviderStatus]] = []
+        finished: list[tuple[TrackedRun, ProviderStatus]] = []
         for start in range(0, len(runs), size):
             chunk = runs[start : start + size]
             if name in self.trouble.names() or self.trouble.expired():
@@ -117,20 +170,34 @@ class StatusSync:
                 continue
             self.trouble.answered(name)
             for run in chunk:
-                status = statuses.get(run.provider_id)
+                if run.provider_id not in statuses:  # not answered in this pass
+                    self.carried = True
+                    self.report.tally(Outcome.REQUEUED, name)
+                    continue
+                status = statuses[run.provider_id]
                 if status is None:
-                    self._not_found(name, run)
-                elif self._apply_without_details(name, run, status):
-                    changed.append((run, status))
-        if changed:
-            workers = min(self.settings.submit_workers, len(changed))
+                    self._not_found(name, run, writes)
+                elif self._apply_without_details(name, run, status, writes, stale):
+                    finished.append((run, status))
+        if finished:
+            workers = min(self.settings.submit_workers, len(finished))
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sync") as pool:
-                for finished in pool.map(lambda item: self._record_final(name, *item), changed):
-                    self.report.add(finished)
+                for result in pool.map(lambda item: self._final(name, *item), finished):
+                    if isinstance(result, _Pending):
+                        writes.pending.append(result)
+                    else:
+                        self.report.add(result)
 
-    def _apply_without_details(self, name: str, run: TrackedRun, status: ProviderStatus) -> bool:
-        """Apply a change that needs no details; return True when the run reached a final state
-        (the caller fetches outputs and task logs, then records it)."""
+    def _apply_without_details(
+        self,
+        name: str,
+        run: TrackedRun,
+        status: ProviderStatus,
+        writes: _Writes,
+        stale: datetime,
+    ) -> bool:
+        """Queue a change that needs no details; return True when the run reached a final state
+        (the caller fetches outputs and task logs first)."""
         target = _next_state(run.state, status.state)
         if status.state is None:
             logger.warning(
@@ -147,12 +214,14 @@ class StatusSync:
         )
         if unchanged:
             self.report.tally(Outcome.UNCHANGED, name)
+            if run.status_checked_at is None or run.status_checked_at < stale:
+                writes.checked.append(run.run_id)
             return False
-        new_state = target or run.state
-        self._record(name, run, status, new_state, details=None)
+        writes.pending.append(self._change(name, run, status, target or run.state, None))
         return False
 
-    def _record_final(self, name: str, run: TrackedRun, status: ProviderStatus) -> RunOutcome:
+    def _final(self, name: str, run: TrackedRun, status: ProviderStatus) -> _Pending | RunOutcome:
+        """The final state with its outputs and task logs, or why it waits."""
         problem = self.trouble.get(name)
         if problem is not None:
             return RunOutcome(run.run_id, Outcome.BLOCKED, name, run.provider_id, problem.detail)
@@ -176,21 +245,21 @@ class StatusSync:
             status = refined  # e.g. HealthOmics' failure reason, absent from its listing
         target = _next_state(run.state, status.state)
         assert target is not None
-        return self._record(name, run, status, target, details, add=False)
+        return self._change(name, run, status, target, details)
 
-    def _record(
+    def _change(
         self,
         name: str,
         run: TrackedRun,
         status: ProviderStatus,
         new_state: str,
         details: RunDetails | None,
-        add: bool = True,
-    ) -> RunOutcome:
+    ) -> _Pending:
         now = utcnow()
         values: dict[str, Any] = {
             "provider_status": status.raw_status,
             "provider_changed_at": now,
+            "status_checked_at": now,
             "not_found_count": 0,
         }
         if new_state in TERMINAL_STATES:
@@ -203,60 +272,38 @@ class StatusSync:
         reason = f"provider status {status.raw_status}"
         if status.message:
             reason += f": {status.message}"
-        change = Change(self.actor, name, reason)
-        with database_errors(), self.runtime.writers.begin() as session:
-            if not run_queries.move(
-                session,
-                run.run_id,
-                from_state=run.state,
-                to_state=new_state,
-                change=change,
-                values=values,
-            ):
-                outcome = RunOutcome(
-                    run.run_id, Outcome.SKIPPED, name, run.provider_id, "state changed"
-                )
-                if add:
-                    self.report.add(outcome)
-                return outcome
-            if details is not None:
-                run_queries.replace_task_logs(session, run.run_id, details.task_logs)
-        outcome = RunOutcome(run.run_id, Outcome.UPDATED, name, run.provider_id, new_state)
-        if add:
-            self.report.add(outcome)
-        return outcome
+        return _Pending(
+            Move(run.run_id, run.state, new_state, Change(self.actor, name, reason), values),
+            RunOutcome(run.run_id, Outcome.UPDATED, name, run.provider_id, new_state),
+            details.task_logs if details is not None else None,
+        )
 
-    def _not_found(self, name: str, run: TrackedRun) -> None:
+    def _not_found(self, name: str, run: TrackedRun, writes: _Writes) -> None:
         count = run.not_found_count + 1
-        with database_errors(), self.runtime.writers.begin() as session:
-            if count < self.settings.not_found_confirmations:
-                run_queries.set_not_found_count(
-                    session, run.run_id, from_state=run.state, count=count
-                )
-                logger.warning(
-                    "run=%s provider=%s provider_id=%s not found (%d of %d before giving up)",
-                    run.run_id,
-                    name,
-                    run.provider_id,
-                    count,
-                    self.settings.not_found_confirmations,
-                )
-                self.report.tally(Outcome.UNCHANGED, name)
-                return
-            reason = (
-                f"provider run {run.provider_id} no longer exists at {name} "
-                f"(not found {count} times in a row)"
-            )
-            moved = run_queries.move(
-                session,
+        if count < self.settings.not_found_confirmations:
+            writes.not_found.append((run.run_id, run.state, count))
+            logger.warning(
+                "run=%s provider=%s provider_id=%s not found (%d of %d before giving up)",
                 run.run_id,
-                from_state=run.state,
-                to_state=RunState.SYSTEM_ERROR.value,
-                change=Change(self.actor, name, reason),
-                values={"end_time": utcnow(), "last_error": reason, "not_found_count": count},
+                name,
+                run.provider_id,
+                count,
+                self.settings.not_found_confirmations,
             )
-        if moved:
-            self.report.add(RunOutcome(run.run_id, Outcome.FAILED, name, run.provider_id, reason))
+            self.report.tally(Outcome.UNCHANGED, name)
+            return
+        reason = (
+            f"provider run {run.provider_id} no longer exists at {name} "
+            f"(not found {count} times in a row)"
+        )
+        values = {"end_time": utcnow(), "last_error": reason, "not_found_count": count}
+        change = Change(self.actor, name, reason)
+        writes.pending.append(
+            _Pending(
+                Move(run.run_id, run.state, RunState.SYSTEM_ERROR.value, change, values),
+                RunOutcome(run.run_id, Outcome.FAILED, name, run.provider_id, reason),
+            )
+        )
 
 
 def sync_status(
@@ -290,5 +337,5 @@ def sync_status(
         after = batch[-1].run_id
         if progress is not None:
             progress(len(batch))
-    report.incomplete = trouble.incomplete
+    report.incomplete = trouble.incomplete or sync.carried
     return report

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 import re
 import unicodedata
@@ -451,13 +452,29 @@ class SimulatedHealthOmics(SimulatedService):
         return _ok(200, self._run_body(run))
 
     def _list_runs(self, request: Request, found: dict[str, str]) -> Response:
+        """Runs newest first, filtered exactly by status (one RunStatus value), name and run
+        group; the token is a cursor (the last run listed), so runs that change status while a
+        listing is paged through shift no other run out of it."""
         status = request.arg("status")
         if status is not None and status not in RUN_STATUSES:
             return aws_error("ValidationException", _invalid("status", status, "enum RunStatus"))
+        size = _page_size(request)
+        if isinstance(size, Response):
+            return size
         name, group = request.arg("name"), request.arg("runGroupId")
         with self.lock:
-            selected = []
-            for run in reversed(self._runs.values()):  # newest first (the order is undocumented)
+            runs = list(self._runs.values())  # creation order: ascending ids
+            end = len(runs)
+            token = request.arg("startingToken")
+            if token is not None:
+                last = _token_value(token, "runs")
+                if last is None or not last.isdigit():
+                    return aws_error("ValidationException", "The startingToken is not valid")
+                end = bisect.bisect_left(runs, int(last), key=lambda run: int(run.id))
+            selected: list[FakeRun] = []
+            while end > 0 and len(selected) <= size:  # one more tells whether a page follows
+                end -= 1
+                run = runs[end]
                 self._advance(run)
                 if (
                     (status is None or run.status == status)
@@ -465,7 +482,10 @@ class SimulatedHealthOmics(SimulatedService):
                     and (group is None or run.request.get("runGroupId") == group)
                 ):
                     selected.append(run)
-            return _page(request, "runs", selected, render=self._list_item)
+            body: dict[str, Any] = {"items": [self._list_item(run) for run in selected[:size]]}
+            if len(selected) > size:
+                body["nextToken"] = _token(f"runs:{selected[size - 1].id}")
+            return _ok(200, body)
 
     def _cancel_run(self, request: Request, run: FakeRun) -> Response:
         if run.status in TERMINAL:
@@ -685,6 +705,29 @@ def _compact(body: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in body.items() if value is not None}
 
 
+def _page_size(request: Request) -> int | Response:
+    """maxResults (1-100, default 100), or the service's refusal."""
+    raw = request.arg("maxResults")
+    if raw is not None and not (raw.isdigit() and 1 <= int(raw) <= 100):
+        return aws_error(
+            "ValidationException", _invalid("maxResults", raw, "Member must be from 1 to 100")
+        )
+    return int(raw) if raw is not None else 100
+
+
+def _token(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode()
+
+
+def _token_value(token: str, listing: str) -> str | None:
+    """What a token of `listing` carries, or None for a token that is not one."""
+    try:
+        kind, _, value = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
+    except (ValueError, binascii.Error):
+        return None
+    return value if kind == listing else None
+
+
 def _page(
     request: Request,
     listing: str,
@@ -693,25 +736,19 @@ def _page(
 ) -> Response:
     """One page of `items` with HealthOmics paging: maxResults 1-100, an opaque nextToken. Only
     the page's items are rendered (paging through 10,000 runs must not render each 100 times)."""
-    raw = request.arg("maxResults")
-    if raw is not None and not (raw.isdigit() and 1 <= int(raw) <= 100):
-        return aws_error(
-            "ValidationException", _invalid("maxResults", raw, "Member must be from 1 to 100")
-        )
-    size = int(raw) if raw is not None else 100
+    size = _page_size(request)
+    if isinstance(size, Response):
+        return size
     start = 0
     token = request.arg("startingToken")
     if token is not None:
-        try:
-            kind, _, offset = base64.urlsafe_b64decode(token.encode()).decode().partition(":")
-            start = int(offset)
-        except (ValueError, binascii.Error):
-            kind = ""
-        if kind != listing:
+        offset = _token_value(token, listing)
+        if offset is None or not offset.isdigit():
             return aws_error("ValidationException", "The startingToken is not valid")
+        start = int(offset)
     body: dict[str, Any] = {"items": [render(item) for item in items[start : start + size]]}
     if start + size < len(items):
-        body["nextToken"] = base64.urlsafe_b64encode(f"{listing}:{start + size}".encode()).decode()
+        body["nextToken"] = _token(f"{listing}:{start + size}")
     return _ok(200, body)
 
 

@@ -52,14 +52,17 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -72,6 +75,7 @@ from botocore.exceptions import (
     SSOError,
     TokenRetrievalError,
 )
+from botocore.utils import parse_timestamp
 
 from wesctl.config import Settings
 from wesctl.domain.states import TERMINAL_STATES
@@ -120,18 +124,23 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 PAGE_SIZE = 100  # the most ListRuns / ListRunTasks return per call
-# statuses() reads large batches from one ListRuns snapshot shared by every call within
-# LISTING_TTL (a sync pass), so chunk size hardly changes the number of calls; the bound keeps
-# the worst case (every id FAILED or unlisted: one GetRun each) to one call's worth of work.
+# The statuses a run can still leave (the service model's RunStatus without the final ones), in
+# lifecycle order. ListRuns filters by one status, so statuses() lists each: a run absent from
+# all of them has finished or is gone, and only such runs need GetRun. Listed in this order, a
+# run that moves on while the listings run is seen again later or not at all, never missed
+# while it still runs.
+LISTED_STATUSES = ("PENDING", "STARTING", "RUNNING", "STOPPING")
+FINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "DELETED"})
+# statuses() reads large batches from one listing shared by every call of a pass, so chunk size
+# hardly changes the number of calls.
 STATUS_BATCH_SIZE = 1000
-LISTING_TTL = 60.0  # seconds; a status read from the snapshot is at most this old
+LISTING_TTL = 60.0  # seconds a listing serves callers outside a sync pass (cancel, retry)
+# GetRun reads of runs absent from the listing (finished since the last pass) per pass: 100 s at
+# the default 10 calls/s. Runs beyond it are left out of statuses()' answer for the next pass.
+UNLISTED_READS_PER_PASS = 1000
 CONNECT_TIMEOUT = 10  # seconds; a reachable endpoint accepts a connection well within this
 THROTTLE_RETRY_AFTER = 1.0  # seconds; botocore's own base delay for throttling errors
 QUOTA_RETRY_AFTER = 600.0  # seconds; a resource quota (stored runs) does not clear sooner
-# Listed statuses that need GetRun: FAILED for failureReason, DELETED to confirm the run is gone.
-# A DELETED listing entry needs GetRun to tell "gone" from "listed"; a FAILED one is refined by
-# details() (which reads GetRun anyway for outputs and task logs), so it costs no extra call.
-_NEEDS_GET_RUN = frozenset({"DELETED"})
 
 # Operations whose ResourceNotFound means "no such run" rather than a missing workflow or bucket.
 RUN_OPERATIONS = frozenset({"GetRun", "CancelRun", "ListRunTasks"})
@@ -306,14 +315,20 @@ def retry_now(exc: Exception, operation: str) -> bool:
 
 
 @dataclass
-class _Listing:
-    """A ListRuns pass in progress: the items seen so far and where to resume."""
+class _Pass:
+    """What statuses() learnt in one sync pass (outside one: for LISTING_TTL seconds)."""
 
     started: float
-    items: dict[str, Mapping[str, Any]] = field(default_factory=dict)
-    token: str | None = None
-    done: bool = False
+    lifetime: float
+    direct_reads: int = 0  # GetRun reads made instead of starting a listing
+    unlisted_reads: int = 0  # GetRun reads of runs absent from the listing
+    # The listing of the runs still going, once started: id -> (status, startTime).
+    listing: dict[str, tuple[str, Any]] | None = None
+    remaining: list[str] = field(default_factory=lambda: list(LISTED_STATUSES))
+    token: str | None = None  # where the listing of remaining[0] resumes
     pages: int = 0
+    finished: dict[str, Mapping[str, Any]] = field(default_factory=dict)  # GetRun, for details()
+    changed: set[str] = field(default_factory=set)  # runs wesctl changed: their entry is stale
 
 
 class HealthOmicsProvider(AdapterBase):
@@ -339,10 +354,10 @@ class HealthOmicsProvider(AdapterBase):
         self.s3 = s3
         self.start_limiter = TokenBucket(self.own.start_rate, burst=1.0)
         self._clock = clock
-        self._listing: _Listing | None = None
+        self._pass: _Pass | None = None
         self._listing_lock = threading.Lock()
-        # ListRuns pages the last listing took: this many ids or fewer cost no more by GetRun.
-        self._listing_pages = 1
+        # ListRuns pages the last listing took: a pass reads up to this many ids by GetRun.
+        self._listing_pages = len(LISTED_STATUSES)
 
     # --- Provider -----------------------------------------------------------------------
     def validate(self, spec: RunSpec) -> None:
@@ -403,27 +418,62 @@ class HealthOmicsProvider(AdapterBase):
         return found[0] if found is not None else None
 
     def statuses(self, provider_ids: Sequence[str]) -> Mapping[str, ProviderStatus | None]:
-        """GetRun each id when that costs no more calls than the last listing; otherwise read
-        them from a ListRuns snapshot and GetRun only the DELETED and unlisted ones. A FAILED
-        run read from the listing has no failureReason yet: details() supplies it."""
-        result: dict[str, ProviderStatus | None] = dict.fromkeys(provider_ids)
-        wanted = [pid for pid in result if ID.fullmatch(pid)]  # other ids cannot exist
-        listed = {} if len(wanted) <= self._listing_pages else self._listed(wanted)
-        for pid in wanted:
-            item = listed.get(pid)
-            if item is None or item.get("status") in _NEEDS_GET_RUN:
-                result[pid] = self._get_status(pid)
+        """Read statuses from the pass's listing of the runs still going, and GetRun only the
+        runs absent from it (finished or gone), at most UNLISTED_READS_PER_PASS per pass; ids
+        beyond that are left out of the answer. While a pass's GetRun reads stay within what
+        the last listing cost, ids are read by GetRun instead of starting a listing. A final
+        run's GetRun answer is kept for details(), which needs it anyway."""
+        result: dict[str, ProviderStatus | None] = {}
+        wanted: list[str] = []
+        for provider_id in dict.fromkeys(provider_ids):
+            if ID.fullmatch(provider_id):
+                wanted.append(provider_id)
+            else:  # run ids are digits; anything else cannot exist
+                result[provider_id] = None
+        with self._listing_lock:
+            current = self._current_pass()
+            if current.listing is None and (
+                current.direct_reads + len(wanted) <= self._listing_pages
+            ):
+                current.direct_reads += len(wanted)
+                unlisted = wanted
             else:
-                result[pid] = to_status(pid, item)
+                listing = self._listed(current, [p for p in wanted if p not in current.changed])
+                unlisted = []
+                for provider_id in wanted:
+                    item = None if provider_id in current.changed else listing.get(provider_id)
+                    if item is None:
+                        unlisted.append(provider_id)
+                    else:
+                        status, started = item
+                        result[provider_id] = to_status(
+                            provider_id, {"status": status, "startTime": started}
+                        )
+                allowed = max(0, UNLISTED_READS_PER_PASS - current.unlisted_reads)
+                unlisted = unlisted[:allowed]
+                current.unlisted_reads += len(unlisted)
+        for provider_id in unlisted:
+            try:
+                run = self._get_run(provider_id)
+            except ProviderRunNotFound:
+                result[provider_id] = None
+                continue
+            result[provider_id] = to_status(provider_id, run)
+            if run.get("status") in FINAL_STATUSES:
+                with self._listing_lock:
+                    current.finished[provider_id] = run
         return result
 
     def new_pass(self) -> None:
-        """A new sync pass must see fresh statuses, even in a long-lived process."""
+        """A new sync pass must see fresh statuses, even in a long-lived process; its listing
+        serves the whole pass (at most WESCTL_PASS_TIMEOUT)."""
         with self._listing_lock:
-            self._listing = None
+            self._pass = _Pass(started=self._clock(), lifetime=self.settings.pass_timeout)
 
     def details(self, provider_id: str) -> RunDetails:
-        run = self._get_run(provider_id)
+        with self._listing_lock:
+            kept = self._pass.finished.pop(provider_id, None) if self._pass else None
+        run = kept if kept is not None else self._get_run(provider_id)
         # Only a completed run has final outputs: a cancelled run saves none.
         outputs = self._outputs(run) if run.get("status") == "COMPLETED" else {}
         return RunDetails(
@@ -572,46 +622,47 @@ class HealthOmicsProvider(AdapterBase):
             if not token:
                 return None
 
-    def _listed(self, wanted: Sequence[str]) -> Mapping[str, Mapping[str, Any]]:
-        """Return ListRuns items, paging on only until every wanted id has been seen.
+    def _current_pass(self) -> _Pass:
+        """The pass in progress, or a new one when it has outlived its lifetime (call it with
+        the listing lock held)."""
+        now = self._clock()
+        if self._pass is None or now - self._pass.started > self._pass.lifetime:
+            self._pass = _Pass(started=now, lifetime=LISTING_TTL)
+        return self._pass
 
-        The listing is kept for LISTING_TTL seconds and resumed by later calls, so a sync pass
-        that asks in many chunks pages through the account once. ListRuns has no id filter, and
-        its order is undocumented (newest first makes the in-flight runs come early).
-        """
-        with self._listing_lock:
-            now = self._clock()
-            if self._listing is None or now - self._listing.started > LISTING_TTL:
-                self._listing = _Listing(started=now)
-            listing = self._listing
-            missing = {pid for pid in wanted if pid not in listing.items}
-            while missing and not listing.done:
-                arguments = _page(token=listing.token)
-                page = self._call("ListRuns", partial(self.omics.list_runs, **arguments))
-                listing.pages += 1
-                for item in page.get("items", []):
-                    provider_id = item.get("id")
-                    if provider_id is not None:
-                        # Only what _status reads: the snapshot may hold the whole account.
-                        kept = {
-                            "status": item.get("status"),
-                            "startTime": item.get("startTime"),
-                            "stopTime": item.get("stopTime"),
-                        }
-                        listing.items[provider_id] = {
-                            key: value for key, value in kept.items() if value is not None
-                        }
-                        missing.discard(provider_id)
-                listing.token = page.get("nextToken")
-                listing.done = not listing.token
-            self._listing_pages = max(1, listing.pages)
-            return listing.items
+    def _listed(self, current: _Pass, wanted: Sequence[str]) -> Mapping[str, tuple[str, Any]]:
+        """The pass's listing of the runs still going, paged on (status by status) only until
+        every wanted id has been seen, and resumed by later calls: a pass pages through the
+        account's running runs once. Call it with the listing lock held."""
+        if current.listing is None:
+            current.listing = {}
+        listing = current.listing
+        missing = {pid for pid in wanted if pid not in listing}
+        while missing and current.remaining:
+            status = current.remaining[0]
+            arguments = _page(token=current.token, status=status)
+            page = self._call("ListRuns", partial(self.omics.list_runs, **arguments))
+            current.pages += 1
+            for item in page.get("items", []):
+                provider_id = item.get("id")
+                if provider_id is not None:
+                    # Only what to_status reads of a running run: the listing may hold many.
+                    listed = sys.intern(str(item.get("status", status)))
+                    listing[provider_id] = (listed, item.get("startTime"))
+                    missing.discard(provider_id)
+            current.token = page.get("nextToken")
+            if not current.token:
+                current.remaining.pop(0)
+        done = not current.remaining  # a partial listing cost at least this much
+        floor = len(LISTED_STATUSES) if done else self._listing_pages
+        self._listing_pages = max(floor, current.pages)
+        return listing
 
     def _forget(self, provider_id: str) -> None:
-        """Drop a run from the listing snapshot once wesctl itself changed it."""
+        """Read a run by GetRun for the rest of the pass once wesctl itself changed it."""
         with self._listing_lock:
-            if self._listing is not None:
-                self._listing.items.pop(provider_id, None)
+            if self._pass is not None:
+                self._pass.changed.add(provider_id)
 
     # --- outputs and task logs -------------------------------------------------------------
     def _outputs(self, run: Mapping[str, Any]) -> dict[str, Any]:
@@ -757,12 +808,12 @@ def build(
     which wesctl replaces, so an installation configured for that daemon keeps working.
     `sleep` is the retry back-off's sleep (tests pass a no-op).
     """
-    session = boto3.session.Session(region_name=settings.provider(SPEC).region or None)
+    session = _session(settings.provider(SPEC).region or None)
     if session.region_name is None:
         logger.info(
             "no AWS region configured; using %s, as the original daemon did", FALLBACK_REGION
         )
-        session = boto3.session.Session(region_name=FALLBACK_REGION)
+        session = _session(FALLBACK_REGION)
     config = client_config(settings)
     omics = session.client("omics", config=config)
     s3 = session.client("s3", config=config)
@@ -770,3 +821,22 @@ def build(
 
 
 FALLBACK_REGION = "us-east-1"
+
+
+def _session(region: str | None) -> boto3.session.Session:
+    """A boto3 session whose clients parse timestamps with `parse_time`."""
+    core = botocore.session.get_session()
+    core.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=parse_time)
+    return boto3.session.Session(botocore_session=core, region_name=region)
+
+
+def parse_time(value: Any) -> datetime:
+    """botocore's timestamp parser, made fast for the ISO 8601 times the services send:
+    botocore's own (dateutil's general parser) took most of the CPU of listing 100,000 runs."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    parsed: datetime = parse_timestamp(value)
+    return parsed
