@@ -366,3 +366,45 @@ def test_no_statement_of_the_commands_reads_the_finished_runs(
     }
     engine.dispose()
     assert problems == {}, json.dumps(problems, indent=1)
+
+
+def test_status_counts_unfinished_runs_and_runs_finished_in_the_last_24_hours(db_url: str) -> None:
+    _upgrade(db_url)
+    engine = create_engine(db_url)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    old, recent, running = (str(uuid.uuid4()) for _ in range(3))
+    rows = [
+        (old, "COMPLETE", now - timedelta(days=2)),
+        (recent, "COMPLETE", now - timedelta(hours=1)),
+        (running, "RUNNING", now - timedelta(days=3)),
+    ]
+    with engine.begin() as connection:
+        for run_id, state, at in rows:
+            connection.execute(
+                insert(WorkflowRun.__table__),
+                {
+                    "run_id": run_id,
+                    "state": state,
+                    "workflow_type": "CWL",
+                    "workflow_type_version": "v1.0",
+                    "workflow_url": DEFAULT_APP,
+                    "tags": {"provider_type": "sevenbridges"},
+                    "start_time": at,
+                    "provider_type": "sevenbridges",
+                    "provider_id": str(uuid.uuid4()),
+                    "submitted_at": at,
+                },
+            )
+            connection.execute(
+                insert(StateTransition.__table__), _transition(run_id, at, "QUEUED", state)
+            )
+    engine.dispose()
+
+    result = wesctl("--database-uri", db_url, "status", "--json")
+
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    counts = {(item["state"], item["provider"]): item["runs"] for item in shown["counts"]}
+    assert counts == {("COMPLETE", "sevenbridges"): 1, ("RUNNING", "sevenbridges"): 1}
+    assert shown["history_since"] is not None
+    assert shown["last_sync"] is not None, "the recent run's move, by sync-status@test"
