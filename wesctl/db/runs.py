@@ -36,10 +36,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Update
 from sqlalchemy.types import BINARY
 
-from wesctl.db.engine import is_mysql, utcnow
+from wesctl.db.engine import MYSQL_BACKENDS, is_mysql, utcnow
 from wesctl.db.tables import (
     ACTOR_LENGTH,
     ALL_STATES,
@@ -723,6 +724,16 @@ def cancel_target(session: Session, run_id: str, default_provider: str) -> Cance
     )
 
 
+def not_along_primary_key(query: Select[Any]) -> Select[Any]:
+    """A keyset batch (`run_id > ? ORDER BY run_id LIMIT n`) of some states, never read along
+    the primary key: MySQL's planner would walk it from the key on to save a sort, through
+    every finished run after it, rather than take the state index (seen at 20,000 finished
+    runs). The other engines read such batches from a partial index."""
+    for dialect in MYSQL_BACKENDS:
+        query = query.with_hint(WorkflowRun, "IGNORE INDEX (PRIMARY)", dialect)
+    return query
+
+
 @dataclass(frozen=True)
 class PendingStop:
     run_id: str
@@ -754,6 +765,8 @@ def pending_stops(
         query = query.where(WorkflowRun.run_id > after_run_id)
     if run_ids is not None:
         query = query.where(WorkflowRun.run_id.in_(list(run_ids)))
+    else:
+        query = not_along_primary_key(query)
     query = query.order_by(WorkflowRun.run_id).limit(limit)
     return [
         PendingStop(row.run_id, row.state, row.provider, row.provider_id)
@@ -805,6 +818,8 @@ def in_flight_batch(
         query = query.where(WorkflowRun.run_id > after_run_id)
     if run_ids is not None:
         query = query.where(WorkflowRun.run_id.in_(list(run_ids)))
+    else:
+        query = not_along_primary_key(query)
     if checked_before is not None:
         query = query.where(
             or_(
