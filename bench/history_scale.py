@@ -9,9 +9,10 @@ task logs and three history rows (INITIALIZING, RUNNING, its final state), finis
 them whatever N is). Rows are bulk-loaded (COPY on PostgreSQL, executemany in chunks of 20,000
 elsewhere) into the migrated schema, then PostgreSQL is ANALYZEd (as autovacuum would have).
 
-Every command runs as its own `wesctl` process, three times, under GNU time (/usr/bin/time,
-which reads the child's rusage with wait4); the table shows the median wall and CPU time and the
-largest peak RSS. `submit-queued` is a no-op: the concurrency
+Every command runs as its own `wesctl` process under GNU time (/usr/bin/time, which reads the
+child's rusage with wait4), three rounds, each running every command once on every database (so
+a change in the machine's load falls on all sizes alike); the table shows the median wall and
+CPU time and the largest peak RSS. `submit-queued` is a no-op: the concurrency
 cap (DAEMON_MAX_CONCURRENT_WORKFLOWS=1000) is full, so its claim finds no slot.
 
     .venv/bin/python bench/history_scale.py --sizes 0,100000
@@ -295,9 +296,8 @@ def run_once(argv: Sequence[str], environ: dict[str, str], cwd: Path) -> tuple[f
 Measured = tuple[float, float, float]  # median wall s, median CPU s, largest peak RSS MiB
 
 
-def measure(argv: Sequence[str], environ: dict[str, str], cwd: Path) -> Measured:
-    """Medians of three runs, and the largest peak RSS."""
-    results = [run_once(argv, environ, cwd) for _ in range(3)]
+def summarise(results: Sequence[tuple[float, float, float]]) -> Measured:
+    """Medians of the runs, and the largest peak RSS."""
     return (
         statistics.median(r[0] for r in results),
         statistics.median(r[1] for r in results),
@@ -312,23 +312,29 @@ def main() -> None:
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
     engine_name = common.database_name(args.database_uri)
-    results: dict[tuple[str, int], Measured] = {}
-    with common.workspace() as directory:
+    runs: dict[tuple[str, int], list[tuple[float, float, float]]] = {}
+    with common.workspace() as directory, contextlib.ExitStack() as stack:
         fake = common.start_fake("sevenbridges", 0.0)
-        try:
-            for size in sizes:
-                with database_with_history(args.database_uri, directory, size, fake) as (url, run):
-                    environ = command_environ(url, fake, directory)
-                    for command in COMMANDS:
-                        argv = [part.format(run=run) for part in command]
-                        label = " ".join(command).replace("{run}", "ID")
-                        results[label, size] = measure(argv, environ, directory)
-                        wall, cpu, mib = results[label, size]
-                        common.log(
-                            f"{size} finished: {label} {wall:.2f} s {cpu:.2f} s CPU {mib:.0f} MiB"
-                        )
-        finally:
-            fake.stop()
+        stack.callback(fake.stop)
+        databases = {}
+        for size in sizes:
+            sub = directory / str(size)
+            sub.mkdir()
+            url, run = stack.enter_context(
+                database_with_history(args.database_uri, sub, size, fake)
+            )
+            databases[size] = (command_environ(url, fake, sub), run, sub)
+        # Interleaved (each round runs every command once on every database), so a change in
+        # the machine's load falls on every size alike.
+        for round_ in range(3):
+            for command in COMMANDS:
+                label = " ".join(command).replace("{run}", "ID")
+                for size in sizes:
+                    environ, run, sub = databases[size]
+                    argv = [part.format(run=run) for part in command]
+                    runs.setdefault((label, size), []).append(run_once(argv, environ, sub))
+            common.log(f"round {round_ + 1} of 3 done")
+    results = {key: summarise(values) for key, values in runs.items()}
     print_table(engine_name, sizes, results)
 
 
