@@ -352,7 +352,7 @@ def start_fake(provider: str, latency: float) -> CountingFake:
 def duplicate_runs(fake: CountingSevenBridgesFake | CountingHealthOmicsFake) -> int:
     """Provider runs beyond one per WES run (0 when each run was submitted exactly once)."""
     if isinstance(fake, CountingSevenBridgesFake):
-        with fake._state_lock:
+        with fake.lock:
             names = [task.name for task in fake.tasks.values() if not task.deleted]
     else:
         with fake.lock:
@@ -497,7 +497,7 @@ def add_sevenbridges_task(fake: SimulatedSevenBridges, run_id: str, status: str)
         started=now if status == "RUNNING" else None,
         runs=1,
     )
-    with fake._state_lock:
+    with fake.lock:
         fake.tasks[task.id] = task
     return task.id
 

@@ -41,6 +41,7 @@ from wesctl.db.runs import ProviderFilter, queued_unsubmitted
 from wesctl.db.tables import StateTransition, WorkflowRun
 from wesctl.domain.outcomes import Outcome
 from wesctl.domain.states import RunState
+from wesctl.domain.types import Attempt
 from wesctl.providers.registry import build_provider
 from wesctl.services.runtime import Runtime
 from wesctl.services.submit import spec_from_row, submit_queued
@@ -236,11 +237,7 @@ def naive_pass(engine: Engine, settings: Settings, provider: str) -> list[float]
     for row in rows:
         begun = time.perf_counter()
         submission = adapter.submit(
-            spec_from_row(row),
-            idempotency_key=f"wesctl-{row.run_id}",
-            known_provider_id=None,
-            may_exist=False,
-            record_provider_id=lambda provider_id: None,
+            Attempt(spec_from_row(row), f"wesctl-{row.run_id}"), lambda provider_id: None
         )
         with engine.begin() as connection:
             connection.execute(

@@ -6,9 +6,12 @@ package its own."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 _SETTING = "wesctl.setting"
 
@@ -78,6 +81,19 @@ def setting(
     return dataclasses.field(repr=repr, metadata={_SETTING: declared})
 
 
+def secret_setting(env: str, help: str, *, credential: str, required_for: str | None = None) -> Any:
+    """Declare an optional secret read from `env` or from the systemd credential `credential`."""
+    return setting(
+        env,
+        "",
+        optional_secret,
+        help,
+        secret=True,
+        credential=credential,
+        required_for=required_for,
+    )
+
+
 def declared(cls: type[Any], *, prefix: str = "", section: str | None = None) -> tuple[Field, ...]:
     """Return the settings `cls` declares, in declaration order, keyed `<prefix><attribute>`."""
     found: list[Field] = []
@@ -136,10 +152,26 @@ def text(raw: str) -> str:
     return raw.strip()
 
 
-def optional_text(raw: str) -> str | None:
-    return raw.strip() or None
+def optional(parse: Callable[[str], T]) -> Callable[[str], T | None]:
+    """The parser of an optional value: blank is None, anything else is `parse`d stripped."""
+
+    def parse_optional(raw: str) -> T | None:
+        value = raw.strip()
+        return parse(value) if value else None
+
+    return parse_optional
 
 
-def optional_secret(raw: str) -> Secret | None:
-    value = raw.strip()
-    return Secret(value) if value else None
+def matching(pattern: re.Pattern[str], must_be: str) -> Callable[[str], str]:
+    """The parser of a value `pattern` matches in full; `must_be` says what it must be."""
+
+    def parse_matching(value: str) -> str:
+        if not pattern.fullmatch(value):
+            raise ValueError(f"must be {must_be}")
+        return value
+
+    return parse_matching
+
+
+optional_text = optional(text)
+optional_secret = optional(Secret)

@@ -11,6 +11,7 @@ import signal
 import sys
 
 from tests.contract.arvados_fixtures import arvados_settings, run_spec
+from wesctl.domain.types import Attempt
 from wesctl.providers.arvados.adapter import build
 
 
@@ -26,13 +27,7 @@ def main(argv: list[str]) -> None:
         if mode == ["kill-after-record"]:
             os.kill(os.getpid(), signal.SIGKILL)
 
-    provider.submit(
-        run_spec(run_id),
-        idempotency_key=f"wesctl-{run_id}-1",
-        known_provider_id=None,
-        may_exist=False,
-        record_provider_id=record,
-    )
+    provider.submit(Attempt(run_spec(run_id), f"wesctl-{run_id}-1"), record)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import pytest
 
 from tests.contract.arvados_fixtures import make_provider, run_spec
 from wesctl.domain.states import RunState
+from wesctl.domain.types import Attempt
 from wesctl.providers.arvados.adapter import ArvadosProvider
 from wesctl.providers.base import ProviderMisconfigured, ProviderRejected, ProviderUnavailable
 from wesctl.simulated.arvados import DEFAULT_PROJECT, SimulatedArvados
@@ -41,11 +42,7 @@ def submit(
 ) -> Any:
     recorded = recorded if recorded is not None else []
     return provider.submit(
-        run_spec(run_id),
-        idempotency_key=f"wesctl-{run_id}-1",
-        known_provider_id=known,
-        may_exist=may_exist,
-        record_provider_id=record or recorded.append,
+        Attempt(run_spec(run_id), f"wesctl-{run_id}-1", known, may_exist), record or recorded.append
     )
 
 
@@ -119,10 +116,7 @@ def test_both_create_answers_lost_raises_then_the_next_attempt_adopts(
 def test_crash_before_create_leaves_nothing(
     sim: SimulatedArvados, provider: ArvadosProvider
 ) -> None:
-    assert (
-        provider.lookup(run_spec("run-0"), idempotency_key="wesctl-run-0-1", known_provider_id=None)
-        is None
-    )
+    assert provider.lookup(Attempt(run_spec("run-0"), "wesctl-run-0-1")) is None
     result = submit(provider, "run-0", may_exist=True)
     assert [r["uuid"] for r in committed(sim, "run-0")] == [result.provider_id]
 
@@ -329,13 +323,7 @@ def test_invalid_per_run_options_are_rejected_before_any_call(
 def test_unknown_workflow_is_rejected(sim: SimulatedArvados, provider: ArvadosProvider) -> None:
     spec = run_spec("run-w", workflow_url="zzzzz-7fd4e-000000000000999")
     with pytest.raises(ProviderRejected, match="get workflow failed"):
-        provider.submit(
-            spec,
-            idempotency_key="k",
-            known_provider_id=None,
-            may_exist=False,
-            record_provider_id=lambda uuid: None,
-        )
+        provider.submit(Attempt(spec, "k"), lambda uuid: None)
 
 
 def test_503_is_unavailable(sim: SimulatedArvados, provider: ArvadosProvider) -> None:

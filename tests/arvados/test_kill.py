@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.contract.arvados_fixtures import make_provider, run_spec
+from wesctl.domain.types import Attempt
 from wesctl.simulated.arvados import DEFAULT_PROJECT, SimulatedArvados
 from wesctl.simulated.http import SLOW, SLOW_AFTER
 
@@ -63,11 +64,8 @@ def test_kill_9_at_each_step_leaves_exactly_one_committed_request(
     provider = make_provider(sim)
     try:
         result = provider.submit(
-            run_spec(run_id),
-            idempotency_key=f"wesctl-{run_id}-1",
-            known_provider_id=stored[-1] if stored else None,
-            may_exist=True,
-            record_provider_id=stored.append,
+            Attempt(run_spec(run_id), f"wesctl-{run_id}-1", stored[-1] if stored else None, True),
+            stored.append,
         )
         requests = sim.requests_for_run(run_id)
         live = [r for r in requests if r["state"] != "Uncommitted"]

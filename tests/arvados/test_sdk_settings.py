@@ -14,6 +14,7 @@ import pytest
 
 from tests.contract.arvados_fixtures import arvados_settings, make_provider, run_spec
 from wesctl.config import Settings, load_settings
+from wesctl.domain.types import Attempt
 from wesctl.errors import ConfigError
 from wesctl.providers.arvados.adapter import build
 from wesctl.providers.arvados.settings import SPEC as ARVADOS
@@ -140,13 +141,7 @@ def test_secret_inputs_go_to_secret_mounts_and_never_into_the_request(
             workflow_url=SECRET_WORKFLOW,
             workflow_params={"message": "hi", "password": "s3cr3t"},
         )
-        result = provider.submit(
-            spec,
-            idempotency_key="k",
-            known_provider_id=None,
-            may_exist=False,
-            record_provider_id=lambda uuid: None,
-        )
+        result = provider.submit(Attempt(spec, "k"), lambda uuid: None)
     finally:
         provider.close()
     request = sim.request(result.provider_id)
@@ -161,13 +156,7 @@ def test_secret_inputs_go_to_secret_mounts_and_never_into_the_request(
 def test_a_trashed_output_collection_reads_as_no_outputs(sim: SimulatedArvados) -> None:
     provider = make_provider(sim)
     try:
-        pid = provider.submit(
-            run_spec("run-trash"),
-            idempotency_key="k",
-            known_provider_id=None,
-            may_exist=False,
-            record_provider_id=lambda uuid: None,
-        ).provider_id
+        pid = provider.submit(Attempt(run_spec("run-trash"), "k"), lambda uuid: None).provider_id
         sim.finish(pid, succeed=True)
         sim.trash_collection(sim.request(pid)["output_uuid"])
         details = provider.details(pid)

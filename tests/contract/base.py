@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import pytest
 
 from wesctl.domain.states import TERMINAL_STATES, RunState
-from wesctl.domain.types import RunSpec
+from wesctl.domain.types import Attempt, RunSpec
 from wesctl.providers.base import (
     Provider,
     ProviderMisconfigured,
@@ -93,11 +93,8 @@ def submit(
 ) -> Any:
     recorded = recorded if recorded is not None else []
     return harness.provider.submit(
-        harness.spec(run_id),
-        idempotency_key=key or f"wesctl-{run_id}-1",
-        known_provider_id=known,
-        may_exist=may_exist,
-        record_provider_id=recorded.append,
+        Attempt(harness.spec(run_id), key or f"wesctl-{run_id}-1", known, may_exist),
+        recorded.append,
     )
 
 

@@ -21,7 +21,7 @@ from tests.contract.aws_fixtures import (
     s3_client,
 )
 from tests.contract.base import ProviderContract
-from wesctl.domain.types import RunSpec
+from wesctl.domain.types import Attempt, RunSpec
 from wesctl.providers.base import ProviderMisconfigured, ProviderRejected, ProviderUnavailable
 from wesctl.providers.healthomics.adapter import (
     CREDENTIALS_FIX,
@@ -30,7 +30,7 @@ from wesctl.providers.healthomics.adapter import (
     HealthOmicsProvider,
 )
 from wesctl.simulated.healthomics import SimulatedHealthOmics
-from wesctl.simulated.http import NOT_THE_API
+from wesctl.simulated.http import ERROR, NOT_THE_API
 
 WORKFLOW_ID = "1234567"  # a WDL workflow the fake knows
 
@@ -72,7 +72,7 @@ class OmicsHarness:
         self.fake.inject(kind, operation, count=count, message=message or "injected fault")
 
     def status_calls(self) -> int:
-        return self.fake.calls["status"]
+        return self.fake.calls["GetRun"] + self.fake.calls["ListRuns"]
 
     def requests(self) -> int:
         return sum(self.fake.calls.values())
@@ -116,11 +116,7 @@ OTHER_ROLE = "arn:aws:iam::123456789012:role/team-b-runs"
 def submit_run(harness: OmicsHarness, run_id: str, **options: Any) -> str:
     tags: dict[str, Any] = {"workflow_engine_parameters": options} if options else {}
     return harness.provider.submit(
-        harness.spec(run_id, tags=tags),
-        idempotency_key=f"wesctl-{run_id}",
-        known_provider_id=None,
-        may_exist=False,
-        record_provider_id=lambda provider_id: None,
+        Attempt(harness.spec(run_id, tags=tags), f"wesctl-{run_id}"), lambda provider_id: None
     ).provider_id
 
 
@@ -159,7 +155,9 @@ def test_a_runs_own_role_denied_is_that_runs(harness: OmicsHarness) -> None:
 
 
 def test_a_runs_own_output_uri_denied_is_that_runs(harness: OmicsHarness) -> None:
-    harness.fake.inject_error("StartRun", "AccessDeniedException", message="no access to bucket")
+    harness.fake.inject(
+        ERROR, "StartRun", code="AccessDeniedException", message="no access to bucket"
+    )
     with pytest.raises(ProviderRejected, match="output_uri"):
         submit_run(harness, "run-own-output", output_uri="s3://team-b-bucket/out")
 
@@ -174,7 +172,7 @@ def test_access_denied_on_the_callers_own_calls_is_the_installations(
         "ListRuns": lambda: harness.provider.statuses(pids),  # two ids: listed, not got
         "CancelRun": lambda: harness.provider.cancel(pids[0]),
     }
-    harness.fake.inject_error(operation, "AccessDeniedException", message="not authorized")
+    harness.fake.inject(ERROR, operation, code="AccessDeniedException", message="not authorized")
     with pytest.raises(ProviderMisconfigured, match="not authorized") as info:
         calls[operation]()
     assert f"omics:{operation}" in info.value.fix

@@ -17,7 +17,7 @@ import sevenbridges
 from tests.contract.base import ProviderContract, VirtualClock
 from wesctl.config import Settings, load_settings
 from wesctl.domain.states import RunState
-from wesctl.domain.types import RunSpec
+from wesctl.domain.types import Attempt, RunSpec
 from wesctl.providers.base import ProviderMisconfigured, ProviderRejected, ProviderUnavailable
 from wesctl.providers.ratelimit import TokenBucket
 from wesctl.providers.sevenbridges.adapter import (
@@ -172,11 +172,7 @@ def test_fake_script_drives_runs_by_its_clock(
         spec = harness.spec(run_id)
         spec = dataclasses.replace(spec, workflow_params={**spec.workflow_params, **params})
         return harness.provider.submit(
-            spec,
-            idempotency_key=f"key-{run_id}",
-            known_provider_id=None,
-            may_exist=False,
-            record_provider_id=lambda task_id: None,
+            Attempt(spec, f"key-{run_id}"), lambda task_id: None
         ).provider_id
 
     ok, failing = submit("run-scripted"), submit("run-scripted-fail", fake_fail=True)
@@ -280,11 +276,7 @@ OWN_PROJECT = "wes-user/team-b"  # a project a run names itself
 
 def submit_run(harness: SevenBridgesHarness, run_id: str, **tags: str) -> str:
     return harness.provider.submit(
-        harness.spec(run_id, tags=tags),
-        idempotency_key=f"key-{run_id}",
-        known_provider_id=None,
-        may_exist=False,
-        record_provider_id=lambda task_id: None,
+        Attempt(harness.spec(run_id, tags=tags), f"key-{run_id}"), lambda task_id: None
     ).provider_id
 
 
@@ -323,11 +315,8 @@ def test_a_default_project_that_is_gone_is_the_installations(
     assert "SEVENBRIDGES_PROJECT" in info.value.fix
     with pytest.raises(ProviderMisconfigured):  # an interrupted submission's lookup
         harness.provider.submit(
-            harness.spec("run-no-project"),
-            idempotency_key="key-run-no-project",
-            known_provider_id=None,
-            may_exist=True,
-            record_provider_id=lambda task_id: None,
+            Attempt(harness.spec("run-no-project"), "key-run-no-project", None, True),
+            lambda task_id: None,
         )
 
 
@@ -338,13 +327,7 @@ def test_an_unknown_app_in_the_default_project_is_the_runs(
     spec = harness.spec("run-bad-app", workflow_url="wes-user/wes/no-such-app")
     before = harness.requests()
     with pytest.raises(ProviderRejected, match="no-such-app") as info:
-        harness.provider.submit(
-            spec,
-            idempotency_key="key-bad-app",
-            known_provider_id=None,
-            may_exist=False,
-            record_provider_id=lambda task_id: None,
-        )
+        harness.provider.submit(Attempt(spec, "key-bad-app"), lambda task_id: None)
     assert not isinstance(info.value, ProviderMisconfigured)
     assert harness.requests() - before == 2  # the create, then one look at the default project
 

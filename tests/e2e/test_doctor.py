@@ -30,6 +30,7 @@ from wesctl.services.doctor import (
     run_checks,
 )
 from wesctl.simulated.healthomics import SimulatedHealthOmics
+from wesctl.simulated.http import ERROR
 from wesctl.simulated.sevenbridges import DEFAULT_PROJECT, SimulatedSevenBridges
 
 HEAD = schema.SCHEMA_HEAD
@@ -129,7 +130,7 @@ def test_every_check_passes_on_a_working_installation(
     port = listener.sock.getsockname()[1]
     doctor.env["DAEMON_NOTIFICATION_PORT"] = str(port)
     settings = load_settings(environ=doctor.env, env_file=doctor.env_file, export_sdk=False)
-    listworkflows_before = omics.api_calls["ListWorkflows"]
+    listworkflows_before = omics.calls["ListWorkflows"]
 
     with running_server(settings, listener):
         results = doctor.run()
@@ -158,7 +159,7 @@ def test_every_check_passes_on_a_working_installation(
     assert all(result.fix == "" for result in results)
     # one read-only request per probe
     assert (sbg.calls["user"], sbg.calls["project"]) == (1, 1)
-    assert omics.api_calls["ListWorkflows"] - listworkflows_before == 1
+    assert omics.calls["ListWorkflows"] - listworkflows_before == 1
     assert sum(sbg.calls.values()) == 2
     assert results[0].to_json() == {
         "check": "configuration",
@@ -311,7 +312,7 @@ def test_unreachable_sts(doctor: Doctor, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_omics_access_denied(doctor: Doctor, omics: SimulatedHealthOmics) -> None:
-    omics.inject_error("ListWorkflows", "AccessDeniedException", message="not allowed")
+    omics.inject(ERROR, "ListWorkflows", code="AccessDeniedException", message="not allowed")
 
     result = doctor.check("healthomics access")
 

@@ -44,7 +44,7 @@ from tests.contract.aws_fixtures import (
 from tests.contract.base import VirtualClock
 from wesctl.config import Settings
 from wesctl.domain.states import RunState
-from wesctl.domain.types import RunSpec
+from wesctl.domain.types import Attempt, RunSpec
 from wesctl.providers.base import (
     ProviderMisconfigured,
     ProviderRejected,
@@ -72,7 +72,7 @@ from wesctl.providers.healthomics.mapping import (
 )
 from wesctl.providers.healthomics.settings import SPEC as HEALTHOMICS
 from wesctl.simulated.healthomics import SimulatedHealthOmics
-from wesctl.simulated.http import SimulatedClock
+from wesctl.simulated.http import ERROR, SimulatedClock
 
 WDL, CWL, NEXTFLOW, READY2RUN = "1234567", "2345678", "3456789", "9500764"
 
@@ -439,11 +439,7 @@ def submit(
 ) -> str:
     recorded: list[str] = []
     result = provider.submit(
-        run,
-        idempotency_key=key or f"wesctl-{run.run_id}",
-        known_provider_id=None,
-        may_exist=may_exist,
-        record_provider_id=recorded.append,
+        Attempt(run, key or f"wesctl-{run.run_id}", None, may_exist), recorded.append
     )
     assert recorded == []  # StartRun creates and starts at once: the outcome write stores the id
     return result.provider_id
@@ -572,13 +568,7 @@ def test_minimal_run_translation(fake: SimulatedHealthOmics, provider: HealthOmi
 
 
 def test_submission_metadata_and_status(provider: HealthOmicsProvider) -> None:
-    result = provider.submit(
-        spec("run-meta"),
-        idempotency_key="key-meta",
-        known_provider_id=None,
-        may_exist=False,
-        record_provider_id=lambda pid: None,
-    )
+    result = provider.submit(Attempt(spec("run-meta"), "key-meta"), lambda pid: None)
     assert result.status.raw_status == "PENDING"
     assert result.status.state == RunState.INITIALIZING
     assert not result.adopted
@@ -765,10 +755,10 @@ def test_accepted_then_dropped_start_is_not_retried_blindly(
     fake: SimulatedHealthOmics, provider: HealthOmicsProvider
 ) -> None:
     fake.inject("drop_after_accept", "submit")
-    starts = fake.api_calls["StartRun"]
+    starts = fake.calls["StartRun"]
     with pytest.raises(ProviderUnavailable):
         submit(provider, spec("run-crash"))
-    assert fake.api_calls["StartRun"] == starts + 1
+    assert fake.calls["StartRun"] == starts + 1
     assert len(fake.runs_for("run-crash")) == 1  # the service did start it
 
 
@@ -790,18 +780,14 @@ def test_may_exist_finds_the_run_without_starting_again(
     fake.inject("drop_after_accept", "submit")
     with pytest.raises(ProviderUnavailable):
         submit(provider, spec("run-recover"), key="key-recover")
-    starts = fake.api_calls["StartRun"]
+    starts = fake.calls["StartRun"]
     recorded: list[str] = []
     result = provider.submit(
-        spec("run-recover"),
-        idempotency_key="key-recover",
-        known_provider_id=None,
-        may_exist=True,
-        record_provider_id=recorded.append,
+        Attempt(spec("run-recover"), "key-recover", None, True), recorded.append
     )
     assert result.adopted
     assert recorded == []
-    assert fake.api_calls["StartRun"] == starts  # found by name and tags: no StartRun spent
+    assert fake.calls["StartRun"] == starts  # found by name and tags: no StartRun spent
     assert len(fake.runs_for("run-recover")) == 1
 
 
@@ -816,13 +802,7 @@ def test_a_new_submission_key_is_not_confused_with_an_old_run(
 
 def test_known_id_that_vanished_is_not_found(provider: HealthOmicsProvider) -> None:
     with pytest.raises(ProviderRunNotFound):
-        provider.submit(
-            spec("run-vanished"),
-            idempotency_key="k",
-            known_provider_id="999999999",
-            may_exist=True,
-            record_provider_id=lambda pid: None,
-        )
+        provider.submit(Attempt(spec("run-vanished"), "k", "999999999", True), lambda pid: None)
 
 
 def test_transient_faults_on_a_batch_of_submissions(
@@ -852,12 +832,14 @@ def test_transient_faults_on_a_batch_of_submissions(
 def test_quota_refusal_keeps_the_run_queued_without_burning_start_calls(
     fake: SimulatedHealthOmics, provider: HealthOmicsProvider
 ) -> None:
-    fake.inject_error("submit", "ServiceQuotaExceededException", message="Maximum runs reached")
-    starts = fake.api_calls["StartRun"]
+    fake.inject(
+        ERROR, "submit", code="ServiceQuotaExceededException", message="Maximum runs reached"
+    )
+    starts = fake.calls["StartRun"]
     with pytest.raises(ProviderUnavailable, match="quota") as info:
         submit(provider, spec("run-quota"))
     assert "Maximum runs reached" in str(info.value)
-    assert fake.api_calls["StartRun"] == starts + 1
+    assert fake.calls["StartRun"] == starts + 1
     assert len(fake.runs_for("run-quota")) == 0
 
 
@@ -939,12 +921,12 @@ def test_large_status_batches_cost_few_calls(
         fresh_fake.finish(pid, succeed=True)
     for pid in ids[110:115]:
         fresh_fake.finish(pid, succeed=False)
-    before = fresh_fake.api_calls.copy()
+    before = fresh_fake.calls.copy()
     # the sync service asks in chunks; the listing is shared by all of them
     result: dict[str, Any] = {}
     for start in range(0, len(ids), 50):
         result.update(built.statuses(ids[start : start + 50]))
-    calls = fresh_fake.api_calls - before
+    calls = fresh_fake.calls - before
     assert calls["ListRuns"] == 3  # 250 runs, 100 per page, listed once
     assert calls["GetRun"] == 0  # failed runs get their failureReason from details()
     assert sum(calls.values()) <= len(ids) / 30
@@ -984,12 +966,12 @@ def test_the_listing_snapshot_expires(fresh_fake: SimulatedHealthOmics, tmp_path
     ids = [submit(provider, spec(f"run-ttl-{index}")) for index in range(5)]
     provider.statuses(ids)
     fresh_fake.set_status(ids[0], "RUNNING")
-    before = fresh_fake.api_calls["ListRuns"]
+    before = fresh_fake.calls["ListRuns"]
     assert provider.statuses(ids)[ids[0]].state == RunState.INITIALIZING  # type: ignore[union-attr]
-    assert fresh_fake.api_calls["ListRuns"] == before  # served from the snapshot
+    assert fresh_fake.calls["ListRuns"] == before  # served from the snapshot
     clock.now += LISTING_TTL + 1
     assert provider.statuses(ids)[ids[0]].state == RunState.RUNNING  # type: ignore[union-attr]
-    assert fresh_fake.api_calls["ListRuns"] == before + 1
+    assert fresh_fake.calls["ListRuns"] == before + 1
     provider.close()
 
 
@@ -999,10 +981,10 @@ def test_cancel_forgets_the_snapshot_entry(
     built, _ = build_provider(make_settings(tmp_path))
     ids = [submit(built, spec(f"run-cancel-batch-{index}")) for index in range(3)]
     built.statuses(ids)
-    listed = fake.api_calls["ListRuns"]
+    listed = fake.calls["ListRuns"]
     built.cancel(ids[0])
     status = built.statuses(ids)[ids[0]]
-    assert fake.api_calls["ListRuns"] == listed  # the others still come from the snapshot
+    assert fake.calls["ListRuns"] == listed  # the others still come from the snapshot
     assert status is not None
     assert status.state == RunState.CANCELED
     built.close()
@@ -1018,7 +1000,7 @@ def test_cancel_refused_for_a_running_run_is_raised(
 ) -> None:
     pid = submit(provider, spec("run-cancel-refused"))
     fake.set_status(pid, "RUNNING")
-    fake.inject_error("cancel", "ConflictException", message="run is being updated")
+    fake.inject(ERROR, "cancel", code="ConflictException", message="run is being updated")
     with pytest.raises(ProviderRejected, match="run is being updated"):
         provider.cancel(pid)
 
@@ -1028,12 +1010,14 @@ def test_cancel_denied_is_the_installations_without_a_status_read(
 ) -> None:
     pid = submit(provider, spec("run-cancel-denied"))
     fake.set_status(pid, "RUNNING")
-    fake.inject_error("cancel", "AccessDeniedException", message="not allowed: omics:CancelRun")
-    before = fake.api_calls["GetRun"]
+    fake.inject(
+        ERROR, "cancel", code="AccessDeniedException", message="not allowed: omics:CancelRun"
+    )
+    before = fake.calls["GetRun"]
     with pytest.raises(ProviderMisconfigured, match="omics:CancelRun") as info:
         provider.cancel(pid)
     assert "omics:CancelRun" in info.value.fix
-    assert fake.api_calls["GetRun"] == before
+    assert fake.calls["GetRun"] == before
 
 
 @pytest.mark.parametrize(

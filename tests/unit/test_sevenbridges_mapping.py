@@ -39,7 +39,7 @@ from sevenbridges.models.enums import TaskStatus
 from tests.contract.test_sevenbridges import TOKEN, SevenBridgesHarness, make_harness
 from wesctl.config import load_settings
 from wesctl.domain.states import RunState
-from wesctl.domain.types import RunSpec
+from wesctl.domain.types import Attempt, RunSpec
 from wesctl.providers.base import (
     ProviderMisconfigured,
     ProviderRejected,
@@ -132,11 +132,8 @@ def submit(
     recorded: list[str] | None = None,
 ) -> Any:
     return harness.provider.submit(
-        run_spec,
-        idempotency_key=f"key-{run_spec.run_id}",
-        known_provider_id=known,
-        may_exist=may_exist,
-        record_provider_id=(recorded if recorded is not None else []).append,
+        Attempt(run_spec, f"key-{run_spec.run_id}", known, may_exist),
+        (recorded if recorded is not None else []).append,
     )
 
 
@@ -148,13 +145,7 @@ def crash_after_draft(harness: SevenBridgesHarness, run: RunSpec) -> None:
     """A first attempt whose database write fails right after the draft was created (with the
     submission's key, which later attempts of the same submission share)."""
     with pytest.raises(RuntimeError, match="database went away"):
-        harness.provider.submit(
-            run,
-            idempotency_key=f"key-{run.run_id}",
-            known_provider_id=None,
-            may_exist=False,
-            record_provider_id=crash,
-        )
+        harness.provider.submit(Attempt(run, f"key-{run.run_id}"), crash)
 
 
 # --- status table ---------------------------------------------------------------------------

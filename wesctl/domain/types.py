@@ -44,6 +44,21 @@ class RunSpec:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """One submission of a run to its provider: the run, and what was stored before the call.
+
+    `key` is stable for this submission (the provider's idempotency token or marker).
+    `known_provider_id` is an id an earlier, interrupted attempt recorded: adopt it.
+    `may_exist` says an earlier attempt may have created a run whose id was never recorded.
+    """
+
+    spec: RunSpec
+    key: str
+    known_provider_id: str | None = None
+    may_exist: bool = False
+
+
+@dataclass(frozen=True)
 class ProviderStatus:
     """A provider's view of one run.
 

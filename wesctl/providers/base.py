@@ -16,7 +16,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
-from wesctl.domain.types import ProbeResult, ProviderStatus, RunDetails, RunSpec, Submission
+from wesctl.domain.types import (
+    Attempt,
+    ProbeResult,
+    ProviderStatus,
+    RunDetails,
+    RunSpec,
+    Submission,
+)
 from wesctl.errors import WesctlError
 from wesctl.providers.ratelimit import TokenBucket
 
@@ -71,34 +78,22 @@ class Provider(Protocol):
     def validate(self, spec: RunSpec) -> None:
         """Raise ProviderRejected if `spec` cannot be submitted; no I/O."""
 
-    def submit(
-        self,
-        spec: RunSpec,
-        *,
-        idempotency_key: str,
-        known_provider_id: str | None,
-        may_exist: bool,
-        record_provider_id: RecordProviderId,
-    ) -> Submission:
-        """Start `spec` at the provider exactly once and return the provider's run.
+    def submit(self, attempt: Attempt, record_provider_id: RecordProviderId) -> Submission:
+        """Start the attempt's run at the provider exactly once and return the provider's run.
 
-        `idempotency_key` is stable for this submission and was stored before the call.
-        `known_provider_id` is an id recorded by an earlier, interrupted attempt: adopt it.
-        `may_exist` says an earlier attempt may have created a run whose id was never recorded;
-        the adapter must then look for it (by idempotency token or marker) before creating one.
-        `record_provider_id` is called where the provider's id exists before the run is started
-        (Seven Bridges' draft task), to store it before the start call; if it raises, the adapter
-        stops and re-raises. Adapters whose start call creates and starts the run at once
-        (HealthOmics' StartRun) do not call it: the returned Submission is stored right away.
+        A known provider id is adopted; when the run may exist, the adapter looks for it (by
+        idempotency token or marker) before creating one. `record_provider_id` is called where
+        the provider's id exists before the run is started (Seven Bridges' draft task), to
+        store it before the start call; if it raises, the adapter stops and re-raises.
+        Adapters whose start call creates and starts the run at once (HealthOmics' StartRun) do
+        not call it: the returned Submission is stored right away.
         """
         ...
 
-    def lookup(
-        self, spec: RunSpec, *, idempotency_key: str, known_provider_id: str | None
-    ) -> str | None:
-        """Return the id of the provider run this submission (`idempotency_key`) created, or
-        None when the provider answered that none exists; create nothing. Raises
-        ProviderUnavailable when that cannot be told now (the run must then not be given up)."""
+    def lookup(self, attempt: Attempt) -> str | None:
+        """Return the id of the provider run this attempt's key created, or None when the
+        provider answered that none exists; create nothing. Raises ProviderUnavailable when that
+        cannot be told now (the run must then not be given up)."""
         ...
 
     def statuses(self, provider_ids: Sequence[str]) -> Mapping[str, ProviderStatus | None]:

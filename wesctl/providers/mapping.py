@@ -1,11 +1,16 @@
-"""Mapping every provider shares: run names, times and output file objects (pure functions)."""
+"""Mapping every provider shares: run names, required options, times and output file objects
+(pure functions)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
+
+from wesctl.domain.types import RunSpec
+from wesctl.providers.base import ProviderRejected
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +24,32 @@ FileObject = Callable[[Mapping[str, Any], Callable[[Any], Any]], "dict[str, Any]
 def run_name(run_id: str) -> str:
     """The name a WES run's provider run (task) gets: `wes-<run_id>`, found again by it."""
     return f"{RUN_NAME_PREFIX}{run_id}"
+
+
+def required_option(
+    spec: RunSpec,
+    names: Sequence[str],
+    default: str | None,
+    *,
+    provider: str,
+    missing: str,
+    pattern: re.Pattern[str],
+    invalid: str,
+    longest: int | None = None,
+) -> str:
+    """The first of the per-run options `names` the run sets, else the installation's `default`.
+    Raise ProviderRejected with `missing` when there is neither, with `invalid` (formatted with
+    the value's repr) when the value is not a string `pattern` matches, of at most `longest`."""
+    value = next((spec.option(name) for name in names if spec.option(name)), None) or default
+    if not value:
+        raise ProviderRejected(provider, missing)
+    if (
+        not isinstance(value, str)
+        or (longest is not None and len(value) > longest)
+        or not pattern.fullmatch(value)
+    ):
+        raise ProviderRejected(provider, invalid.format(repr(value)))
+    return value
 
 
 def naive_utc(value: Any) -> datetime | None:

@@ -21,7 +21,7 @@ import logging
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -34,7 +34,7 @@ from wesctl.db.runs import Change, ProviderFilter, QueuedRun
 from wesctl.db.tables import CANCEL_STATES
 from wesctl.domain.outcomes import Outcome, Report, RunOutcome
 from wesctl.domain.states import TERMINAL_STATES, RunState
-from wesctl.domain.types import RunSpec, Submission
+from wesctl.domain.types import Attempt, RunSpec, Submission
 from wesctl.errors import (
     ConfigError,
     InvalidRun,
@@ -229,14 +229,14 @@ class Submitter:
         cannot tell, the run stays queued and is looked up again next pass.
         """
         assert claim.spec is not None
-        known = claim.known_provider_id
+        attempt = Attempt(
+            claim.spec, claim.submission_key, claim.known_provider_id, claim.may_exist
+        )
         try:
             if giving_up is None:
                 provider.validate(claim.spec)
             else:
-                known = provider.lookup(
-                    claim.spec, idempotency_key=claim.submission_key, known_provider_id=known
-                )
+                known = provider.lookup(attempt)
                 if known is None:
                     return self._fail(
                         claim,
@@ -245,12 +245,9 @@ class Submitter:
                         f"{claim.submission_key}; last error: {giving_up}",
                     )
                 self._record_id(claim, known)
+                attempt = replace(attempt, known_provider_id=known, may_exist=True)
             submission = provider.submit(
-                claim.spec,
-                idempotency_key=claim.submission_key,
-                known_provider_id=known,
-                may_exist=claim.may_exist or giving_up is not None,
-                record_provider_id=lambda provider_id: self._record_id(claim, provider_id),
+                attempt, lambda provider_id: self._record_id(claim, provider_id)
             )
         except ClaimLost:
             return RunOutcome(
@@ -727,7 +724,7 @@ def _live_provider_run(runtime: Runtime, row: QueuedRun) -> str | None:
     provider = runtime.provider(row.provider)
     key = row.submission_key or f"wesctl-{row.run_id}"
     try:
-        found = provider.lookup(spec, idempotency_key=key, known_provider_id=row.provider_id)
+        found = provider.lookup(Attempt(spec, key, row.provider_id))
         if found is None:
             return None
         status = provider.statuses([found]).get(found)

@@ -32,23 +32,18 @@ import hashlib
 import itertools
 import json
 import re
-import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Self
+from typing import Any, Self, Unpack
 from urllib.parse import parse_qs
 
 from wesctl.simulated.http import (
-    PERMANENT,
-    SERVER_ERROR,
-    THROTTLE,
-    UNAVAILABLE,
-    AcceptsTokens,
+    FaultAnswers,
     FaultRule,
     Request,
     Response,
-    SimulatedClock,
-    SimulatedService,
+    SimulatedPlatform,
+    Simulation,
 )
 from wesctl.simulated.tls import Certificates, make_certificates
 
@@ -88,13 +83,19 @@ HELLO_DEFINITION = {
     ],
 }
 
-# The shared interface's logical operations -> this API's: a submission is a create (then a
-# commit, an update), a status sync lists requests, a cancel updates the priority.
+# This API's operations -> the shared interface's logical ones: a submission is a create (then
+# a commit, an update), a status sync lists requests, a cancel updates the priority.
 LOGICAL_OPERATIONS = {
-    "submit": "container_requests.create",
-    "status": "container_requests.list",
-    "cancel": "container_requests.update",
+    "container_requests.create": "submit",
+    "container_requests.list": "status",
+    "container_requests.update": "cancel",
 }
+FAULT_ANSWERS = FaultAnswers(
+    throttle=(429, "Too many requests, try again later"),
+    server_error=(500, "Internal server error"),
+    unavailable=(503, "Service Unavailable"),
+    permanent=(422, ""),
+)
 # Fields a Committed request still accepts (container_request.rb); Final accepts none.
 COMMITTED_UPDATABLE = frozenset(
     {"priority", "name", "description", "properties", "output_name", "output_ttl", "state"}
@@ -192,10 +193,12 @@ def portable_data_hash(manifest_text: str) -> str:
     return f"{hashlib.md5(stripped.encode()).hexdigest()}+{len(stripped)}"
 
 
-class SimulatedArvados(AcceptsTokens, SimulatedService):
-    """An in-process Arvados API server on https://127.0.0.1; see the module docstring."""
+class SimulatedArvados(SimulatedPlatform):
+    """An in-process Arvados API server on https://127.0.0.1; see the module docstring.
+    A forbidden project (`forbid_project`) is one the user may still read but not write."""
 
     name = "arvados"
+    logical_operations = LOGICAL_OPERATIONS
 
     def __init__(
         self,
@@ -203,27 +206,15 @@ class SimulatedArvados(AcceptsTokens, SimulatedService):
         token: str = DEFAULT_TOKEN,
         user_uuid: str = DEFAULT_USER,
         projects: Iterable[str] = (DEFAULT_PROJECT,),
-        script: Sequence[tuple[str, float]] | None = None,
-        fail_input: str = "fake_fail",
         keep_web_url: str = "",
-        latency: float = 0.0,
-        clock: SimulatedClock | None = None,
-        seed: int = 0,
+        **simulation: Unpack[Simulation],
     ) -> None:
-        super().__init__(latency=latency, clock=clock, seed=seed)
-        self.token = token
-        self.tokens = {token}
+        super().__init__(token=token, projects=projects, **simulation)
         self.user_uuid = user_uuid
-        self._first_projects = tuple(projects)
-        self.projects = set(self._first_projects)
-        self.read_only_projects: set[str] = set()
-        self.script = tuple(script) if script is not None else None
-        self.fail_input = fail_input
         self.keep_web_url = keep_web_url
         self.records: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in RESOURCES}
         self.blocks: dict[str, bytes] = {}
         self._serial = itertools.count(1)
-        self._state_lock = threading.RLock()
         self._commit_at: dict[str, float] = {}  # container uuid -> clock time of its commit
         self._step: dict[str, int] = {}  # container uuid -> script steps applied
         self._certificates: Certificates | None = None
@@ -268,14 +259,14 @@ class SimulatedArvados(AcceptsTokens, SimulatedService):
     # --- test, demo and benchmark helpers ----------------------------------------------
     def add_workflow(self, uuid: str, name: str, definition: Any) -> None:
         """Register a workflow; `definition` is stored as JSON text, as the API stores it."""
-        with self._state_lock:
+        with self.lock:
             text = definition if isinstance(definition, str) else json.dumps(definition)
             record = self._new("workflows", uuid=uuid, owner_uuid=DEFAULT_PROJECT)
             record.update(name=name, description="", definition=text)
 
     def add_committed_request(self, properties: Mapping[str, Any]) -> str:
         """Create a committed request directly (benchmarks and batch tests); return its uuid."""
-        with self._state_lock:
+        with self.lock:
             fields = self._request_fields(
                 {
                     "name": "seeded",
@@ -296,7 +287,7 @@ class SimulatedArvados(AcceptsTokens, SimulatedService):
 
     def requests_for_run(self, run_id: str, *, state: str | None = None) -> list[dict[str, Any]]:
         """Top-level container requests whose properties name WES run `run_id`."""
-        with self._state_lock:
+        with self.lock:
             return [
                 self._advanced(record)
                 for record in self.records["container_requests"].values()
@@ -312,68 +303,54 @@ class SimulatedArvados(AcceptsTokens, SimulatedService):
             if "wesctl_duplicate_of" not in (record["properties"] or {})
         ]
 
-    def inject(self, kind: str, operation: str | None = None, **options: Any) -> None:
-        """Inject a fault on an operation: the API's own (`container_requests.create`, ...) or
-        a logical one of the shared interface ('submit', 'status', 'cancel')."""
-        super().inject(kind, LOGICAL_OPERATIONS.get(operation or "", operation), **options)
-
     def secret_mounts(self, uuid: str) -> dict[str, Any]:
         """What a request was given as secret_mounts (the API never shows them)."""
-        with self._state_lock:
+        with self.lock:
             return dict(self.records["container_requests"][uuid]["_secret_mounts"])
 
     def request(self, uuid: str) -> dict[str, Any]:
         """A request as the API shows it (its script applied)."""
-        with self._state_lock:
+        with self.lock:
             record = self.records["container_requests"][uuid]
             return self._shown("container_requests", record, None)
 
     def container_of(self, request_uuid: str) -> dict[str, Any]:
-        with self._state_lock:
+        with self.lock:
             request = self._advanced(self.records["container_requests"][request_uuid])
             return self.records["containers"][request["container_uuid"]]
 
     def set_container_state(self, request_uuid: str, state: str) -> None:
         """Move a committed request's container to `state` (Locked, Running, Queued)."""
-        with self._state_lock:
+        with self.lock:
             container = self.container_of(request_uuid)
             self._set_state(container, state)
 
     def finish(self, request_uuid: str, *, succeed: bool, exit_code: int | None = None) -> None:
         """End the request's container Complete (exit 0, or `exit_code`/1 when it failed)."""
-        with self._state_lock:
+        with self.lock:
             container = self.container_of(request_uuid)
             code = exit_code if exit_code is not None else (0 if succeed else 1)
             self._complete(container, code)
 
     def cancel_by_system(self, request_uuid: str, reason: str) -> None:
         """End the container Cancelled without a cancel by the client (a node failure)."""
-        with self._state_lock:
+        with self.lock:
             container = self.container_of(request_uuid)
             container["runtime_status"] = {"error": reason}
             self._end(container, "Cancelled", None)
 
     def trash_collection(self, uuid: str) -> None:
         """Make a collection disappear, as its trash_at passing does (404 from then on)."""
-        with self._state_lock:
+        with self.lock:
             self.records["collections"].pop(uuid, None)
 
-    def forbid_project(self, project: str) -> None:
-        """The user may still read `project` but no longer write to it."""
-        with self._state_lock:
-            self.read_only_projects.add(project)
-
     def reset(self) -> None:
-        """Forget requests, containers, collections, faults and counters (workflows stay)."""
-        with self._state_lock, self.lock:
+        """Forget requests, containers and collections too (workflows stay)."""
+        with self.lock:
+            super().reset()
             for name in ("container_requests", "containers", "collections"):
                 self.records[name].clear()
             self.blocks.clear()
-            self.clear_faults()
-            self.calls.clear()
-            self.tokens = {self.token}
-            self.projects = set(self._first_projects)
-            self.read_only_projects.clear()
             self._commit_at.clear()
             self._step.clear()
 
@@ -418,23 +395,15 @@ class SimulatedArvados(AcceptsTokens, SimulatedService):
         return f"{resource}.{action}", self._authorized(respond)
 
     def fault_response(self, rule: FaultRule, operation: str) -> Response:
-        if rule.kind == THROTTLE:
-            return _error(429, "Too many requests, try again later")
-        if rule.kind == SERVER_ERROR:
-            return _error(500, "Internal server error")
-        if rule.kind == UNAVAILABLE:
-            return _error(503, "Service Unavailable")
-        if rule.kind == PERMANENT:
-            return _error(422, rule.message)
-        raise ValueError(f"fault kind {rule.kind!r} has no response")
+        return _error(*FAULT_ANSWERS.answer(rule))
 
     # --- plumbing ------------------------------------------------------------------------
     def _authorized(self, handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
         def respond(request: Request) -> Response:
             header = request.headers.get("authorization", "")
             scheme, _, token = header.partition(" ")
-            with self._state_lock:
-                if scheme not in ("Bearer", "OAuth2") or token not in self.tokens:
+            with self.lock:
+                if scheme not in ("Bearer", "OAuth2") or not self.accepts(token):
                     return _error(401, "Not logged in")
                 return handler(request)
 
@@ -496,12 +465,11 @@ class SimulatedArvados(AcceptsTokens, SimulatedService):
             return request
         if self.script is None or container["priority"] == 0:
             return request
-        elapsed = self.clock.now() - self._commit_at.get(container["uuid"], 0.0)
         step = self._step.get(container["uuid"], 0)
-        due = [state for state, offset in self.script[step:] if offset <= elapsed]
+        due = self.due(step, self._commit_at.get(container["uuid"], 0.0))
         if due:
             self._step[container["uuid"]] = step + len(due)
-            final = due[-1]
+            final = due[-1][0]
             if final == "Complete":
                 self._complete(container, 1 if container.get("_fail") else 0)
             elif final == "Cancelled":
@@ -788,7 +756,7 @@ class SimulatedArvados(AcceptsTokens, SimulatedService):
         if limit < 0 or offset < 0:
             return _error(422, "limit and offset must not be negative")
         limit = min(limit, MAX_LIMIT)
-        with self._state_lock:
+        with self.lock:
             if resource == "groups":
                 candidates = [
                     record
@@ -822,17 +790,21 @@ class SimulatedArvados(AcceptsTokens, SimulatedService):
 
     def _get(self, request: Request, resource: str, item: str | None) -> Response:
         select = self._json_arg(request, "select", None)
-        with self._state_lock:
+        with self.lock:
             record = self.records[resource].get(item or "")
             if record is None or not self._visible(resource, record):
                 return _error(404, "Path not found")
             if resource == "groups":
                 shown = self._shown(resource, record, select)
-                shown["can_write"] = record["uuid"] not in self.read_only_projects
+                shown["can_write"] = record["uuid"] not in self.forbidden_projects
                 return Response(200, shown)
             return Response(200, self._shown(resource, record, select))
 
-    def _body(self, request: Request, resource: str) -> dict[str, Any] | Response:
+    def _body(self, request: Request, resource: str, action: str) -> dict[str, Any] | Response:
+        """The fields a create or an update (`action`) sends; only container requests are
+        written here."""
+        if resource != "container_requests":
+            return _error(422, f"{action} {resource} is not simulated")
         key = RESOURCES[resource][2]
         try:
             body = request.json()
@@ -849,16 +821,14 @@ class SimulatedArvados(AcceptsTokens, SimulatedService):
         return fields
 
     def _create(self, request: Request, resource: str, item: str | None) -> Response:
-        if resource != "container_requests":
-            return _error(422, f"creating {resource} is not simulated")
-        fields = self._body(request, resource)
+        fields = self._body(request, resource, "creating")
         if isinstance(fields, Response):
             return fields
-        with self._state_lock:
+        with self.lock:
             owner = fields.get("owner_uuid") or self.user_uuid
             if owner != self.user_uuid and owner not in self.projects:
                 return _error(404, f"Path not found: owner_uuid {owner}")
-            if owner in self.read_only_projects:
+            if owner in self.forbidden_projects:
                 return _error(
                     403, f"Forbidden: #{self.user_uuid} cannot write to owner_uuid {owner}"
                 )
@@ -878,17 +848,15 @@ class SimulatedArvados(AcceptsTokens, SimulatedService):
             return Response(200, self._shown(resource, record, None))
 
     def _update(self, request: Request, resource: str, item: str | None) -> Response:
-        if resource != "container_requests":
-            return _error(422, f"updating {resource} is not simulated")
-        fields = self._body(request, resource)
+        fields = self._body(request, resource, "updating")
         if isinstance(fields, Response):
             return fields
-        with self._state_lock:
+        with self.lock:
             record = self.records[resource].get(item or "")
             if record is None:
                 return _error(404, "Path not found")
             self._advanced(record)
-            if record["owner_uuid"] in self.read_only_projects:
+            if record["owner_uuid"] in self.forbidden_projects:
                 return _error(403, f"Forbidden: cannot update {record['uuid']}")
             if record["state"] == "Final":
                 return _error(422, "Cannot modify a container request in state Final")
@@ -1000,40 +968,18 @@ def discovery_document(base_url: str) -> dict[str, Any]:
         }
     schemas["User"] = {"id": "User", "type": "object", "properties": {}}
     schemas["KeepServiceList"] = {"id": "KeepServiceList", "type": "object", "properties": {}}
-    resources["users"] = {
-        "methods": {
-            "current": {
-                "id": "arvados.users.current",
-                "path": "users/current",
-                "httpMethod": "GET",
-                "parameters": {},
-                "response": {"$ref": "User"},
-            }
+    for resource, name, path, response in (
+        ("users", "current", "users/current", {"$ref": "User"}),
+        ("keep_services", "accessible", "keep_services/accessible", {"$ref": "KeepServiceList"}),
+        ("configs", "get", "config", {}),
+    ):
+        described: dict[str, Any] = {
+            "id": f"arvados.{resource}.{name}",
+            "path": path,
+            "httpMethod": "GET",
         }
-    }
-    resources["keep_services"] = {
-        "methods": {
-            "accessible": {
-                "id": "arvados.keep_services.accessible",
-                "path": "keep_services/accessible",
-                "httpMethod": "GET",
-                "parameters": {},
-                "response": {"$ref": "KeepServiceList"},
-            }
-        }
-    }
-    resources["configs"] = {
-        "methods": {
-            "get": {
-                "id": "arvados.configs.get",
-                "path": "config",
-                "httpMethod": "GET",
-                "parameters": {},
-                "parameterOrder": [],
-                "response": {},
-            }
-        }
-    }
+        described.update(parameters={}, parameterOrder=[], response=response)
+        resources[resource] = {"methods": {name: described}}
     return {
         "kind": "discovery#restDescription",
         "discoveryVersion": "v1",

@@ -10,9 +10,10 @@ Runs move PENDING -> STARTING -> RUNNING -> STOPPING -> COMPLETED/FAILED when a 
 files and the output summary (`<runOutputUri>/logs/outputs.json`) through an optional boto3 S3
 client (moto in tests), so it also runs without S3.
 
-Logical operation names (for fault injection and `calls`): "submit" (StartRun), "status" (GetRun,
-ListRuns), "cancel" (CancelRun), "tasks" (ListRunTasks, GetRunTask), "workflow" (GetWorkflow,
-ListWorkflows). `api_calls` counts by API operation name.
+`calls` counts requests by API operation name (StartRun, GetRun, ...). Faults may name one or
+a logical operation: "submit" (StartRun), "status" (GetRun, ListRuns), "cancel" (CancelRun),
+"tasks" (ListRunTasks, GetRunTask), "workflow" (GetWorkflow, ListWorkflows); a fault of kind
+`ERROR` answers with the modelled error its `code` names (e.g. AccessDeniedException).
 
 Credentials and IAM: the fake does not check SigV4 signatures, but it reads the access key id
 from each request's `Authorization` header, and answers a key that `reject_credentials` named
@@ -30,22 +31,21 @@ import json
 import re
 import unicodedata
 import uuid
-from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote
+from typing import TYPE_CHECKING, Any, Unpack
 
 from wesctl.simulated.http import (
-    SERVER_ERROR,
-    THROTTLE,
-    UNAVAILABLE,
+    ERROR,
+    FaultAnswers,
     FaultRule,
     Request,
     Response,
-    SimulatedClock,
+    RouteHandler,
+    Routes,
     SimulatedService,
+    Simulation,
 )
 
 if TYPE_CHECKING:
@@ -101,7 +101,7 @@ _ENUMS = {
     "logLevel": ("OFF", "FATAL", "ERROR", "ALL"),
     "retentionMode": ("RETAIN", "REMOVE"),
 }
-_OPERATIONS = {
+LOGICAL_OPERATIONS = {
     "StartRun": "submit",
     "GetRun": "status",
     "ListRuns": "status",
@@ -111,8 +111,13 @@ _OPERATIONS = {
     "GetWorkflow": "workflow",
     "ListWorkflows": "workflow",
 }
-
-Handler = Callable[[Request], Response]
+FAULT_ANSWERS = FaultAnswers(
+    throttle=("ThrottlingException", ""),
+    server_error=("InternalServerException", ""),
+    unavailable=("ServiceUnavailableException", ""),
+    permanent=("ValidationException", ""),
+)
+RUN = "/run/{run_id}"
 
 
 @dataclass(frozen=True)
@@ -161,14 +166,6 @@ class FakeRun:
     message: str | None = None
     tasks: list[FakeTask] = field(default_factory=list)
     step: int = 0  # next entry of the fake's script
-
-
-@dataclass
-class _InjectedError:
-    operation: str
-    code: str
-    remaining: int
-    message: str
 
 
 def aws_error(code: str, message: str, status: int | None = None) -> Response:
@@ -254,34 +251,41 @@ class SimulatedHealthOmics(SimulatedService):
     """The fake HealthOmics service; see the module docstring."""
 
     name = "healthomics"
+    logical_operations = LOGICAL_OPERATIONS
 
     def __init__(
         self,
         *,
         workflows: Sequence[FakeWorkflow] = DEFAULT_WORKFLOWS,
         s3: S3Client | None = None,
-        script: Sequence[tuple[str, float]] | None = None,
         region: str = "us-east-1",
         account: str = "123456789012",
-        latency: float = 0.0,
-        clock: SimulatedClock | None = None,
-        seed: int = 0,
+        **simulation: Unpack[Simulation],
     ) -> None:
-        super().__init__(latency=latency, clock=clock, seed=seed)
+        super().__init__(**simulation)
         self.workflows = {workflow.id: workflow for workflow in workflows}
         self.s3 = s3
-        self.script = tuple(script or ())
         self.region = region
         self.account = account
-        self.api_calls: Counter[str] = Counter()
         self._runs: dict[str, FakeRun] = {}  # insertion order = creation order
         self._requests: dict[str, dict[str, Any]] = {}  # requestId -> first StartRun reply
-        self._errors: list[_InjectedError] = []
         self._rejected_keys: dict[str, str] = {}  # access key id -> error code
         self._denied_roles: set[str] = set()
         self._next_run = 2_000_001
         self._next_task = 7_000_001
         self._epoch = datetime.now(UTC)
+        self._routes = Routes(
+            [
+                ("POST", "/run", "StartRun", self._start_run),
+                ("GET", "/run", "ListRuns", self._list_runs),
+                ("GET", RUN, "GetRun", self._on_run(self._get_run)),
+                ("POST", RUN + "/cancel", "CancelRun", self._on_run(self._cancel_run)),
+                ("GET", RUN + "/task", "ListRunTasks", self._on_run(self._list_tasks)),
+                ("GET", RUN + "/task/{task_id}", "GetRunTask", self._get_task),
+                ("GET", "/workflow", "ListWorkflows", self._list_workflows),
+                ("GET", "/workflow/{workflow_id}", "GetWorkflow", self._get_workflow),
+            ]
+        )
 
     # --- test helpers ---------------------------------------------------------------------
     def set_status(self, run_id: str, status: str) -> None:
@@ -324,14 +328,6 @@ class SimulatedHealthOmics(SimulatedService):
         with self.lock:
             return self._run_body(self._runs[run_id])
 
-    def inject_error(
-        self, operation: str, code: str, *, count: int = 1, message: str = "injected error"
-    ) -> None:
-        """Answer the next `count` requests of `operation` (logical or API name) with the
-        modelled error `code`, e.g. ServiceQuotaExceededException or AccessDeniedException."""
-        with self.lock:
-            self._errors.append(_InjectedError(operation, code, count, message))
-
     def reject_credentials(
         self, access_key_id: str, code: str = "UnrecognizedClientException"
     ) -> None:
@@ -352,35 +348,20 @@ class SimulatedHealthOmics(SimulatedService):
             self._denied_roles.add(role_arn)
 
     def clear_faults(self) -> None:
-        """Forget every injected fault and error that has not fired yet, every rejected
-        credential and every denied role."""
+        """Forget every injected fault that has not fired yet, every rejected credential and
+        every denied role."""
         super().clear_faults()
         with self.lock:
-            self._errors.clear()
             self._rejected_keys.clear()
             self._denied_roles.clear()
 
     # --- SimulatedService ------------------------------------------------------------------------
-    def route(self, request: Request) -> tuple[str, Handler]:
-        parts = [unquote(part) for part in request.path.strip("/").split("/")]
-        match request.method, parts:
-            case "POST", ["run"]:
-                return self._operation("StartRun", self._start_run)
-            case "GET", ["run"]:
-                return self._operation("ListRuns", self._list_runs)
-            case "GET", ["run", run_id]:
-                return self._operation("GetRun", lambda r: self._get_run(run_id))
-            case "POST", ["run", run_id, "cancel"]:
-                return self._operation("CancelRun", lambda r: self._cancel_run(run_id))
-            case "GET", ["run", run_id, "task"]:
-                return self._operation("ListRunTasks", lambda r: self._list_tasks(r, run_id))
-            case "GET", ["run", run_id, "task", task_id]:
-                return self._operation("GetRunTask", lambda r: self._get_task(run_id, task_id))
-            case "GET", ["workflow"]:
-                return self._operation("ListWorkflows", self._list_workflows)
-            case "GET", ["workflow", workflow_id]:
-                return self._operation("GetWorkflow", lambda r: self._get_workflow(r, workflow_id))
-        return "unknown", self.not_found
+    def route(self, request: Request) -> tuple[str, Callable[[Request], Response]]:
+        found = self._routes.find(request.method, request.path.rstrip("/"))
+        if found is None:
+            return "unknown", self.not_found
+        operation, handler = found
+        return operation, self._signed(handler)
 
     def not_found(self, request: Request) -> Response:
         return aws_error(
@@ -388,35 +369,25 @@ class SimulatedHealthOmics(SimulatedService):
         )
 
     def fault_response(self, rule: FaultRule, operation: str) -> Response:
-        if rule.kind == THROTTLE:
-            return aws_error("ThrottlingException", rule.message)
-        if rule.kind == SERVER_ERROR:
-            return aws_error("InternalServerException", rule.message)
-        if rule.kind == UNAVAILABLE:
-            return aws_error("ServiceUnavailableException", rule.message)
-        return aws_error("ValidationException", rule.message)
+        if rule.kind == ERROR:
+            return aws_error(rule.code, rule.message)
+        return aws_error(*FAULT_ANSWERS.answer(rule))
 
-    def _operation(self, api: str, handler: Handler) -> tuple[str, Handler]:
-        logical = _OPERATIONS[api]
-        with self.lock:
-            self.api_calls[api] += 1
+    def _signed(self, handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
+        """Answer a request signed with a rejected access key with that key's error."""
 
         def handle(request: Request) -> Response:
             with self.lock:
                 key = _ACCESS_KEY.search(request.headers.get("authorization", ""))
                 code = self._rejected_keys.get(key.group(1)) if key else None
-                if code is not None:
-                    return aws_error(code, CREDENTIAL_ERRORS[code], 403)
-                for error in self._errors:
-                    if error.operation in (api, logical) and error.remaining > 0:
-                        error.remaining -= 1
-                        return aws_error(error.code, error.message)
+            if code is not None:
+                return aws_error(code, CREDENTIAL_ERRORS[code], 403)
             return handler(request)
 
-        return logical, handle
+        return handle
 
     # --- runs -------------------------------------------------------------------------------
-    def _start_run(self, request: Request) -> Response:
+    def _start_run(self, request: Request, found: dict[str, str]) -> Response:
         try:
             body = request.json()
         except ValueError:
@@ -461,15 +432,25 @@ class SimulatedHealthOmics(SimulatedService):
             self._requests[body["requestId"]] = reply
             return _ok(201, reply)
 
-    def _get_run(self, run_id: str) -> Response:
-        with self.lock:
-            run = self._runs.get(run_id)
-            if run is None:
-                return aws_error("ResourceNotFoundException", f"Run {run_id} was not found")
-            self._advance(run)
-            return _ok(200, self._run_body(run))
+    def _on_run(self, handler: Callable[[Request, FakeRun], Response]) -> RouteHandler:
+        """`handler` of a run that exists (its script applied), under the lock."""
 
-    def _list_runs(self, request: Request) -> Response:
+        def respond(request: Request, found: dict[str, str]) -> Response:
+            with self.lock:
+                run = self._runs.get(found["run_id"])
+                if run is None:
+                    return aws_error(
+                        "ResourceNotFoundException", f"Run {found['run_id']} was not found"
+                    )
+                self._advance(run)
+                return handler(request, run)
+
+        return respond
+
+    def _get_run(self, request: Request, run: FakeRun) -> Response:
+        return _ok(200, self._run_body(run))
+
+    def _list_runs(self, request: Request, found: dict[str, str]) -> Response:
         status = request.arg("status")
         if status is not None and status not in RUN_STATUSES:
             return aws_error("ValidationException", _invalid("status", status, "enum RunStatus"))
@@ -486,36 +467,25 @@ class SimulatedHealthOmics(SimulatedService):
                     selected.append(run)
             return _page(request, "runs", selected, render=self._list_item)
 
-    def _cancel_run(self, run_id: str) -> Response:
-        with self.lock:
-            run = self._runs.get(run_id)
-            if run is None:
-                return aws_error("ResourceNotFoundException", f"Run {run_id} was not found")
-            self._advance(run)
-            if run.status in TERMINAL:
-                return aws_error(
-                    "ConflictException", f"Run {run_id} is {run.status} and cannot be cancelled"
-                )
-            self._move(run, "CANCELLED")
+    def _cancel_run(self, request: Request, run: FakeRun) -> Response:
+        if run.status in TERMINAL:
+            return aws_error(
+                "ConflictException", f"Run {run.id} is {run.status} and cannot be cancelled"
+            )
+        self._move(run, "CANCELLED")
         return _ok(202)
 
-    def _list_tasks(self, request: Request, run_id: str) -> Response:
+    def _list_tasks(self, request: Request, run: FakeRun) -> Response:
         status = request.arg("status")
         if status is not None and status not in TASK_STATUSES:
             return aws_error("ValidationException", _invalid("status", status, "enum TaskStatus"))
-        with self.lock:
-            run = self._runs.get(run_id)
-            if run is None:
-                return aws_error("ResourceNotFoundException", f"Run {run_id} was not found")
-            self._advance(run)
-            items = [
-                self._task_item(task)
-                for task in run.tasks
-                if status is None or task.status == status
-            ]
-        return _page(request, f"tasks-{run_id}", items)
+        items = [
+            self._task_item(task) for task in run.tasks if status is None or task.status == status
+        ]
+        return _page(request, f"tasks-{run.id}", items)
 
-    def _get_task(self, run_id: str, task_id: str) -> Response:
+    def _get_task(self, request: Request, found: dict[str, str]) -> Response:
+        run_id, task_id = found["run_id"], found["task_id"]
         with self.lock:
             run = self._runs.get(run_id)
             task = next((t for t in run.tasks if t.id == task_id), None) if run else None
@@ -534,7 +504,7 @@ class SimulatedHealthOmics(SimulatedService):
             )
         return _ok(200, _compact(body))
 
-    def _list_workflows(self, request: Request) -> Response:
+    def _list_workflows(self, request: Request, found: dict[str, str]) -> Response:
         kind, name = request.arg("type"), request.arg("name")
         items = [
             self._workflow_body(workflow)
@@ -543,7 +513,8 @@ class SimulatedHealthOmics(SimulatedService):
         ]
         return _page(request, "workflows", items)
 
-    def _get_workflow(self, request: Request, workflow_id: str) -> Response:
+    def _get_workflow(self, request: Request, found: dict[str, str]) -> Response:
+        workflow_id = found["workflow_id"]
         workflow = self.workflows.get(workflow_id)
         if workflow is None or workflow.type != (request.arg("type") or "PRIVATE"):
             return aws_error("ResourceNotFoundException", f"Workflow {workflow_id} was not found")
@@ -552,9 +523,7 @@ class SimulatedHealthOmics(SimulatedService):
     # --- state machine ------------------------------------------------------------------------
     def _advance(self, run: FakeRun) -> None:
         """Apply the script's steps that are due by the fake clock."""
-        elapsed = self.clock.now() - run.created
-        while run.step < len(self.script) and self.script[run.step][1] <= elapsed:
-            status, offset = self.script[run.step]
+        for status, offset in self.due(run.step, run.created):
             run.step += 1
             if run.status not in TERMINAL and status != run.status:
                 self._move(run, status, at=run.created + offset)

@@ -1,5 +1,6 @@
 """Shared plumbing for the in-process provider fakes: an HTTP server on 127.0.0.1, a clock,
-latency and fault injection.
+latency and fault injection, route tables, clock scripts, and the token and project bookkeeping
+of the platforms that have them.
 
 The fakes speak the providers' wire protocols so the real client libraries (sevenbridges-python,
 boto3) can be pointed at them. They are simulations for tests, benchmarks and `wesctl demo`, and
@@ -12,13 +13,15 @@ import contextlib
 import json
 import logging
 import random
+import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
-from urllib.parse import parse_qs, urlsplit
+from typing import Any, Generic, Self, TypedDict, TypeVar, Unpack
+from urllib.parse import parse_qs, unquote, urlsplit
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +36,7 @@ SLOW_AFTER = "slow_after"  # the request is processed, then the answer waits `de
 # Something that is not the API answers (a web server, a captive portal): an HTML page with HTTP
 # status `status` (200 unless given), no provider headers; the request is not processed.
 NOT_THE_API = "not_the_api"
+ERROR = "error"  # the provider's own error named `code` (HealthOmics: an exception name)
 FAULT_KINDS = (
     THROTTLE,
     SERVER_ERROR,
@@ -42,6 +46,7 @@ FAULT_KINDS = (
     SLOW,
     SLOW_AFTER,
     NOT_THE_API,
+    ERROR,
 )
 NOT_THE_API_PAGE = (
     b"<!DOCTYPE html>\n<html><head><title>Welcome</title></head><body>It works!</body></html>\n"
@@ -82,6 +87,7 @@ class FaultRule:
     delay: float = 0.0
     skip: int = 0  # let this many matching requests through first
     status: int = 200  # the HTTP status of a NOT_THE_API answer
+    code: str = ""  # the provider's error of an ERROR answer
 
 
 @dataclass
@@ -105,10 +111,11 @@ class FaultPlan:
         with self._lock:
             self.rules.clear()
 
-    def take(self, operation: str) -> FaultRule | None:
+    def take(self, operation: str, alias: str | None = None) -> FaultRule | None:
+        """The rule that hits a request of `operation` (also known as `alias`), if any."""
         with self._lock:
             for rule in self.rules:
-                if rule.operation not in (None, operation):
+                if rule.operation not in (None, operation, alias):
                     continue
                 if rule.remaining is not None and rule.remaining <= 0:
                     continue
@@ -149,36 +156,105 @@ class Response:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class AcceptsTokens:
-    """The API tokens a simulated service accepts. Tests revoke one and restore it, as an
-    operator's credential is revoked and then replaced; requests with any other token are
-    answered the way the real service answers an invalid one."""
+Answer = TypeVar("Answer")
 
-    tokens: set[str]
-    _state_lock: threading.RLock
 
-    def accept_token(self, token: str) -> None:
-        """Accept `token` from now on (besides the others)."""
-        with self._state_lock:
-            self.tokens.add(token)
+@dataclass(frozen=True)
+class FaultAnswers(Generic[Answer]):
+    """How a simulator answers the faults that stand for its provider's errors: the provider's
+    HTTP status or error code for each, and its message ("" for the injected rule's own)."""
 
-    def reject_token(self, token: str) -> None:
-        """Refuse `token` from now on, as for a revoked or expired token."""
-        with self._state_lock:
-            self.tokens.discard(token)
+    throttle: tuple[Answer, str]
+    server_error: tuple[Answer, str]
+    unavailable: tuple[Answer, str]
+    permanent: tuple[Answer, str]
+
+    def answer(self, rule: FaultRule) -> tuple[Answer, str]:
+        answers = {
+            THROTTLE: self.throttle,
+            SERVER_ERROR: self.server_error,
+            UNAVAILABLE: self.unavailable,
+            PERMANENT: self.permanent,
+        }
+        if rule.kind not in answers:
+            raise ValueError(f"fault kind {rule.kind!r} has no response")
+        answer, message = answers[rule.kind]
+        return answer, message or rule.message
+
+
+RouteHandler = Callable[[Request, dict[str, str]], Response]
+_PLACEHOLDER = re.compile(r"\{(\w+)(?::([^{}]+))?\}")
+
+
+class Routes:
+    """A route table: (method, path, operation, handler), the first match wins. A path names
+    its parameters as `{name}` (one segment) or `{name:regex}`; the handler gets them decoded,
+    those that matched nothing left out."""
+
+    def __init__(self, routes: Iterable[tuple[str, str, str, RouteHandler]]) -> None:
+        self._routes = [
+            (method, self._compile(path), operation, handler)
+            for method, path, operation, handler in routes
+        ]
+
+    @staticmethod
+    def _compile(path: str) -> re.Pattern[str]:
+        pattern, position = "", 0
+        for match in _PLACEHOLDER.finditer(path):
+            name, regex = match.groups()
+            pattern += re.escape(path[position : match.start()])
+            pattern += f"(?P<{name}>{regex or '[^/]+'})"
+            position = match.end()
+        return re.compile(pattern + re.escape(path[position:]))
+
+    def find(self, method: str, path: str) -> tuple[str, Callable[[Request], Response]] | None:
+        """The operation and handler of a request, or None when no route matches."""
+        for route_method, pattern, operation, handler in self._routes:
+            match = pattern.fullmatch(path)
+            if match and route_method == method:
+                found = {k: unquote(v) for k, v in match.groupdict().items() if v is not None}
+                return operation, _bind(handler, found)
+        return None
+
+
+def _bind(handler: RouteHandler, parameters: dict[str, str]) -> Callable[[Request], Response]:
+    return lambda request: handler(request, parameters)
+
+
+class Simulation(TypedDict, total=False):
+    """How a simulator runs, whatever it simulates (see SimulatedService)."""
+
+    script: Sequence[tuple[str, float]] | None
+    latency: float
+    clock: SimulatedClock | None
+    seed: int
 
 
 class SimulatedService:
     """Base of a simulated provider API, and the interface every simulator offers: `runs_for`
-    (the provider runs a WES run got), `inject` / `clear_faults` (faults on logical operations),
-    `calls` (requests per logical operation) and `clock` (the provider's time). Subclasses
-    implement `route`, `fault_response` and `runs_for`."""
+    (the provider runs a WES run got), `inject` / `clear_faults` (faults on an operation of the
+    API or on a logical one of `logical_operations`), `calls` (requests per API operation),
+    `clock` (the provider's time) and `lock` (held around every change of the simulated state).
+    Subclasses implement `route`, `fault_response` and `runs_for`.
+
+    `script` is a list of (status, seconds) steps: a run reaches each status that many seconds
+    of `clock` after it started (the demo and benchmarks); `latency` is added to every request;
+    `seed` makes faults injected with a `rate` repeatable."""
 
     name = "fake"
+    # API operation -> the shared interface's logical one ("submit", "status", "cancel"), for
+    # the APIs whose operations have other names.
+    logical_operations: Mapping[str, str] = {}
 
     def __init__(
-        self, latency: float = 0.0, clock: SimulatedClock | None = None, seed: int = 0
+        self,
+        *,
+        script: Sequence[tuple[str, float]] | None = None,
+        latency: float = 0.0,
+        clock: SimulatedClock | None = None,
+        seed: int = 0,
     ) -> None:
+        self.script = tuple(script) if script is not None else None
         self.latency = latency
         self.clock = clock or SimulatedClock()
         self.faults = FaultPlan(seed=seed)
@@ -203,6 +279,12 @@ class SimulatedService:
     def not_found(self, request: Request) -> Response:
         return Response(404, {"message": f"no route for {request.method} {request.path}"})
 
+    def due(self, applied: int, since: float) -> list[tuple[str, float]]:
+        """The script's steps after the first `applied` that are due for a run started at
+        `since` (clock time)."""
+        elapsed = self.clock.now() - since
+        return [step for step in (self.script or ())[applied:] if step[1] <= elapsed]
+
     # --- fault helpers ------------------------------------------------------------------
     def inject(
         self,
@@ -215,8 +297,12 @@ class SimulatedService:
         delay: float = 0.0,
         skip: int = 0,
         status: int = 200,
+        code: str = "",
     ) -> None:
-        self.faults.add(FaultRule(kind, operation, count, rate, message, delay, skip, status))
+        """Answer requests of `operation` (an API operation or a logical one; None: any) with a
+        fault of `kind`, `count` times (None: until cleared), each with probability `rate`."""
+        rule = FaultRule(kind, operation, count, rate, message, delay, skip, status, code)
+        self.faults.add(rule)
 
     def clear_faults(self) -> None:
         """Forget every injected fault that has not fired yet."""
@@ -294,7 +380,7 @@ class SimulatedService:
             self.calls[operation] += 1
         if self.latency:
             time.sleep(self.latency)
-        rule = self.faults.take(operation)
+        rule = self.faults.take(operation, self.logical_operations.get(operation))
         drop = False
         delay_answer = 0.0
         if rule is not None and rule.kind == SLOW:
@@ -343,3 +429,52 @@ class SimulatedService:
         handler.end_headers()
         if payload:
             handler.wfile.write(payload)
+
+
+class SimulatedPlatform(SimulatedService):
+    """A simulated platform whose users send an API token and work in projects (Seven Bridges,
+    Arvados). Tests revoke a token and restore it, as an operator's credential is revoked and
+    then replaced, and forbid a project, as a user loses a permission there; `reset` returns to
+    the first token and projects. A run whose inputs set `fail_input` to a true value fails."""
+
+    fail_input = "fake_fail"
+
+    def __init__(
+        self, *, token: str, projects: Iterable[str], **simulation: Unpack[Simulation]
+    ) -> None:
+        super().__init__(**simulation)
+        self.token = token
+        self.tokens = {token}  # every token the simulator accepts
+        self._first_projects = tuple(projects)
+        self.projects = set(self._first_projects)
+        self.forbidden_projects: set[str] = set()
+
+    def accept_token(self, token: str) -> None:
+        """Accept `token` from now on (besides the others)."""
+        with self.lock:
+            self.tokens.add(token)
+
+    def reject_token(self, token: str) -> None:
+        """Refuse `token` from now on, as for a revoked or expired token."""
+        with self.lock:
+            self.tokens.discard(token)
+
+    def accepts(self, token: str | None) -> bool:
+        with self.lock:
+            return token in self.tokens
+
+    def forbid_project(self, project: str) -> None:
+        """Refuse the user `project` from now on, the way the platform refuses a user without
+        the needed permission."""
+        with self.lock:
+            self.forbidden_projects.add(project)
+
+    def reset(self) -> None:
+        """Forget faults and counters; accept only the first token and know the first projects
+        again, forbidding none (for a simulator shared across tests)."""
+        with self.lock:
+            self.clear_faults()
+            self.calls.clear()
+            self.tokens = {self.token}
+            self.projects = set(self._first_projects)
+            self.forbidden_projects.clear()

@@ -21,28 +21,25 @@ benchmarks). A run whose inputs set `fail_input` to a true value ends FAILED ins
 
 from __future__ import annotations
 
-import re
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import urlencode
 
 from wesctl.providers.mapping import run_name
 from wesctl.simulated.http import (
-    PERMANENT,
-    SERVER_ERROR,
     THROTTLE,
-    UNAVAILABLE,
-    AcceptsTokens,
+    FaultAnswers,
     FaultRule,
     Request,
     Response,
-    SimulatedClock,
-    SimulatedService,
+    RouteHandler,
+    Routes,
+    SimulatedPlatform,
+    Simulation,
 )
 
 API_PREFIX = "/v2"
@@ -58,8 +55,17 @@ MAX_PAGE = 100
 MAX_BULK = 100
 TERMINAL = frozenset({"COMPLETED", "FAILED", "ABORTED"})
 TASK_ORDER_KEYS = ("created_time", "start_time", "end_time", "name", "created_by")
-
-Handler = Callable[[Request, dict[str, str]], Response]
+TASK = "/tasks/{task_id}"
+APP = "/apps/{app:[^/]+/[^/]+/[^/]+}"
+FILE = "/files/{file_id}"
+TaskHandler = Callable[[Request, "FakeTask"], Response]
+FileHandler = Callable[[Request, "FakeFile"], Response]
+FAULT_ANSWERS = FaultAnswers(
+    throttle=(429, "Rate limit exceeded! Please wait for the reset."),
+    server_error=(500, "Internal server error."),
+    unavailable=(503, "Service unavailable."),  # never code 0: the client would sleep 300 s
+    permanent=(400, ""),
+)
 
 
 @dataclass(frozen=True)
@@ -138,7 +144,7 @@ def _is_file_value(value: Any) -> bool:
     return isinstance(value, dict) and str(value.get("class", "")).lower() in ("file", "directory")
 
 
-class SimulatedSevenBridges(AcceptsTokens, SimulatedService):
+class SimulatedSevenBridges(SimulatedPlatform):
     """In-process Seven Bridges API v2. Start it, then point `Api(url=fake.api_url)` at it."""
 
     name = "sevenbridges"
@@ -150,75 +156,38 @@ class SimulatedSevenBridges(AcceptsTokens, SimulatedService):
         username: str = DEFAULT_USER,
         projects: Iterable[str] = (DEFAULT_PROJECT,),
         apps: Iterable[FakeApp] = (FakeApp(DEFAULT_APP),),
-        script: Sequence[tuple[str, float]] | None = None,
-        fail_input: str = "fake_fail",
-        latency: float = 0.0,
-        clock: SimulatedClock | None = None,
-        seed: int = 0,
+        **simulation: Unpack[Simulation],
     ) -> None:
-        super().__init__(latency=latency, clock=clock, seed=seed)
-        self.token = token
-        self.tokens = {token}  # every token the fake accepts
+        super().__init__(token=token, projects=projects, **simulation)
         self.username = username
-        self._first_projects = frozenset(projects)
-        self.projects = set(projects)
-        self.forbidden_projects: set[str] = set()
         self.apps = {app.id: app for app in apps}
-        self.script = tuple(script) if script is not None else None
-        self.fail_input = fail_input
         self.tasks: dict[str, FakeTask] = {}
         self.files: dict[str, FakeFile] = {}
         self._last_created: datetime | None = None
         self._window_start = time.time()
         self._window_used = 0
-        self._state_lock = threading.RLock()
-        self._routes: list[tuple[str, re.Pattern[str], str, Handler]] = [
-            ("GET", re.compile(r"/user"), "user", self._get_user),
-            (
-                "GET",
-                re.compile(r"/projects/(?P<project>[^/]+/[^/]+)"),
-                "project",
-                self._get_project,
-            ),
-            (
-                "GET",
-                re.compile(r"/apps/(?P<app>[^/]+/[^/]+/[^/]+?)(?:/(?P<revision>\d+))?"),
-                "app",
-                self._get_app,
-            ),
-            ("POST", re.compile(r"/tasks"), "submit", self._create_task),
-            ("GET", re.compile(r"/tasks"), "list", self._list_tasks),
-            ("GET", re.compile(r"/tasks/(?P<task_id>[^/]+)"), "status", self._get_task),
-            ("PATCH", re.compile(r"/tasks/(?P<task_id>[^/]+)"), "update", self._update_task),
-            ("DELETE", re.compile(r"/tasks/(?P<task_id>[^/]+)"), "delete", self._delete_task),
-            (
-                "POST",
-                re.compile(r"/tasks/(?P<task_id>[^/]+)/actions/run"),
-                "submit",
-                self._run_task,
-            ),
-            (
-                "POST",
-                re.compile(r"/tasks/(?P<task_id>[^/]+)/actions/abort"),
-                "cancel",
-                self._abort_task,
-            ),
-            (
-                "GET",
-                re.compile(r"/tasks/(?P<task_id>[^/]+)/execution_details"),
-                "execution_details",
-                self._execution_details,
-            ),
-            ("POST", re.compile(r"/bulk/tasks/get"), "status", self._bulk_get),
-            ("GET", re.compile(r"/files/(?P<file_id>[^/]+)"), "file", self._get_file),
-            (
-                "GET",
-                re.compile(r"/files/(?P<file_id>[^/]+)/download_info"),
-                "download_info",
-                self._download_info,
-            ),
-            ("GET", re.compile(r"/rate_limit"), "rate_limit", self._rate_limit),
-        ]
+
+        task, draft, file = self._on_task, self._on_draft, self._on_file
+        self._routes = Routes(
+            [
+                ("GET", "/user", "user", self._get_user),
+                ("GET", "/projects/{project:[^/]+/[^/]+}", "project", self._get_project),
+                ("GET", APP, "app", self._get_app),
+                ("GET", APP + r"/{revision:\d+}", "app", self._get_app),
+                ("POST", "/tasks", "submit", self._create_task),
+                ("GET", "/tasks", "list", self._list_tasks),
+                ("GET", TASK, "status", task(self._get_task)),
+                ("PATCH", TASK, "update", draft(self._update_task, "modified")),
+                ("DELETE", TASK, "delete", draft(self._delete_task, "deleted")),
+                ("POST", TASK + "/actions/run", "submit", draft(self._run_task, "run")),
+                ("POST", TASK + "/actions/abort", "cancel", task(self._abort_task)),
+                ("GET", TASK + "/execution_details", "execution_details", task(self._details)),
+                ("POST", "/bulk/tasks/get", "status", self._bulk_get),
+                ("GET", FILE, "file", file(self._get_file)),
+                ("GET", FILE + "/download_info", "download_info", file(self._download_info)),
+                ("GET", "/rate_limit", "rate_limit", self._rate_limit),
+            ]
+        )
 
     @property
     def api_url(self) -> str:
@@ -228,20 +197,20 @@ class SimulatedSevenBridges(AcceptsTokens, SimulatedService):
     # --- test and demo helpers ----------------------------------------------------------
     def add_file(self, name: str, content: bytes = b"", *, project: str = DEFAULT_PROJECT) -> str:
         """Create a platform file (e.g. a run input) and return its id."""
-        with self._state_lock:
+        with self.lock:
             file_id = uuid.uuid4().hex[:24]
             self.files[file_id] = FakeFile(file_id, name, project, content)
             return file_id
 
     def task(self, task_id: str) -> FakeTask:
         """The fake's record of a task (its script applied), for assertions."""
-        with self._state_lock:
+        with self.lock:
             return self._advance(self.tasks[task_id])
 
     def runs_for(self, run_id: str) -> list[str]:
         """Ids of the live (not deleted) tasks named or described for WES run `run_id`."""
         marker = f"wesctl-run-id={run_id}"
-        with self._state_lock:
+        with self.lock:
             return [
                 task.id
                 for task in self.tasks.values()
@@ -251,7 +220,7 @@ class SimulatedSevenBridges(AcceptsTokens, SimulatedService):
 
     def set_status(self, task_id: str, raw_status: str) -> None:
         """Force a task's raw status; COMPLETED/FAILED also produce outputs and job logs."""
-        with self._state_lock:
+        with self.lock:
             task = self.tasks[task_id]
             if raw_status in ("COMPLETED", "FAILED"):
                 self._finish(task, succeed=raw_status == "COMPLETED")
@@ -267,68 +236,49 @@ class SimulatedSevenBridges(AcceptsTokens, SimulatedService):
 
     def finish(self, task_id: str, *, succeed: bool) -> None:
         """End a task as COMPLETED (with outputs) or FAILED (with a message), with job logs."""
-        with self._state_lock:
+        with self.lock:
             self._finish(self.tasks[task_id], succeed=succeed)
 
-    def forbid_project(self, project: str) -> None:
-        """Answer 403 to everything in `project` (the user lost its permission there)."""
-        with self._state_lock:
-            self.forbidden_projects.add(project)
-
     def reset(self) -> None:
-        """Forget every task, file, fault and counter; accept only the first token and know the
-        first projects again, forbidding none (for a fake shared across tests)."""
-        with self._state_lock, self.lock:
+        """Forget every task and file too."""
+        with self.lock:
+            super().reset()
             self.tasks.clear()
             self.files.clear()
-            self.clear_faults()
-            self.calls.clear()
-            self.tokens = {self.token}
-            self.projects = set(self._first_projects)
-            self.forbidden_projects.clear()
 
     # --- SimulatedService --------------------------------------------------------------------
     def route(self, request: Request) -> tuple[str, Any]:
         if request.method == "GET" and request.path.startswith("/download/"):
             return "download", self._download
         if request.path.startswith(API_PREFIX + "/"):
-            path = request.path[len(API_PREFIX) :].rstrip("/")
-            for method, pattern, operation, handler in self._routes:
-                match = pattern.fullmatch(path)
-                if match and method == request.method:
-                    groups = {k: v for k, v in match.groupdict().items() if v is not None}
-                    return operation, self._endpoint(handler, groups)
+            found = self._routes.find(request.method, request.path[len(API_PREFIX) :].rstrip("/"))
+            if found is not None:
+                operation, handler = found
+                return operation, self._endpoint(handler)
         return "unknown", self._no_route
 
     def fault_response(self, rule: FaultRule, operation: str) -> Response:
+        status, message = FAULT_ANSWERS.answer(rule)
         if rule.kind == THROTTLE:
-            response = _error(
-                429, "Rate limit exceeded! Please wait for the reset.", RATE_LIMIT_CODE
-            )
+            response = _error(status, message, RATE_LIMIT_CODE)
             response.headers.update(self._rate_headers(remaining=0))
             return response
-        if rule.kind == SERVER_ERROR:
-            return self._with_headers(_error(500, "Internal server error."))
-        if rule.kind == UNAVAILABLE:  # never code 0: that is maintenance, the client sleeps 300 s
-            return self._with_headers(_error(503, "Service unavailable."))
-        if rule.kind == PERMANENT:
-            return self._with_headers(_error(400, rule.message))
-        raise ValueError(f"fault kind {rule.kind!r} has no response")
+        return self._with_headers(_error(status, message))
 
     # --- plumbing -----------------------------------------------------------------------
-    def _endpoint(self, handler: Handler, groups: dict[str, str]) -> Callable[[Request], Response]:
+    def _endpoint(self, handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
         def respond(request: Request) -> Response:
-            with self._state_lock:
-                if request.headers.get("x-sbg-auth-token") not in self.tokens:
+            with self.lock:
+                if not self.accepts(request.headers.get("x-sbg-auth-token")):
                     response = _error(401, "Unauthorized", code=0)
                 else:
-                    response = handler(request, groups)
+                    response = handler(request)
             return self._with_headers(response)
 
         return respond
 
     def _rate_headers(self, remaining: int | None = None) -> dict[str, str]:
-        with self._state_lock:
+        with self.lock:
             now = time.time()
             if now - self._window_start >= RATE_WINDOW:
                 self._window_start, self._window_used = now, 0
@@ -349,7 +299,7 @@ class SimulatedSevenBridges(AcceptsTokens, SimulatedService):
         return _error(404, f"No resource at {request.method} {request.path}.")
 
     def _download(self, request: Request) -> Response:
-        with self._state_lock:
+        with self.lock:
             file = self.files.get(request.path.rsplit("/", 1)[-1])
         if file is None:
             return Response(404, b"not found", {"Content-Type": "text/plain"})
@@ -359,15 +309,15 @@ class SimulatedSevenBridges(AcceptsTokens, SimulatedService):
         """Apply the clock-driven script to a task that was run."""
         if self.script is None or task.run_at is None or task.status in TERMINAL | {"ABORTING"}:
             return task
-        elapsed = self.clock.now() - task.run_at
-        due = [status for status, offset in self.script[task.step :] if offset <= elapsed]
+        due = self.due(task.step, task.run_at)
         if not due:
             return task
         task.step += len(due)
-        if due[-1] in ("COMPLETED", "FAILED"):
-            self._finish(task, succeed=due[-1] == "COMPLETED" and not task.fail)
+        status = due[-1][0]
+        if status in ("COMPLETED", "FAILED"):
+            self._finish(task, succeed=status == "COMPLETED" and not task.fail)
         else:
-            self.set_status(task.id, due[-1])
+            self.set_status(task.id, status)
         return task
 
     def _live_task(self, task_id: str) -> FakeTask | None:
@@ -702,13 +652,37 @@ class SimulatedSevenBridges(AcceptsTokens, SimulatedService):
         }
         return Response(200, body, {"X-Total-Matching-Query": str(len(tasks))})
 
-    def _task_or_404(self, task_id: str) -> FakeTask | Response:
-        task = self._live_task(task_id)
-        if task is None:
-            return _error(404, f"Task {task_id} does not exist or you do not have access.")
-        if task.project in self.forbidden_projects:
-            return _forbidden(task.project)
-        return task
+    def _on_draft(self, handler: TaskHandler, to_be: str) -> RouteHandler:
+        """`handler` of a task that only a draft can be `to_be` (modified, deleted, run)."""
+        return self._on_task(handler, draft_to_be=to_be)
+
+    def _on_task(self, handler: TaskHandler, *, draft_to_be: str = "") -> RouteHandler:
+        """`handler` of a live task the user may access."""
+
+        def respond(request: Request, found: dict[str, str]) -> Response:
+            task = self._live_task(found["task_id"])
+            if task is None:
+                return _error(
+                    404, f"Task {found['task_id']} does not exist or you do not have access."
+                )
+            if task.project in self.forbidden_projects:
+                return _forbidden(task.project)
+            if draft_to_be and task.status != "DRAFT":
+                return _error(
+                    400, f"Only draft tasks can be {draft_to_be}; this task is {task.status}."
+                )
+            return handler(request, task)
+
+        return respond
+
+    def _on_file(self, handler: FileHandler) -> RouteHandler:
+        def respond(request: Request, found: dict[str, str]) -> Response:
+            file = self.files.get(found["file_id"])
+            if file is None:
+                return _error(404, f"File {found['file_id']} does not exist.")
+            return handler(request, file)
+
+        return respond
 
     def _project_refusal(self, project: Any) -> Response | None:
         """The platform's answer to a project its user cannot use, or None if it can."""
@@ -718,19 +692,11 @@ class SimulatedSevenBridges(AcceptsTokens, SimulatedService):
             return _forbidden(project)
         return None
 
-    def _get_task(self, request: Request, groups: dict[str, str]) -> Response:
-        task = self._task_or_404(groups["task_id"])
-        if isinstance(task, Response):
-            return task
+    def _get_task(self, request: Request, task: FakeTask) -> Response:
         return Response(200, self._task_json(task, request.base_url))
 
-    def _update_task(self, request: Request, groups: dict[str, str]) -> Response:
-        task = self._task_or_404(groups["task_id"])
-        if isinstance(task, Response):
-            return task
+    def _update_task(self, request: Request, task: FakeTask) -> Response:
         body = request.json()
-        if task.status != "DRAFT":
-            return _error(400, f"Only draft tasks can be modified; this task is {task.status}.")
         if not isinstance(body, dict):
             return _error(400, "The request body must be a JSON object.")
         if isinstance(body.get("name"), str):
@@ -741,37 +707,21 @@ class SimulatedSevenBridges(AcceptsTokens, SimulatedService):
             task.inputs.update(body["inputs"])
         return Response(200, self._task_json(task, request.base_url))
 
-    def _delete_task(self, request: Request, groups: dict[str, str]) -> Response:
-        task = self._task_or_404(groups["task_id"])
-        if isinstance(task, Response):
-            return task
-        if task.status != "DRAFT":
-            return _error(400, f"Only draft tasks can be deleted; this task is {task.status}.")
+    def _delete_task(self, request: Request, task: FakeTask) -> Response:
         task.deleted = True
         return Response(204)
 
-    def _run_task(self, request: Request, groups: dict[str, str]) -> Response:
-        task = self._task_or_404(groups["task_id"])
-        if isinstance(task, Response):
-            return task
-        if task.status != "DRAFT":
-            return _error(400, f"Only draft tasks can be run; this task is {task.status}.")
+    def _run_task(self, request: Request, task: FakeTask) -> Response:
         self._start(task)
         return Response(200, self._task_json(task, request.base_url))
 
-    def _abort_task(self, request: Request, groups: dict[str, str]) -> Response:
-        task = self._task_or_404(groups["task_id"])
-        if isinstance(task, Response):
-            return task
+    def _abort_task(self, request: Request, task: FakeTask) -> Response:
         if task.status not in ("QUEUED", "RUNNING", "ABORTING"):
             return _error(400, f"Task in status {task.status} cannot be aborted.")
         self.set_status(task.id, "ABORTED")
         return Response(200, self._task_json(task, request.base_url))
 
-    def _execution_details(self, request: Request, groups: dict[str, str]) -> Response:
-        task = self._task_or_404(groups["task_id"])
-        if isinstance(task, Response):
-            return task
+    def _details(self, request: Request, task: FakeTask) -> Response:
         files_url = f"{request.base_url}{API_PREFIX}/files"
         jobs = [
             {
@@ -813,16 +763,10 @@ class SimulatedSevenBridges(AcceptsTokens, SimulatedService):
                 items.append({"resource": self._task_json(task, request.base_url)})
         return Response(200, {"items": items})
 
-    def _get_file(self, request: Request, groups: dict[str, str]) -> Response:
-        file = self.files.get(groups["file_id"])
-        if file is None:
-            return _error(404, f"File {groups['file_id']} does not exist.")
+    def _get_file(self, request: Request, file: FakeFile) -> Response:
         return Response(200, self._file_json(file, request.base_url))
 
-    def _download_info(self, request: Request, groups: dict[str, str]) -> Response:
-        file = self.files.get(groups["file_id"])
-        if file is None:
-            return _error(404, f"File {groups['file_id']} does not exist.")
+    def _download_info(self, request: Request, file: FakeFile) -> Response:
         return Response(200, {"url": f"{request.base_url}/download/{file.id}"})
 
     def _rate_limit(self, request: Request, groups: dict[str, str]) -> Response:

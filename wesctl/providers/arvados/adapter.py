@@ -36,7 +36,14 @@ from googleapiclient.errors import HttpError  # type: ignore[import-untyped]
 from httplib2 import HttpLib2Error  # type: ignore[import-untyped]
 
 from wesctl.config import Settings
-from wesctl.domain.types import ProbeResult, ProviderStatus, RunDetails, RunSpec, Submission
+from wesctl.domain.types import (
+    Attempt,
+    ProbeResult,
+    ProviderStatus,
+    RunDetails,
+    RunSpec,
+    Submission,
+)
 from wesctl.errors import ConfigError
 from wesctl.providers.adapter import NO_SCOPE, AdapterBase, GiveUp, Scope
 from wesctl.providers.arvados.mapping import (
@@ -145,32 +152,25 @@ class ArvadosProvider(AdapterBase):
         check_spec(spec)
         run_options(spec, self._project)
 
-    def submit(
-        self,
-        spec: RunSpec,
-        *,
-        idempotency_key: str,
-        known_provider_id: str | None,
-        may_exist: bool,
-        record_provider_id: RecordProviderId,
-    ) -> Submission:
+    def submit(self, attempt: Attempt, record_provider_id: RecordProviderId) -> Submission:
         """Start `spec` as exactly one committed container request: adopt the recorded or a
         marked one, else create a draft, record its uuid, then commit it."""
+        spec, key, known = attempt.spec, attempt.key, attempt.known_provider_id
         self.validate(spec)
         options = run_options(spec, self._project)
         scope = INSTALLATION if options.project == self._project else NO_SCOPE
         request: Mapping[str, Any] | None = None
-        if known_provider_id:
-            request = self._get_request(known_provider_id, missing_ok=True)
+        if known:
+            request = self._get_request(known, missing_ok=True)
             if request is not None and not _ours(request, spec.run_id):
                 logger.warning(
                     "run=%s recorded request %s is not this run's; looking for its own",
                     spec.run_id,
-                    known_provider_id,
+                    known,
                 )
                 request = None
-        if request is None and (may_exist or known_provider_id):
-            request = self._find(spec.run_id, idempotency_key)
+        if request is None and (attempt.may_exist or known):
+            request = self._find(spec.run_id, key)
             if request is not None:
                 record_provider_id(str(request["uuid"]))
         adopted = request is not None
@@ -181,11 +181,11 @@ class ArvadosProvider(AdapterBase):
                     uuid=spec.workflow_url, select=["uuid", "name", "definition"]
                 ),
             )
-            body = request_body(spec, idempotency_key, workflow, options)
+            body = request_body(spec, key, workflow, options)
             request = self._create(body, scope)
             record_provider_id(str(request["uuid"]))
         if is_live_draft(request):
-            self._discard_twins(request, spec.run_id, idempotency_key)
+            self._discard_twins(request, spec.run_id, key)
             request = self._commit(request, options.priority, scope)
         container = None
         if adopted and request.get("container_uuid"):
@@ -209,17 +209,16 @@ class ArvadosProvider(AdapterBase):
             },
         )
 
-    def lookup(
-        self, spec: RunSpec, *, idempotency_key: str, known_provider_id: str | None
-    ) -> str | None:
+    def lookup(self, attempt: Attempt) -> str | None:
         """Return the uuid of the request this submission created (the recorded one if it
         exists, else the one its properties mark), creating nothing; None when there is none."""
+        spec, key, known = attempt.spec, attempt.key, attempt.known_provider_id
         self.validate(spec)
-        if known_provider_id:
-            request = self._get_request(known_provider_id, missing_ok=True)
+        if known:
+            request = self._get_request(known, missing_ok=True)
             if request is not None and not is_duplicate(request):
                 return str(request["uuid"])
-        found = self._find(spec.run_id, idempotency_key)
+        found = self._find(spec.run_id, key)
         return str(found["uuid"]) if found is not None else None
 
     def statuses(self, provider_ids: Sequence[str]) -> dict[str, ProviderStatus | None]:
@@ -234,31 +233,13 @@ class ArvadosProvider(AdapterBase):
                 result[provider_id] = None
         for start in range(0, len(wanted), STATUS_BATCH_SIZE):
             chunk = wanted[start : start + STATUS_BATCH_SIZE]
-            requests = {
-                str(item["uuid"]): item
-                for item in self._list(
-                    "list container requests",
-                    "container_requests",
-                    [["uuid", "in", chunk]],
-                    REQUEST_FIELDS,
-                    expected=len(chunk),
-                )
-            }
+            requests = self._by_uuid("container_requests", chunk, REQUEST_FIELDS)
             container_uuids = sorted(
                 {str(r["container_uuid"]) for r in requests.values() if r.get("container_uuid")}
             )
             containers: dict[str, Mapping[str, Any]] = {}
             if container_uuids:
-                containers = {
-                    str(item["uuid"]): item
-                    for item in self._list(
-                        "list containers",
-                        "containers",
-                        [["uuid", "in", container_uuids]],
-                        CONTAINER_FIELDS,
-                        expected=len(container_uuids),
-                    )
-                }
+                containers = self._by_uuid("containers", container_uuids, CONTAINER_FIELDS)
             for provider_id in chunk:
                 request = requests.get(provider_id)
                 if request is None:
@@ -506,6 +487,16 @@ class ArvadosProvider(AdapterBase):
             logger.warning("collection %s is gone; reading it as empty", uuid)
             return {"uuid": uuid, "manifest_text": ""}
         return found
+
+    def _by_uuid(
+        self, resource: str, uuids: Sequence[str], select: Sequence[str]
+    ) -> dict[str, Mapping[str, Any]]:
+        """The records of `resource` with these uuids, by uuid (in as few list calls as can)."""
+        operation = f"list {resource.replace('_', ' ')}"
+        found = self._list(
+            operation, resource, [["uuid", "in", list(uuids)]], select, expected=len(uuids)
+        )
+        return {str(item["uuid"]): item for item in found}
 
     def _list(
         self,

@@ -42,6 +42,7 @@ from wesctl.providers.base import (
     ProviderRunNotFound,
     ProviderUnavailable,
 )
+from wesctl.providers.mapping import required_option
 
 logger = logging.getLogger(__name__)
 
@@ -134,17 +135,16 @@ def _int_option(spec: RunSpec, name: str, default: int, low: int, high: int | No
 
 def run_options(spec: RunSpec, default_project: str | None) -> RunOptions:
     """Read and check the run's options; raise ProviderRejected naming the bad one."""
-    project = spec.option("project") or spec.option("arvados_project") or default_project
-    if not project:
-        raise ProviderRejected(
-            PROVIDER,
-            "no project: give the run a 'project' tag or workflow engine parameter, "
-            "or set ARVADOS_PROJECT_UUID",
-        )
-    if not isinstance(project, str) or not PROJECT_UUID.fullmatch(project):
-        raise ProviderRejected(
-            PROVIDER, f"option project={project!r} is not an Arvados project uuid (…-j7d0g-…)"
-        )
+    project = required_option(
+        spec,
+        ("project", "arvados_project"),
+        default_project,
+        provider=PROVIDER,
+        missing="no project: give the run a 'project' tag or workflow engine parameter, "
+        "or set ARVADOS_PROJECT_UUID",
+        pattern=PROJECT_UUID,
+        invalid="option project={} is not an Arvados project uuid (…-j7d0g-…)",
+    )
     image = spec.option("container_image") or spec.option("image") or DEFAULT_IMAGE
     if not isinstance(image, str) or not image.strip() or any(c.isspace() for c in image):
         raise ProviderRejected(PROVIDER, f"option container_image={image!r} is not an image name")

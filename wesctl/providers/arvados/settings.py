@@ -20,17 +20,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from wesctl.providers.spec import ProviderSpec, SdkSettings
-from wesctl.setting import Secret, optional_secret, positive_float, setting
+from wesctl.setting import Secret, matching, optional, positive_float, secret_setting, setting
 
 # A project or a user's home project; here, not in mapping, so the registry imports only this.
 PROJECT_UUID = re.compile(r"[a-z0-9]{5}-(?:j7d0g|tpzed)-[a-z0-9]{15}")
 
 
-def api_host(raw: str) -> str | None:
+def api_host(text: str) -> str:
     """host[:port]: the SDK always speaks https and takes no scheme or path."""
-    text = raw.strip()
-    if not text:
-        return None
     if "://" in text or "/" in text or any(char.isspace() for char in text):
         raise ValueError(
             "must be host[:port] without a scheme or path (e.g. zzzzz.arvadosapi.com); "
@@ -39,39 +36,27 @@ def api_host(raw: str) -> str | None:
     return text
 
 
-def project_uuid(raw: str) -> str | None:
-    text = raw.strip()
-    if not text:
-        return None
-    if not PROJECT_UUID.fullmatch(text):
-        raise ValueError("must be a project uuid (…-j7d0g-…)")
-    return text
-
-
 @dataclass(frozen=True)
 class ArvadosSettings:
     api_host: str | None = setting(
         "ARVADOS_API_HOST",
         "",
-        api_host,
+        optional(api_host),
         "Arvados API host[:port] without https:// (the SDK uses https); unset: the SDK's "
         "settings.conf",
         required_for="the cluster's API host",
         example="zzzzz.arvadosapi.com",
     )
-    api_token: Secret | None = setting(  # noqa: RUF009 - a dataclasses.field
+    api_token: Secret | None = secret_setting(  # noqa: RUF009 - a dataclasses.field
         "ARVADOS_API_TOKEN",
-        "",
-        optional_secret,
         "Arvados API token; unset: the SDK's settings.conf",
-        secret=True,
         credential="arvados-api-token",
         required_for="an API token",
     )
     project_uuid: str | None = setting(
         "ARVADOS_PROJECT_UUID",
         "",
-        project_uuid,
+        optional(matching(PROJECT_UUID, "a project uuid (…-j7d0g-…)")),
         "Project (…-j7d0g-…) container requests are created in when a run names none",
         required_for="the project its runs are created in",
         example="zzzzz-j7d0g-0123456789abcde",

@@ -76,6 +76,7 @@ from botocore.exceptions import (
 from wesctl.config import Settings
 from wesctl.domain.states import TERMINAL_STATES
 from wesctl.domain.types import (
+    Attempt,
     ProbeResult,
     ProviderStatus,
     RunDetails,
@@ -347,28 +348,21 @@ class HealthOmicsProvider(AdapterBase):
     def validate(self, spec: RunSpec) -> None:
         run_request(spec, self.own, self.omics.meta.region_name)
 
-    def submit(
-        self,
-        spec: RunSpec,
-        *,
-        idempotency_key: str,
-        known_provider_id: str | None,
-        may_exist: bool,
-        record_provider_id: RecordProviderId,
-    ) -> Submission:
-        if known_provider_id is not None:  # adopted as it is, whatever the settings say now
-            run = self._get_run(known_provider_id)
-            return self._adopted(known_provider_id, run, idempotency_key)
+    def submit(self, attempt: Attempt, record_provider_id: RecordProviderId) -> Submission:
+        spec, key, known = attempt.spec, attempt.key, attempt.known_provider_id
+        if known is not None:  # adopted as it is, whatever the settings say now
+            run = self._get_run(known)
+            return self._adopted(known, run, key)
         request = run_request(spec, self.own, self.omics.meta.region_name)
-        if len(idempotency_key) > 128 or not is_printable(idempotency_key):
+        if len(key) > 128 or not is_printable(key):
             raise reject("the idempotency key must be 1-128 printable characters")
-        request["requestId"] = idempotency_key
-        request["tags"][TAG_REQUEST_ID] = idempotency_key
-        if may_exist:
-            found = self._find_run(request["name"], spec.run_id, idempotency_key)
+        request["requestId"] = key
+        request["tags"][TAG_REQUEST_ID] = key
+        if attempt.may_exist:
+            found = self._find_run(request["name"], spec.run_id, key)
             if found is not None:
                 provider_id, run = found
-                return self._adopted(provider_id, run, idempotency_key)
+                return self._adopted(provider_id, run, key)
         response = self._call(
             "StartRun",
             partial(self.omics.start_run, **request),
@@ -390,23 +384,22 @@ class HealthOmicsProvider(AdapterBase):
                 "arn": response.get("arn"),
                 "uuid": response.get("uuid"),
                 "runOutputUri": response.get("runOutputUri"),
-                "requestId": idempotency_key,
+                "requestId": key,
             },
         )
 
-    def lookup(
-        self, spec: RunSpec, *, idempotency_key: str, known_provider_id: str | None
-    ) -> str | None:
+    def lookup(self, attempt: Attempt) -> str | None:
         """Return the id of the run this submission started (the recorded id if HealthOmics has
         it, else the run named wes-<run_id> carrying the key's tag), starting nothing. None
         means HealthOmics answered that there is none."""
-        if known_provider_id is not None:
+        spec, key, known = attempt.spec, attempt.key, attempt.known_provider_id
+        if known is not None:
             try:
-                self._get_run(known_provider_id)
-                return known_provider_id
+                self._get_run(known)
+                return known
             except ProviderRunNotFound:
-                logger.info("run=%s recorded run %s does not exist", spec.run_id, known_provider_id)
-        found = self._find_run(run_name(spec.run_id), spec.run_id, idempotency_key)
+                logger.info("run=%s recorded run %s does not exist", spec.run_id, known)
+        found = self._find_run(run_name(spec.run_id), spec.run_id, key)
         return found[0] if found is not None else None
 
     def statuses(self, provider_ids: Sequence[str]) -> Mapping[str, ProviderStatus | None]:

@@ -13,7 +13,7 @@ from wesctl.domain.states import RunState
 from wesctl.domain.types import ProviderStatus, RunSpec
 from wesctl.providers.base import ProviderRejected
 from wesctl.providers.healthomics.settings import HealthOmicsSettings
-from wesctl.providers.mapping import naive_utc, run_name, walk_outputs
+from wesctl.providers.mapping import naive_utc, required_option, run_name, walk_outputs
 
 logger = logging.getLogger(__name__)
 
@@ -271,17 +271,17 @@ def workflow_id(url: str, region: str) -> str:
 
 
 def role_arn(spec: RunSpec, own: HealthOmicsSettings) -> str:
-    value = spec.option("role_arn") or own.role_arn
-    if value is None:
-        raise reject(
-            "role_arn: no IAM role for the run; set AWS_HEALTHOMICS_WORKFLOW_ROLE_ARN or the "
-            "run's role_arn option"
-        )
-    if not isinstance(value, str) or len(value) > 128 or not ROLE_ARN.fullmatch(value):
-        raise reject(
-            f"role_arn {value!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)"
-        )
-    return value
+    return required_option(
+        spec,
+        ("role_arn",),
+        own.role_arn,
+        provider=NAME,
+        missing="role_arn: no IAM role for the run; set AWS_HEALTHOMICS_WORKFLOW_ROLE_ARN or the "
+        "run's role_arn option",
+        pattern=ROLE_ARN,
+        invalid="role_arn {} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>)",
+        longest=128,
+    )
 
 
 def own_options(spec: RunSpec, own: HealthOmicsSettings) -> tuple[str, ...]:
@@ -297,12 +297,14 @@ def own_options(spec: RunSpec, own: HealthOmicsSettings) -> tuple[str, ...]:
 
 
 def output_uri(spec: RunSpec, own: HealthOmicsSettings) -> str:
-    value = spec.option("output_uri") or own.output_uri
-    if value is None:
-        raise reject(
-            "output_uri: no S3 location for outputs; set AWS_HEALTHOMICS_OUTPUT_URI or the "
-            "run's output_uri option"
-        )
-    if not isinstance(value, str) or len(value) > 750 or not S3_URI.fullmatch(value):
-        raise reject(f"output_uri {value!r} is not an s3://bucket/prefix URI")
-    return value
+    return required_option(
+        spec,
+        ("output_uri",),
+        own.output_uri,
+        provider=NAME,
+        missing="output_uri: no S3 location for outputs; set AWS_HEALTHOMICS_OUTPUT_URI or the "
+        "run's output_uri option",
+        pattern=S3_URI,
+        invalid="output_uri {} is not an s3://bucket/prefix URI",
+        longest=750,
+    )

@@ -3,28 +3,22 @@ credentials, and wesctl's request rates. Everything else comes from boto3's own 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from wesctl.providers.spec import ProviderSpec
-from wesctl.setting import Secret, optional_secret, optional_text, positive_float, setting
+from wesctl.setting import (
+    Secret,
+    matching,
+    optional,
+    optional_text,
+    positive_float,
+    secret_setting,
+    setting,
+)
 
-
-def parse_s3_uri(raw: str) -> str | None:
-    text = raw.strip()
-    if not text:
-        return None
-    if not text.startswith("s3://") or len(text) <= len("s3://"):
-        raise ValueError("must be an s3:// URI such as s3://bucket/wes-outputs")
-    return text
-
-
-def parse_role_arn(raw: str) -> str | None:
-    text = raw.strip()
-    if not text:
-        return None
-    if not text.startswith("arn:") or ":role/" not in text:
-        raise ValueError("must be an IAM role ARN such as arn:aws:iam::123456789012:role/omics")
-    return text
+S3_URI = re.compile(r"s3://.+", re.DOTALL)
+ROLE_ARN = re.compile(r"(?=arn:).*:role/.*", re.DOTALL)  # arn:..., with ":role/" in it
 
 
 @dataclass(frozen=True)
@@ -35,12 +29,9 @@ class HealthOmicsSettings:
         optional_text,
         "AWS access key id (or use any other source of boto3's credential chain)",
     )
-    secret_access_key: Secret | None = setting(  # noqa: RUF009 - a dataclasses.field
+    secret_access_key: Secret | None = secret_setting(  # noqa: RUF009 - a dataclasses.field
         "AWS_SECRET_ACCESS_KEY",
-        "",
-        optional_secret,
         "AWS secret access key (or any other source of boto3's credential chain)",
-        secret=True,
         credential="aws-secret-access-key",
     )
     region: str | None = setting(
@@ -52,7 +43,9 @@ class HealthOmicsSettings:
     role_arn: str | None = setting(
         "AWS_HEALTHOMICS_WORKFLOW_ROLE_ARN",
         "",
-        parse_role_arn,
+        optional(
+            matching(ROLE_ARN, "an IAM role ARN such as arn:aws:iam::123456789012:role/omics")
+        ),
         "IAM service role HealthOmics runs assume",
         required_for="the IAM role its runs assume",
         example="arn:aws:iam::<account>:role/<name>",
@@ -60,7 +53,7 @@ class HealthOmicsSettings:
     output_uri: str | None = setting(
         "AWS_HEALTHOMICS_OUTPUT_URI",
         "",
-        parse_s3_uri,
+        optional(matching(S3_URI, "an s3:// URI such as s3://bucket/wes-outputs")),
         "S3 URI under which HealthOmics writes run outputs",
         required_for="an s3:// URI for run outputs",
         example="s3://<bucket>/<prefix>",

@@ -58,6 +58,7 @@ from sevenbridges.http.error_handlers import maintenance_sleeper
 
 from wesctl.config import Settings
 from wesctl.domain.types import (
+    Attempt,
     ProbeResult,
     ProviderStatus,
     RunDetails,
@@ -74,7 +75,7 @@ from wesctl.providers.base import (
     ProviderUnavailable,
     RecordProviderId,
 )
-from wesctl.providers.mapping import naive_utc
+from wesctl.providers.mapping import naive_utc, required_option
 from wesctl.providers.ratelimit import TokenBucket
 from wesctl.providers.sevenbridges.mapping import (
     APP_ID,
@@ -235,29 +236,22 @@ class SevenBridgesProvider(AdapterBase):
                 f"the limit is {MAX_TASK_NAME}",
             )
 
-    def submit(
-        self,
-        spec: RunSpec,
-        *,
-        idempotency_key: str,
-        known_provider_id: str | None,
-        may_exist: bool,
-        record_provider_id: RecordProviderId,
-    ) -> Submission:
+    def submit(self, attempt: Attempt, record_provider_id: RecordProviderId) -> Submission:
         """Start `spec` as exactly one task: adopt a known or marked task, else create a draft,
         record its id, then run it. Raise what `record_provider_id` raises without running."""
+        spec, key, known = attempt.spec, attempt.key, attempt.known_provider_id
         self.validate(spec)
         project = self._project(spec)
         task: Any = None
-        if known_provider_id:
-            task = self._get_task(known_provider_id)
-        elif may_exist:
-            task = self._find_task(spec, project, idempotency_key)
+        if known:
+            task = self._get_task(known)
+        elif attempt.may_exist:
+            task = self._find_task(spec, project, key)
             if task is not None:
                 record_provider_id(task.id)
         adopted = task is not None
         if task is None:
-            task = self._create_draft(spec, project, idempotency_key)
+            task = self._create_draft(spec, project, key)
             record_provider_id(task.id)
         task = self._run_draft(task, project)
         logger.info(
@@ -278,21 +272,18 @@ class SevenBridgesProvider(AdapterBase):
             },
         )
 
-    def lookup(
-        self, spec: RunSpec, *, idempotency_key: str, known_provider_id: str | None
-    ) -> str | None:
+    def lookup(self, attempt: Attempt) -> str | None:
         """Return the id of the task this submission created (the recorded id if the platform
         has it, else the task carrying the run's and the key's marker), creating nothing. None
         means the platform answered that there is none."""
+        spec, key, known = attempt.spec, attempt.key, attempt.known_provider_id
         self.validate(spec)
-        if known_provider_id:
+        if known:
             try:
-                return str(self._get_task(known_provider_id).id)
+                return str(self._get_task(known).id)
             except ProviderRunNotFound:
-                logger.info(
-                    "run=%s recorded task %s does not exist", spec.run_id, known_provider_id
-                )
-        task = self._find_task(spec, self._project(spec), idempotency_key)
+                logger.info("run=%s recorded task %s does not exist", spec.run_id, known)
+        task = self._find_task(spec, self._project(spec), key)
         return str(task.id) if task is not None else None
 
     def statuses(self, provider_ids: Sequence[str]) -> dict[str, ProviderStatus | None]:
@@ -416,20 +407,16 @@ class SevenBridgesProvider(AdapterBase):
 
     # --- submission steps ---------------------------------------------------------------
     def _project(self, spec: RunSpec) -> str:
-        project = (
-            spec.option("project") or spec.option("sevenbridges_project") or self._default_project
+        return required_option(
+            spec,
+            ("project", "sevenbridges_project"),
+            self._default_project,
+            provider=PROVIDER,
+            missing="no project: give the run a 'project' tag or workflow engine parameter, "
+            "or set SEVENBRIDGES_PROJECT",
+            pattern=PROJECT_ID,
+            invalid="project {} is not a Seven Bridges project id (owner/project)",
         )
-        if not project:
-            raise ProviderRejected(
-                PROVIDER,
-                "no project: give the run a 'project' tag or workflow engine parameter, "
-                "or set SEVENBRIDGES_PROJECT",
-            )
-        if not isinstance(project, str) or not PROJECT_ID.fullmatch(project):
-            raise ProviderRejected(
-                PROVIDER, f"project {project!r} is not a Seven Bridges project id (owner/project)"
-            )
-        return project
 
     def _find_task(self, spec: RunSpec, project: str, idempotency_key: str) -> Any | None:
         """Find the task an earlier attempt created for this run; keep one, delete extra drafts.

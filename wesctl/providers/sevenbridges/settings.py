@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from wesctl.providers.spec import ProviderSpec
-from wesctl.setting import Secret, optional_secret, optional_text, positive_float, setting
+from wesctl.setting import Secret, optional_text, positive_float, secret_setting, setting
 
 
 def https_or_loopback_url(raw: str) -> str:
@@ -31,12 +31,9 @@ def _is_loopback(host: str) -> bool:
 
 @dataclass(frozen=True)
 class SevenBridgesSettings:
-    api_token: Secret | None = setting(  # noqa: RUF009 - a dataclasses.field
+    api_token: Secret | None = secret_setting(  # noqa: RUF009 - a dataclasses.field
         "SEVENBRIDGES_API_TOKEN",
-        "",
-        optional_secret,
         "Seven Bridges / Velsera API token",
-        secret=True,
         credential="sevenbridges-api-token",
         required_for="an API token",
     )
