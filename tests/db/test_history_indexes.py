@@ -167,7 +167,7 @@ def _running_task(fake: SimulatedSevenBridges, run_id: str) -> str:
         status="RUNNING",
         runs=1,
     )
-    with fake._state_lock:
+    with fake.lock:
         fake.tasks[task.id] = task
     return task.id
 
