@@ -562,6 +562,7 @@ def overview(view: Overview) -> list[Block]:
     per_provider = ", ".join(f"{name} {count}" for name, count in view.in_flight.items())
     stuck_total = sum(view.stuck.values())
     stuck = f"{stuck_total} with no provider progress for {view.stuck_after}s"
+    quiet = f"not in the last {view.history_window}"
     facts = Fields(
         (
             Column("queued", "queued"),
@@ -577,12 +578,13 @@ def overview(view: Overview) -> list[Block]:
             f"{view.in_flight_total} of {view.cap}"
             + (f" ({per_provider})" if per_provider else ""),
             stuck if stuck_total else "0",
-            f"{age(view.last_submit, view.now)} ago" if view.last_submit else "never",
-            f"{age(view.last_sync, view.now)} ago" if view.last_sync else "never",
+            f"{age(view.last_submit, view.now)} ago" if view.last_submit else quiet,
+            f"{age(view.last_sync, view.now)} ago" if view.last_sync else quiet,
         ),
         plain=False,
     )
-    counts = Pivot(_STATE, "provider", "runs", view.counts, "runs by state", "no runs")
+    title = f"runs by state (finished: the last {view.history_window})"
+    counts = Pivot(_STATE, "provider", "runs", view.counts, title, "no runs")
     providers = sorted(set(view.in_flight) | set(view.stuck))
     by_provider = Rows(
         (Column("provider", ""), Column("in_flight", ""), Column("stuck", "")),

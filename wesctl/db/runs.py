@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     and_,
+    bindparam,
     case,
     cast,
     delete,
@@ -34,21 +35,25 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Update
 from sqlalchemy.types import BINARY
 
-from wesctl.db.engine import is_mysql, utcnow
+from wesctl.db.engine import MYSQL_BACKENDS, is_mysql, utcnow
 from wesctl.db.tables import (
     ACTOR_LENGTH,
+    ALL_STATES,
+    CANCEL_STATES,
     CLAIM_LOCK,
+    NON_TERMINAL_STATES,
     STATE_LENGTH,
+    TERMINAL_STATES,
     Lock,
     StateTransition,
     TaskLogRow,
     WorkflowRun,
     text_widths,
 )
-from wesctl.domain import states
 from wesctl.domain.providers import PROVIDER_TAG
 from wesctl.domain.states import RunState
 from wesctl.domain.types import TaskLog
@@ -124,12 +129,19 @@ def resolved_provider(session: Session, default_provider: str) -> ColumnElement[
     return func.coalesce(column, tag_name, literal(default_provider))
 
 
+def state_in(values: Sequence[str]) -> ColumnElement[bool]:
+    """`state IN (...)` with the values written into the statement: a partial index over a set
+    of states serves only queries that name those states (SQLite matches the very terms of
+    the index's WHERE clause, bound parameters never), in the order `tables` lists them."""
+    return RUNS.c.state.in_(bindparam(None, list(values), expanding=True, literal_execute=True))
+
+
 def state_is(session: Session, *values: str) -> ColumnElement[bool]:
     """The run's state is exactly one of `values`. MySQL compares text in the column's collation,
     which on the WES API's tables (utf8mb4_general_ci) ignores case and trailing spaces, so
     `queued` or `QUEUED ` would pass for QUEUED there: its bytes are compared too (after the
     plain comparison, which can use the index on state)."""
-    plain = RUNS.c.state.in_(values)
+    plain = state_in(values)
     if not is_mysql(session.get_bind().dialect):
         return plain
     return and_(plain, type_coerce(cast(RUNS.c.state, BINARY), String).in_(values))
@@ -304,7 +316,10 @@ def run_summaries(
     queued_after: datetime | None = None,
     limit: int | None = None,
 ) -> list[RunSummary]:
-    """Runs newest first (by queue time), filtered by id, state, queue time and provider."""
+    """Runs newest first (by queue time, then run id), filtered by id, state, queue time and
+    provider. The order is that of ix_wesctl_runs_queued_at (ix_wesctl_runs_finished for
+    finished states), walked backwards, so about `limit` rows are read however many runs
+    finished long ago; unfinished states are read from ix_wesctl_runs_unfinished and sorted."""
     query = select(
         *run_columns(session, providers.default),
         WorkflowRun.provider_status,
@@ -319,11 +334,14 @@ def run_summaries(
         query = query.where(WorkflowRun.run_id == run_id)
     if states:
         query = query.where(state_is(session, *states))
+        for kind in (TERMINAL_STATES, NON_TERMINAL_STATES):
+            if set(states) <= set(kind):  # names the set a partial index covers (see tables)
+                query = query.where(state_in(kind))
     if queued_before is not None:
         query = query.where(WorkflowRun.start_time < queued_before)
     if queued_after is not None:
         query = query.where(WorkflowRun.start_time >= queued_after)
-    query = query.order_by(WorkflowRun.start_time.desc(), WorkflowRun.run_id)
+    query = query.order_by(WorkflowRun.start_time.desc(), WorkflowRun.run_id.desc())
     if limit is not None:
         query = query.limit(limit)
     return [RunSummary(**row._mapping) for row in session.execute(query)]
@@ -505,11 +523,6 @@ def _log_transition(run_id: str, from_state: str | None, to_state: str, change: 
 
 
 # --- submission claims ------------------------------------------------------------------------
-
-# The WES state sets, as the strings stored in the state column.
-NON_TERMINAL_STATES = tuple(state.value for state in states.NON_TERMINAL_STATES)
-ALL_STATES = tuple(state.value for state in states.RunState)
-CANCEL_STATES = tuple(state.value for state in states.CANCEL_STATES)
 
 
 def lock_claims(session: Session) -> None:
@@ -766,6 +779,16 @@ def cancel_target(session: Session, run_id: str, default_provider: str) -> Cance
     )
 
 
+def not_along_primary_key(query: Select[Any]) -> Select[Any]:
+    """A keyset batch (`run_id > ? ORDER BY run_id LIMIT n`) of some states, never read along
+    the primary key: MySQL's planner would walk it from the key on to save a sort, through
+    every finished run after it, rather than take the state index (seen at 20,000 finished
+    runs). The other engines read such batches from a partial index."""
+    for dialect in MYSQL_BACKENDS:
+        query = query.with_hint(WorkflowRun, "IGNORE INDEX (PRIMARY)", dialect)
+    return query
+
+
 @dataclass(frozen=True)
 class PendingStop:
     run_id: str
@@ -797,6 +820,8 @@ def pending_stops(
         query = query.where(WorkflowRun.run_id > after_run_id)
     if run_ids is not None:
         query = query.where(WorkflowRun.run_id.in_(list(run_ids)))
+    else:
+        query = not_along_primary_key(query)
     query = query.order_by(WorkflowRun.run_id).limit(limit)
     return [
         PendingStop(row.run_id, row.state, row.provider, row.provider_id)
@@ -850,6 +875,8 @@ def in_flight_batch(
         query = query.where(WorkflowRun.run_id > after_run_id)
     if run_ids is not None:
         query = query.where(WorkflowRun.run_id.in_(list(run_ids)))
+    else:
+        query = not_along_primary_key(query)
     if checked_before is not None:
         query = query.where(
             or_(
@@ -977,12 +1004,19 @@ def last_errors_by_provider(
 
 def inexact_states(session: Session) -> dict[str, int]:
     """Run counts per stored state that is not exactly a WES state (`queued`, `QUEUED `): such
-    runs match no state wesctl acts on, so they are reported rather than silently left."""
-    query = (
-        select(WorkflowRun.state, func.count())
-        .where(or_(WorkflowRun.state.is_(None), not_(state_is(session, *ALL_STATES))))
-        .group_by(WorkflowRun.state)
-    )
+    runs match no state wesctl acts on, so they are reported rather than silently left.
+
+    PostgreSQL and SQLite read them from their own partial index. MySQL's collation makes
+    `queued` equal to QUEUED, so there the index's ranges give the states unlike any WES state
+    and the runs of unfinished ones, whose bytes are then compared; a finished state in another
+    spelling (`complete`) is not reported there, as finding it would read every finished run
+    (wesctl acts on no finished run, however spelled)."""
+    if not is_mysql(session.get_bind().dialect):
+        inexact = not_(state_in(ALL_STATES))
+    else:
+        exact = type_coerce(cast(RUNS.c.state, BINARY), String).in_(ALL_STATES)
+        inexact = or_(not_(state_in(ALL_STATES)), and_(state_in(NON_TERMINAL_STATES), not_(exact)))
+    query = select(WorkflowRun.state, func.count()).where(inexact).group_by(WorkflowRun.state)
     return {str(state): int(count) for state, count in session.execute(query)}
 
 
@@ -1026,16 +1060,50 @@ def queue_stats(session: Session, now: datetime, *, stuck_after: int) -> QueueSt
     return QueueStats(int(queued), max(0.0, age), in_flight, stuck)
 
 
-def count_by_state_and_provider(
-    session: Session, default_provider: str
-) -> dict[tuple[str, str], int]:
-    """Run counts per (state, provider); the provider of runs not yet submitted is resolved from
-    their tags as submission would, in SQL (a malformed row counts under the default)."""
+def count_unfinished(session: Session, default_provider: str) -> dict[tuple[str, str], int]:
+    """Counts of the runs not finished per (state, provider); the provider of runs not yet
+    submitted is resolved from their tags as submission would, in SQL (a malformed row counts
+    under the default)."""
     provider = resolved_provider(session, default_provider)
     grouped = session.execute(
-        select(WorkflowRun.state, provider, func.count()).group_by(WorkflowRun.state, provider)
+        select(WorkflowRun.state, provider, func.count())
+        .where(state_is(session, *NON_TERMINAL_STATES))
+        .group_by(WorkflowRun.state, provider)
     )
     return {(str(state), str(name)): int(count) for state, name, count in grouped}
+
+
+def count_finished_since(
+    session: Session, default_provider: str, since: datetime
+) -> dict[tuple[str, str], int]:
+    """Counts per (state, provider) of the runs finished now whose history has a move to a
+    final state at or after `since`. The history's time index gives their ids, their rows are
+    read by primary key (a state condition there would let a planner walk every finished run
+    instead). Runs the WES API finished itself (a CANCELED it wrote) have no history row, so
+    they are not counted."""
+    # Distinct in Python: SQLite would read a DISTINCT from the whole run_id index.
+    found = session.scalars(
+        select(HISTORY.c.run_id).where(
+            HISTORY.c.at >= since, HISTORY.c.to_state.in_(TERMINAL_STATES)
+        )
+    )
+    run_ids = list(dict.fromkeys(found))
+    provider = resolved_provider(session, default_provider)
+    counts: dict[tuple[str, str], int] = {}
+    for start in range(0, len(run_ids), _ID_CHUNK):
+        grouped = session.execute(
+            select(WorkflowRun.state, provider, func.count())
+            .where(WorkflowRun.run_id.in_(run_ids[start : start + _ID_CHUNK]))
+            .group_by(WorkflowRun.state, provider)
+        )
+        for state, name, count in grouped:
+            if state in TERMINAL_STATES:
+                key = (str(state), str(name))
+                counts[key] = counts.get(key, 0) + int(count)
+    return counts
+
+
+_ID_CHUNK = 500  # run ids per IN list
 
 
 def oldest_queued(session: Session) -> tuple[str, datetime | None] | None:
@@ -1048,10 +1116,19 @@ def oldest_queued(session: Session) -> tuple[str, datetime | None] | None:
     return (row.run_id, row.start_time) if row is not None else None
 
 
-def last_action_at(session: Session, actor_prefixes: Sequence[str]) -> datetime | None:
-    """When a command (by actor prefix, e.g. 'sync-status@') last changed a run."""
+def last_action_at(
+    session: Session, actor_prefixes: Sequence[str], since: datetime
+) -> datetime | None:
+    """When a command (by actor prefix, e.g. 'sync-status@') last changed a run, if it did at
+    or after `since`: the history is read newest first through its time index, so the cost is
+    bounded by the rows of that window."""
     conditions = [StateTransition.actor.startswith(prefix) for prefix in actor_prefixes]
-    return session.scalar(select(func.max(StateTransition.at)).where(or_(*conditions)))
+    return session.scalar(
+        select(StateTransition.at)
+        .where(StateTransition.at >= since, or_(*conditions))
+        .order_by(StateTransition.at.desc())
+        .limit(1)
+    )
 
 
 def recent_failures(session: Session, since: datetime, *, limit: int) -> list[StateTransition]:

@@ -7,16 +7,24 @@ nullable or with a server default, so the API's inserts keep working) and its ow
 
 On MySQL/MariaDB a plain DATETIME keeps whole seconds (the API's columns are such); the times
 wesctl adds are DATETIME(6), so leases expire and history orders to the microsecond there too.
+
+Finished runs stay in the database for ever, so every query a command issues is served by an
+index that leaves them out (`INDEXES`, created by migration 0004): partial indexes where the
+engine has them (PostgreSQL, SQLite), and on MySQL/MariaDB, which has none, indexes whose
+leading column (state) lets a range skip the finished runs.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, text
 from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from wesctl.domain import states
 
 RUN_ID_LENGTH = 36
 STATE_LENGTH = 20
@@ -82,8 +90,6 @@ class WorkflowRun(Base):
     # When the provider run of a cancelled run was seen final: until then every pass stops it.
     provider_stopped_at: Mapped[datetime | None] = mapped_column(PRECISE_DATETIME)
 
-    __table_args__ = (Index("ix_workflow_runs_wesctl_state", "state"),)
-
 
 class TaskLogRow(Base):
     __tablename__ = "task_logs"
@@ -125,6 +131,84 @@ class Lock(Base):
 
 # The lock row of claim transactions (the one row of wesctl_locks on MySQL/MariaDB).
 CLAIM_LOCK = "claims"
+
+
+# The WES state sets, as the strings stored in the state column.
+NON_TERMINAL_STATES = tuple(state.value for state in states.NON_TERMINAL_STATES)
+TERMINAL_STATES = tuple(state.value for state in states.RunState if state in states.TERMINAL_STATES)
+ALL_STATES = tuple(state.value for state in states.RunState)
+CANCEL_STATES = tuple(state.value for state in states.CANCEL_STATES)
+
+
+def sql_in(column: str, values: tuple[str, ...], *, negate: bool = False) -> str:
+    """`column IN ('a', 'b')` as SQL text (the values are wesctl's own state names)."""
+    listed = ", ".join(f"'{value}'" for value in values)
+    return f"{column} {'NOT IN' if negate else 'IN'} ({listed})"
+
+
+# The predicates of the partial indexes. A query uses such an index only when its WHERE clause
+# implies the predicate; SQLite checks that term by term, so queries render these same terms
+# with literal values (runs.state_in).
+QUEUED = sql_in("state", (states.RunState.QUEUED.value,))
+UNFINISHED = sql_in("state", NON_TERMINAL_STATES)
+FINISHED = sql_in("state", TERMINAL_STATES)
+STOP_PENDING = sql_in("state", CANCEL_STATES)
+INEXACT_STATE = sql_in("state", ALL_STATES, negate=True)
+
+
+@dataclass(frozen=True)
+class IndexSpec:
+    """An index wesctl adds: on PostgreSQL and SQLite over `columns` for the rows `where`
+    holds; on MySQL/MariaDB (no partial indexes) over `mysql_columns`, or not at all."""
+
+    name: str
+    table: str
+    columns: tuple[str, ...]
+    where: str | None = None
+    mysql_columns: tuple[str, ...] | None = None
+
+
+INDEXES = (
+    # Claims and the queue figures, oldest first. Not led by state on PostgreSQL and SQLite:
+    # SQLite, without statistics, would take any index led by state for a query on several
+    # states (sorting what it reads) or on run ids and a state, before a partial index.
+    IndexSpec(
+        "ix_wesctl_runs_queue",
+        "workflow_runs",
+        ("start_time", "run_id"),
+        QUEUED,
+        mysql_columns=("state", "start_time", "run_id"),
+    ),
+    # sync-status's keyset batches by run_id, the slot count, status's counts of unfinished
+    # runs, `runs list --state` of unfinished states.
+    IndexSpec("ix_wesctl_runs_unfinished", "workflow_runs", ("run_id",), UNFINISHED),
+    # `runs list --state` of finished states, newest first.
+    IndexSpec(
+        "ix_wesctl_runs_finished", "workflow_runs", ("state", "start_time", "run_id"), FINISHED
+    ),
+    # Pending stops, in run_id order.
+    IndexSpec(
+        "ix_wesctl_runs_pending_stops",
+        "workflow_runs",
+        ("run_id",),
+        f"{STOP_PENDING} AND provider_id IS NOT NULL AND provider_stopped_at IS NULL",
+        mysql_columns=("state", "provider_stopped_at", "run_id"),
+    ),
+    # Runs whose state is not exactly a WES state (MySQL: ranges of ix_wesctl_runs_queue).
+    IndexSpec("ix_wesctl_runs_inexact_state", "workflow_runs", ("state",), INEXACT_STATE),
+    # `runs list`: newest first by queue time.
+    IndexSpec(
+        "ix_wesctl_runs_queued_at",
+        "workflow_runs",
+        ("start_time", "run_id"),
+        mysql_columns=("start_time", "run_id"),
+    ),
+    # `runs show` and the replacement of a finished run's task logs (InnoDB already indexes
+    # the column of the API's foreign key).
+    IndexSpec("ix_wesctl_task_logs_run_id", "task_logs", ("run_id",)),
+    # status's history figures: a time window.
+    IndexSpec("ix_wesctl_history_at", "run_state_history", ("at",), mysql_columns=("at",)),
+)
 
 
 def text_widths(model: type[Base], *names: str) -> dict[str, int]:

@@ -1,4 +1,11 @@
-"""The operator's one-screen overview: what is queued, in flight, stuck and failing."""
+"""The operator's one-screen overview: what is queued, in flight, stuck and failing.
+
+Finished runs stay in the database for ever, so the overview never reads them at large: runs
+not finished are counted through indexes that leave the finished ones out; finished runs, the
+last submit and the last sync come from the state history of the last 24 hours
+(`HISTORY_WINDOW`, through its time index), failures from its last hour. Its cost therefore
+follows the runs in flight and the recent activity, not the size of the history.
+"""
 
 from __future__ import annotations
 
@@ -17,10 +24,15 @@ from wesctl.services.serving import (
     provider_reason,
 )
 
+# How far back status reads the history: finished runs, last submit and last sync.
+HISTORY_WINDOW = timedelta(hours=24)
+FAILURE_WINDOW = timedelta(hours=1)
+
 
 @dataclass(frozen=True)
 class Overview:
     now: datetime
+    # Runs not finished, and runs finished within HISTORY_WINDOW, per (state, provider).
     counts: dict[tuple[str, str], int]
     oldest_queued: tuple[str, datetime | None] | None
     queued: int
@@ -35,6 +47,11 @@ class Overview:
     warnings: list[str]
 
     @property
+    def history_window(self) -> str:
+        """HISTORY_WINDOW as the screen says it."""
+        return f"{HISTORY_WINDOW.total_seconds() / 3600:g} h"
+
+    @property
     def in_flight_total(self) -> int:
         return sum(self.in_flight.values())
 
@@ -46,6 +63,7 @@ class Overview:
             oldest = {"run_id": run_id, "queued_at": iso_time(queued_at), "age_seconds": age}
         return {
             "at": iso_time(self.now),
+            "history_since": iso_time(self.now - HISTORY_WINDOW),
             "counts": [
                 {"state": state, "provider": provider, "runs": count}
                 for (state, provider), count in sorted(self.counts.items())
@@ -65,8 +83,12 @@ class Overview:
 def overview(runtime: Runtime) -> Overview:
     settings = runtime.settings
     now = utcnow()
+    since = now - HISTORY_WINDOW
+    default = settings.default_provider
     with database_errors(), runtime.readers() as session:
         stats = run_queries.queue_stats(session, now, stuck_after=settings.stuck_after)
+        counts = run_queries.count_unfinished(session, default)
+        counts.update(run_queries.count_finished_since(session, default, since))
         failures = [
             {
                 "run_id": item.run_id,
@@ -74,11 +96,11 @@ def overview(runtime: Runtime) -> Overview:
                 "state": item.to_state,
                 "reason": item.reason,
             }
-            for item in run_queries.recent_failures(session, now - timedelta(hours=1), limit=10)
+            for item in run_queries.recent_failures(session, now - FAILURE_WINDOW, limit=10)
         ]
         return Overview(
             now=now,
-            counts=run_queries.count_by_state_and_provider(session, settings.default_provider),
+            counts=counts,
             oldest_queued=run_queries.oldest_queued(session),
             queued=stats.queued,
             in_flight=stats.in_flight,
@@ -86,9 +108,9 @@ def overview(runtime: Runtime) -> Overview:
             stuck=stats.stuck,
             stuck_after=settings.stuck_after,
             last_submit=run_queries.last_action_at(
-                session, ("submit-queued@", "submit-one@", "serve-notify@")
+                session, ("submit-queued@", "submit-one@", "serve-notify@"), since
             ),
-            last_sync=run_queries.last_action_at(session, ("sync-status@",)),
+            last_sync=run_queries.last_action_at(session, ("sync-status@",), since),
             failures=failures,
             warnings=run_warnings(runtime),
         )

@@ -31,6 +31,7 @@ from wesctl.config import PROVIDER_NAMES
 from wesctl.db import runs as run_queries
 from wesctl.db.engine import database_errors, utcnow
 from wesctl.db.runs import Change, ProviderFilter, QueuedRun
+from wesctl.db.tables import CANCEL_STATES
 from wesctl.domain.outcomes import Outcome, Report, RunOutcome
 from wesctl.domain.states import TERMINAL_STATES, RunState
 from wesctl.domain.types import Attempt, RunSpec, Submission
@@ -315,7 +316,7 @@ class Submitter:
                         submission.provider_id,
                         "claim taken over by another process",
                     )
-                cancel_now = previous in run_queries.CANCEL_STATES
+                cancel_now = previous in CANCEL_STATES
         if previous is not None and not cancel_now:
             return RunOutcome(claim.run_id, outcome, claim.provider, submission.provider_id, reason)
         return self._cancel_raced(claim, submission.provider_id, previous)

@@ -1,0 +1,410 @@
+"""Finished runs stay for ever: wesctl's indexes exist after `db upgrade` on every engine, and no
+statement of `status`, `sync-status`, `submit-queued` or `runs show/list` reads the finished
+runs, their task logs or their history at large (checked on the plans SQLite and PostgreSQL
+choose, the commands running for real against a simulated Seven Bridges)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, event, insert, inspect, text
+
+from tests import wes_api_alembic
+from tests.cli_helpers import wesctl
+from wesctl.db.engine import is_mysql
+from wesctl.db.tables import INDEXES, StateTransition, TaskLogRow, WorkflowRun
+from wesctl.simulated.sevenbridges import (
+    API_PREFIX,
+    DEFAULT_APP,
+    DEFAULT_PROJECT,
+    FakeTask,
+    SimulatedSevenBridges,
+)
+
+TABLES = ("workflow_runs", "task_logs", "run_state_history")
+FINISHED = 3000
+ACTIVE = 30
+TOKEN = "history-test-token"
+# Indexes a scan may walk from end to end: partial ones hold no finished run, and `runs list`
+# reads ix_wesctl_runs_queued_at newest first only up to its limit.
+WALKABLE = {spec.name for spec in INDEXES if spec.where is not None} | {"ix_wesctl_runs_queued_at"}
+
+
+def _upgrade(url: str) -> None:
+    result = wesctl("--database-uri", url, "db", "upgrade")
+    assert result.exit_code == 0, result.output
+
+
+def _indexes(url: str) -> dict[str, dict[str, Any]]:
+    engine = create_engine(url)
+    found: dict[str, dict[str, Any]] = {}
+    with engine.connect() as connection:
+        inspector = inspect(connection)
+        for table in TABLES:
+            for index in inspector.get_indexes(table):
+                found[str(index["name"])] = {"table": table, "columns": index["column_names"]}
+        if engine.dialect.name == "sqlite":
+            rows = connection.execute(text("SELECT name, sql FROM sqlite_master WHERE sql > ''"))
+            for name, sql in rows:
+                if name in found:
+                    found[name]["sql"] = sql
+        elif engine.dialect.name == "postgresql":
+            rows = connection.execute(text("SELECT indexname, indexdef FROM pg_indexes"))
+            for name, sql in rows:
+                if name in found:
+                    found[name]["sql"] = sql
+    engine.dispose()
+    return found
+
+
+def _assert_indexes(url: str) -> None:
+    engine = create_engine(url)
+    mysql = is_mysql(engine.dialect)
+    engine.dispose()
+    found = _indexes(url)
+    for spec in INDEXES:
+        columns = spec.mysql_columns if mysql else spec.columns
+        if columns is None:
+            assert spec.name not in found, spec.name
+            continue
+        assert found[spec.name]["table"] == spec.table, spec.name
+        assert tuple(found[spec.name]["columns"]) == columns, spec.name
+        if not mysql:
+            partial = " WHERE " in found[spec.name]["sql"].upper()
+            assert partial == (spec.where is not None), found[spec.name]
+    assert "ix_workflow_runs_wesctl_state" not in found, "replaced by ix_wesctl_runs_queue"
+    if mysql:  # InnoDB's own index of the API's foreign key serves task_logs.run_id
+        assert any(
+            info["table"] == "task_logs" and info["columns"][:1] == ["run_id"]
+            for info in found.values()
+        )
+
+
+def test_the_indexes_exist_after_upgrade_on_an_empty_database(db_url: str) -> None:
+    _upgrade(db_url)
+    _assert_indexes(db_url)
+
+
+def test_the_indexes_exist_on_the_apis_database_and_its_later_migration_still_runs(
+    db_url: str, tmp_path: Path
+) -> None:
+    wes_api_alembic.upgrade_head(db_url)
+    _upgrade(db_url)
+    _assert_indexes(db_url)
+
+    # A later revision of the API, as Flask-Migrate would write it: a column and its own index.
+    history = tmp_path / "api_alembic"
+    shutil.copytree(Path(wes_api_alembic.__file__).parent, history)
+    (history / "versions" / "7c1d2e3f4a5b_user_id.py").write_text(LATER_API_REVISION)
+    config = wes_api_alembic._config(db_url)
+    config.set_main_option("script_location", str(history))
+    from alembic import command
+
+    command.upgrade(config, "head")
+
+    _assert_indexes(db_url)
+    listed = wesctl("--database-uri", db_url, "runs", "list")
+    assert listed.exit_code == 0, listed.output
+    status = wesctl("--database-uri", db_url, "status")
+    assert status.exit_code == 0, status.output
+
+
+LATER_API_REVISION = '''"""user_id
+
+Revision ID: 7c1d2e3f4a5b
+Revises: 65510080a98b
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "7c1d2e3f4a5b"
+down_revision = "65510080a98b"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table("workflow_runs") as batch:
+        batch.add_column(sa.Column("user_id", sa.String(length=36), nullable=True))
+        batch.create_index("ix_workflow_runs_user_id", ["user_id"])
+    with op.batch_alter_table("task_logs") as batch:
+        batch.add_column(sa.Column("attempt", sa.Integer(), nullable=True))
+
+
+def downgrade():
+    pass
+'''
+
+
+# --- the plans -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def simulator() -> Iterator[SimulatedSevenBridges]:
+    fake = SimulatedSevenBridges(token=TOKEN)
+    fake.start()
+    yield fake
+    fake.stop()
+
+
+def _running_task(fake: SimulatedSevenBridges, run_id: str) -> str:
+    task = FakeTask(
+        id=str(uuid.uuid4()),
+        name=f"wes-{run_id}",
+        description=f"wesctl-run-id={run_id}",
+        project=DEFAULT_PROJECT,
+        app=f"{DEFAULT_APP}/1",
+        inputs={},
+        created=datetime.now(UTC),
+        created_by=fake.username,
+        status="RUNNING",
+        runs=1,
+    )
+    with fake.lock:
+        fake.tasks[task.id] = task
+    return task.id
+
+
+def _load(url: str, fake: SimulatedSevenBridges) -> str:
+    """FINISHED finished runs with task logs and history, ACTIVE queued and ACTIVE running at
+    `fake`, one run the WES API cancelled at a provider; return a finished run's id."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    tags = {"provider_type": "sevenbridges"}
+    base = {
+        "workflow_type": "CWL",
+        "workflow_type_version": "v1.0",
+        "workflow_url": DEFAULT_APP,
+        "workflow_params": {},
+        "tags": tags,
+    }
+    runs: list[dict[str, Any]] = []
+    logs: list[dict[str, Any]] = []
+    history: list[dict[str, Any]] = []
+    for index in range(FINISHED):
+        run_id = str(uuid.uuid4())
+        ended = now - timedelta(hours=index)
+        state = ("COMPLETE", "EXECUTOR_ERROR", "CANCELED", "SYSTEM_ERROR")[index % 4]
+        runs.append(
+            {
+                **base,
+                "run_id": run_id,
+                "state": state,
+                "start_time": ended - timedelta(hours=1),
+                "end_time": ended,
+                "provider_type": "sevenbridges",
+                "provider_id": str(uuid.uuid4()),
+                "provider_status": "COMPLETED",
+                "submitted_at": ended - timedelta(hours=1),
+                "provider_stopped_at": ended,
+            }
+        )
+        for task in range(2):
+            logs.append({"id": str(uuid.uuid4()), "run_id": run_id, "name": f"step-{task}"})
+        for before, after in (("QUEUED", "INITIALIZING"), ("INITIALIZING", "RUNNING")):
+            history.append(_transition(run_id, ended - timedelta(minutes=30), before, after))
+        history.append(_transition(run_id, ended, "RUNNING", state))
+    queued = [
+        {**base, "run_id": str(uuid.uuid4()), "state": "QUEUED", "start_time": now}
+        for _ in range(ACTIVE)
+    ]
+    running = []
+    for _ in range(ACTIVE):
+        run_id = str(uuid.uuid4())
+        running.append(
+            {
+                **base,
+                "run_id": run_id,
+                "state": "RUNNING",
+                "start_time": now - timedelta(hours=1),
+                "provider_type": "sevenbridges",
+                "provider_id": _running_task(fake, run_id),
+                "provider_status": "RUNNING",
+                "submitted_at": now - timedelta(hours=1),
+            }
+        )
+    cancelled = {**running.pop(), "state": "CANCELED"}  # by the WES API: a stop is pending
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        for table, rows in (
+            (WorkflowRun.__table__, runs),
+            (WorkflowRun.__table__, queued),
+            (WorkflowRun.__table__, running),
+            (WorkflowRun.__table__, [cancelled]),
+            (TaskLogRow.__table__, logs),
+            (StateTransition.__table__, history),
+        ):
+            connection.execute(insert(table), rows)
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.execute(text("ANALYZE"))
+    engine.dispose()
+    return str(runs[0]["run_id"])
+
+
+def _transition(run_id: str, at: datetime, before: str, after: str) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "at": at,
+        "from_state": before,
+        "to_state": after,
+        "reason": "test",
+        "actor": "sync-status@test",
+    }
+
+
+def _statements(url: str, environ: dict[str, str], commands: list[list[str]]) -> list[Any]:
+    """(command, statement, parameters) of every distinct statement on the run tables."""
+    seen: dict[str, tuple[str, str, Any]] = {}
+    current = [""]
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        verb = statement.lstrip().split(None, 1)[0].upper()
+        if verb in ("SELECT", "UPDATE", "DELETE") and any(t in statement for t in TABLES):
+            seen.setdefault(statement, (current[0], statement, parameters))
+
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        for command in commands:
+            current[0] = " ".join(command)
+            result = wesctl("--database-uri", url, *command, env=environ)
+            assert result.exit_code == 0, (command, result.output)
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+    return list(seen.values())
+
+
+def _sqlite_problems(engine: Engine, statement: str, parameters: Any) -> list[str]:
+    raw = engine.raw_connection()
+    try:
+        plan = raw.cursor().execute("EXPLAIN QUERY PLAN " + statement, parameters).fetchall()
+    finally:
+        raw.close()
+    problems = []
+    for row in plan:
+        detail = str(row[3])
+        if detail.split()[0] not in ("SCAN", "SEARCH") or detail.split()[1] not in TABLES:
+            continue
+        partial = any(f"INDEX {name} " in f"{detail} " for name in WALKABLE)
+        # A scan must walk an index without finished runs; a search by state one too (an
+        # index of every run's state reads all runs in a finished state).
+        if not partial and (detail.startswith("SCAN ") or "(state=?" in detail):
+            problems.append(detail)
+    return problems
+
+
+def _postgres_problems(engine: Engine, statement: str, parameters: Any) -> list[str]:
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("SET enable_seqscan = off")  # an index the planner can use, it uses
+        cursor.execute("EXPLAIN (FORMAT JSON) " + statement, parameters)
+        plan = cursor.fetchone()[0]
+        raw.rollback()
+    finally:
+        raw.close()
+    problems: list[str] = []
+
+    def walk(node: dict[str, Any]) -> None:
+        kind = node["Node Type"]
+        if kind == "Seq Scan" and node.get("Relation Name") in TABLES:
+            problems.append(f"Seq Scan on {node['Relation Name']}")
+        if kind in ("Index Scan", "Index Only Scan", "Bitmap Index Scan"):
+            name = node["Index Name"]
+            condition = node.get("Index Cond")
+            if name not in WALKABLE and (condition is None or "(state)" in condition):
+                problems.append(f"{kind} of {name} ({condition or 'all of it'})")
+        for child in node.get("Plans", []):
+            walk(child)
+
+    walk(plan[0]["Plan"])
+    return problems
+
+
+@pytest.mark.parametrize(
+    "db_url",
+    ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)],
+    indirect=True,
+)
+def test_no_statement_of_the_commands_reads_the_finished_runs(
+    db_url: str, simulator: SimulatedSevenBridges
+) -> None:
+    _upgrade(db_url)
+    finished = _load(db_url, simulator)
+    environ = {
+        "WESCTL_PROVIDERS": "sevenbridges",
+        "SEVENBRIDGES_API_TOKEN": TOKEN,
+        "SEVENBRIDGES_API_ENDPOINT": simulator.base_url + API_PREFIX,
+        "SEVENBRIDGES_PROJECT": DEFAULT_PROJECT,
+        "DAEMON_MAX_CONCURRENT_WORKFLOWS": str(ACTIVE + 5),  # room for a few claims
+    }
+    commands = [
+        ["status", "--json"],
+        ["sync-status", "--json"],
+        ["submit-queued", "--dry-run", "--json"],
+        ["submit-queued", "--json"],
+        ["submit-queued", "--json"],  # no slot left: the no-op pass
+        ["runs", "show", finished, "--json"],
+        ["runs", "list", "--json"],
+        ["runs", "list", "--state", "COMPLETE", "--json"],
+        ["runs", "list", "--state", "RUNNING", "--json"],
+    ]
+    statements = _statements(db_url, environ, commands)
+    assert len(statements) > 20, "the commands ran their queries"
+    engine = create_engine(db_url)
+    check = _postgres_problems if engine.dialect.name == "postgresql" else _sqlite_problems
+    problems = {
+        f"{command}: {' '.join(statement.split())[:240]}": found
+        for command, statement, parameters in statements
+        if (found := check(engine, statement, parameters))
+    }
+    engine.dispose()
+    assert problems == {}, json.dumps(problems, indent=1)
+
+
+def test_status_counts_unfinished_runs_and_runs_finished_in_the_last_24_hours(db_url: str) -> None:
+    _upgrade(db_url)
+    engine = create_engine(db_url)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    old, recent, running = (str(uuid.uuid4()) for _ in range(3))
+    rows = [
+        (old, "COMPLETE", now - timedelta(days=2)),
+        (recent, "COMPLETE", now - timedelta(hours=1)),
+        (running, "RUNNING", now - timedelta(days=3)),
+    ]
+    with engine.begin() as connection:
+        for run_id, state, at in rows:
+            connection.execute(
+                insert(WorkflowRun.__table__),
+                {
+                    "run_id": run_id,
+                    "state": state,
+                    "workflow_type": "CWL",
+                    "workflow_type_version": "v1.0",
+                    "workflow_url": DEFAULT_APP,
+                    "tags": {"provider_type": "sevenbridges"},
+                    "start_time": at,
+                    "provider_type": "sevenbridges",
+                    "provider_id": str(uuid.uuid4()),
+                    "submitted_at": at,
+                },
+            )
+            connection.execute(
+                insert(StateTransition.__table__), _transition(run_id, at, "QUEUED", state)
+            )
+    engine.dispose()
+
+    result = wesctl("--database-uri", db_url, "status", "--json")
+
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    counts = {(item["state"], item["provider"]): item["runs"] for item in shown["counts"]}
+    assert counts == {("COMPLETE", "sevenbridges"): 1, ("RUNNING", "sevenbridges"): 1}
+    assert shown["history_since"] is not None
+    assert shown["last_sync"] is not None, "the recent run's move, by sync-status@test"
