@@ -63,6 +63,7 @@ class ProcessRun:
     runs: int
     wall: float
     cpu: float  # user + sys of the child
+    sys_cpu: float
     peak_rss_mib: float
     exit_code: int
     submitted: int  # runs that left QUEUED with a provider id (read from the database)
@@ -85,7 +86,8 @@ class ProcessRun:
     def describe(self, label: str) -> str:
         return (
             f"{label}: {self.runs} runs in {self.wall:.2f} s ({self.rate:.1f} runs/s), CPU "
-            f"{self.cpu:.2f} s ({common.ms(self.cpu_per_run)} per submitted run), peak RSS "
+            f"{self.cpu:.2f} s (sys {self.sys_cpu:.2f} s; {common.ms(self.cpu_per_run)} per "
+            "submitted run), peak RSS "
             f"{self.peak_rss_mib:.0f} MiB, exit {self.exit_code}, submitted {self.submitted}, "
             f"duplicates {self.duplicates}, API calls {self.endpoints}"
         )
@@ -179,7 +181,8 @@ def measure(
                     profile = Path(options.profile) / f"{provider}-{setup}-{count}.txt"
                     profile.parent.mkdir(parents=True, exist_ok=True)
                     spy = Path(sys.executable).parent / "py-spy"
-                    command = [str(spy), "record", "-r", "200", "-f", "raw", "-o", str(profile)]
+                    command = [str(spy), "record", "-r", "100", "--gil", "--nonblocking"]
+                    command += ["-f", "raw", "-o", str(profile)]
                     command += ["--", str(WESCTL), "submit-queued"]
             name = f"{'naive' if naive else 'wesctl'}-{provider}-{setup}"
             wall, usage, code, output = run_child(command, environment, directory, name)
@@ -191,6 +194,7 @@ def measure(
         runs=count,
         wall=wall,
         cpu=usage.ru_utime + usage.ru_stime,
+        sys_cpu=usage.ru_stime,
         peak_rss_mib=usage.ru_maxrss / 1024,
         exit_code=code,
         submitted=submitted,
