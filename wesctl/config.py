@@ -11,8 +11,10 @@ Each setting is declared once, as a field of `Settings` or of a provider's setti
 names none. Every value is validated before any I/O and all problems are reported together
 (ConfigError, exit 78). Secrets are held as `Secret`, whose repr and str never show the value.
 
-An SDK's own configuration (a provider's `sdk_prefix` variables, such as credentials and
-endpoints) is left to that SDK. Such variables found only in the env file or in a systemd
+A provider's required settings that none of these sources set may come last from its SDK's
+own configuration file (`ProviderSpec.sdk_settings`), read by the SDK itself. An SDK's own
+configuration (a provider's `sdk_prefix` variables, such as credentials and endpoints) is left
+to that SDK. Such variables found only in the env file or in a systemd
 credential are exported to the process environment so the SDK sees them; a value already in the
 environment is never overridden by the file.
 """
@@ -49,6 +51,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 DEFAULT_SQLITE_FILE = "wes.db"
+SDK_SOURCE = "SDK settings "  # the source of a value a provider's SDK read from its own file
 
 
 def _provider(raw: str) -> str:
@@ -263,11 +266,12 @@ class Settings:
             if spec is None:
                 continue
             for field_ in self.missing(spec):
-                where = (
-                    f" (environment, env file or the systemd credential '{field_.credential}')"
-                    if field_.credential
-                    else ""
-                )
+                places = ["environment", "env file"]
+                if field_.credential:
+                    places.append(f"the systemd credential '{field_.credential}'")
+                if spec.sdk_settings and field_.env in spec.sdk_settings.names:
+                    places.append(spec.sdk_settings.label)
+                where = f" ({', '.join(places[:-1])} or {places[-1]})" if len(places) > 2 else ""
                 problems.append(
                     f"{field_.env} is not set{where}; the {name} provider needs "
                     f"{field_.required_for}"
@@ -299,8 +303,19 @@ class Settings:
                 missing = ", ".join(problem.split(" ", 1)[0] for problem in problems)
                 rows.append((name, False, f"not configured: {missing} not set"))
             else:
-                rows.append((name, True, f"configured: {needed} set"))
+                rows.append((name, True, f"configured: {needed} set{self._from_sdk(spec)}"))
         return rows
+
+    def _from_sdk(self, spec: ProviderSpec[Any]) -> str:
+        """Which of the provider's required settings its SDK's own file supplied."""
+        by_source: dict[str, list[str]] = {}
+        for field_ in _required(spec):
+            source = self.sources.get(field_.attr, "")
+            if source.startswith(SDK_SOURCE):
+                by_source.setdefault(source, []).append(field_.env)
+        return "".join(
+            f" ({' and '.join(names)} from {source})" for source, names in by_source.items()
+        )
 
     def require_providers(self) -> None:
         """Raise ConfigError when a provider listed in WESCTL_PROVIDERS lacks a setting, or when
@@ -475,6 +490,10 @@ def load_settings(
 
     if export_sdk:
         _export_sdk_variables(file_values, environ)
+    if environ is os.environ:  # an SDK reads the process environment (exported above)
+        _take_sdk_settings(values, sources, problems)
+        if problems:
+            raise ConfigError(problems)
     own = {f.attr: values[f.attr] for f in declared(Settings)}
     provider_settings = {
         name: spec.settings(
@@ -483,6 +502,37 @@ def load_settings(
         for name, spec in PROVIDERS.items()
     }
     return Settings(**own, provider_settings=provider_settings, sources=sources)
+
+
+def _take_sdk_settings(
+    values: dict[str, Any], sources: dict[str, str], problems: list[str]
+) -> None:
+    """Fill the required settings wesctl's sources left unset from a provider SDK's own file
+    (its `sdk_settings`), read by the SDK, for each provider this host wants: listed in
+    WESCTL_PROVIDERS, or with one of its required settings set. Other hosts never import that
+    SDK."""
+    listed = values.get("providers") or ()
+    for spec in PROVIDERS.values():
+        sdk = spec.sdk_settings
+        if sdk is None:
+            continue
+        required = _required(spec)
+        unset = [f for f in required if values[f.attr] is None and f.env in sdk.names]
+        wanted = spec.name in listed or any(values[f.attr] is not None for f in required)
+        if not unset or not wanted:
+            continue
+        read, path = sdk.read()
+        for f in unset:
+            raw = read.get(f.env, "")
+            if not raw.strip():
+                continue
+            source = f"{SDK_SOURCE}{path}"
+            sources[f.attr] = source
+            try:
+                values[f.attr] = f.parse(raw)
+            except ValueError as exc:
+                shown = "" if f.secret else f" = {raw.strip()!r}"
+                problems.append(f"{f.env}{shown} ({source}): {exc}")
 
 
 def _export_sdk_variables(file_values: Mapping[str, str], environ: Mapping[str, str]) -> None:

@@ -1,6 +1,7 @@
-"""The SDK's own settings stay the SDK's (settings.conf, ARVADOS_API_HOST_INSECURE), wesctl's
-Arvados settings, secrets in secret_mounts, gone collections, and the simulator's paging and
-clock script as the SDK's own helpers see them."""
+"""The SDK's own settings stay the SDK's (settings.conf, ARVADOS_API_HOST_INSECURE) and give
+host and token only where wesctl's sources leave them unset; wesctl's Arvados settings, secrets
+in secret_mounts, gone collections, and the simulator's paging and clock script as the SDK's own
+helpers see them."""
 
 from __future__ import annotations
 
@@ -27,17 +28,21 @@ from wesctl.simulated.http import SimulatedClock
 SECRET_WORKFLOW = "zzzzz-7fd4e-000000000000002"
 
 
-def _settings(tmp_path: Path, **environ: str) -> Settings:
+def _empty(tmp_path: Path) -> Path:
     env_file = tmp_path / "empty.env"
     env_file.write_text("")
-    return load_settings(environ=environ, env_file=env_file, export_sdk=False)
+    return env_file
 
 
-def test_settings_conf_stays_the_sdks_and_host_and_token_are_wesctls(
+def _settings(tmp_path: Path, **environ: str) -> Settings:
+    return load_settings(environ=environ, env_file=_empty(tmp_path), export_sdk=False)
+
+
+def test_settings_conf_configures_the_sdk_and_wesctls_host_and_token_win_over_it(
     sim: SimulatedArvados, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    """settings.conf still configures the SDK (here: TLS verification off), but the provider's
-    host and token are wesctl's settings: settings.conf's own host and token are not used."""
+    """settings.conf still configures the SDK (here: TLS verification off); host and token set
+    in wesctl's sources win over the file's, as ARVADOS_* variables do in the SDK."""
     monkeypatch.delenv("SSL_CERT_FILE")  # the simulator's CA is not trusted now
     conf = tmp_path / "config" / "arvados" / "settings.conf"
     conf.parent.mkdir(parents=True)
@@ -51,10 +56,18 @@ def test_settings_conf_stays_the_sdks_and_host_and_token_are_wesctls(
         assert [result.ok for result in provider.probe()] == [True, True]
     finally:
         provider.close()
-    settings = _settings(tmp_path, ARVADOS_PROJECT_UUID=DEFAULT_PROJECT)
-    assert not settings.provider(ARVADOS).api_host  # settings.conf is not wesctl's source
-    with pytest.raises(ConfigError, match="ARVADOS_API_HOST is not set"):
-        build(settings)
+    monkeypatch.setenv("ARVADOS_PROJECT_UUID", DEFAULT_PROJECT)
+    from_file = load_settings(env_file=_empty(tmp_path), export_sdk=False)  # os.environ
+    own = from_file.provider(ARVADOS)
+    assert own.api_host == "192.0.2.1:9"
+    assert own.api_token is not None
+    assert own.api_token.get() == "not-this-one"
+    assert from_file.sources["arvados_api_host"] == f"SDK settings {conf}"
+    monkeypatch.setenv("ARVADOS_API_HOST", sim.host)
+    mixed = load_settings(env_file=_empty(tmp_path), export_sdk=False)
+    assert mixed.provider(ARVADOS).api_host == sim.host
+    assert mixed.sources["arvados_api_host"] == "environment"
+    assert mixed.sources["arvados_api_token"] == f"SDK settings {conf}"
 
 
 def test_insecure_is_the_sdks_own_setting(

@@ -10,8 +10,9 @@ marked `wesctl_canceled`.
 
 The SDK is imported with this module (only when a command builds the adapter), and its client is
 made on first use (that fetches the discovery document and the cluster config). Host and token are
-wesctl's settings; the SDK's other settings are its own (`settings.conf`,
-`ARVADOS_API_HOST_INSECURE`, `SSL_CERT_FILE`). Its retries are off (`num_retries=0`): transient
+wesctl's settings (which take them from the SDK's `settings.conf` when nothing else sets them);
+the SDK's other settings are its own (`settings.conf`, `ARVADOS_API_HOST_INSECURE`,
+`SSL_CERT_FILE`). Its retries are off (`num_retries=0`): transient
 failures are retried by the adapter base's one policy, bounded in time. Every request passes the
 `limiter` once. Errors are classified at the base's one entry (`_classify`) by `mapping.classify`
 (table there).

@@ -1,19 +1,25 @@
 """Arvados settings under the original daemon's names (`ARVADOS_API_HOST`, `ARVADOS_API_TOKEN`,
 `ARVADOS_PROJECT_UUID`) plus wesctl's request rate.
 
-The provider is configured when host, token and project are set in wesctl's sources (the
-environment, the env file, a systemd credential for the token); the SDK's `settings.conf` is not
-consulted for them. Everything else is the SDK's own and left to it: `ARVADOS_API_HOST_INSECURE`
-and the rest of `settings.conf`, `SSL_CERT_FILE`. Other `ARVADOS_*` variables found only in the
-env file are exported for the SDK to read.
+The provider is configured when host, token and project are set. Host and token come from
+wesctl's sources (the environment, the env file, a systemd credential for the token) or, when
+those leave them unset, from the SDK's own `settings.conf`, read by the SDK itself
+(`arvados.config`, found where the SDK looks: `$CONFIGURATION_DIRECTORY`, `$XDG_CONFIG_HOME` or
+`~/.config`, then `/etc/xdg`, each under `arvados/`), as `arv` and `arvados-cwl-runner` read
+it. The SDK is imported for that only when the project (or the host, or the token) is set or
+`WESCTL_PROVIDERS` lists arvados, so a host that does not use Arvados never loads it.
+Everything else is the SDK's own and left to it: `ARVADOS_API_HOST_INSECURE` and the rest of
+`settings.conf`, `SSL_CERT_FILE`. Other `ARVADOS_*` variables found only in the env file are
+exported for the SDK to read.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from wesctl.providers.spec import ProviderSpec
+from wesctl.providers.spec import ProviderSpec, SdkSettings
 from wesctl.setting import Secret, optional_secret, positive_float, setting
 
 # A project or a user's home project; here, not in mapping, so the registry imports only this.
@@ -48,7 +54,8 @@ class ArvadosSettings:
         "ARVADOS_API_HOST",
         "",
         api_host,
-        "Arvados API host[:port], without https:// (the SDK always uses https)",
+        "Arvados API host[:port] without https:// (the SDK uses https); unset: the SDK's "
+        "settings.conf",
         required_for="the cluster's API host",
         example="zzzzz.arvadosapi.com",
     )
@@ -56,7 +63,7 @@ class ArvadosSettings:
         "ARVADOS_API_TOKEN",
         "",
         optional_secret,
-        "Arvados API token",
+        "Arvados API token; unset: the SDK's settings.conf",
         secret=True,
         credential="arvados-api-token",
         required_for="an API token",
@@ -77,9 +84,27 @@ class ArvadosSettings:
     )
 
 
+def read_sdk_settings() -> tuple[Mapping[str, str], str]:
+    """The SDK's settings as it reads them now (settings.conf, then `ARVADOS_*` variables over
+    it) and the settings.conf it read, found by the SDK's own search; nothing without one."""
+    import arvados.config  # type: ignore[import-untyped]  # the SDK, only when asked
+    from arvados._internal.basedirs import BaseDirectories  # type: ignore[import-untyped]
+
+    found = next(iter(BaseDirectories("CONFIG").search("settings.conf")), None)
+    if found is None:
+        return {}, ""
+    arvados.config.initialize()  # read it now: the SDK keeps what it read once per process
+    return dict(arvados.config.settings()), str(found)
+
+
 SPEC = ProviderSpec(
     name="arvados",
     settings=ArvadosSettings,
     adapter="wesctl.providers.arvados.adapter:build",
     sdk_prefix="ARVADOS_",
+    sdk_settings=SdkSettings(
+        names=("ARVADOS_API_HOST", "ARVADOS_API_TOKEN"),
+        label="the Arvados SDK's settings.conf",
+        read=read_sdk_settings,
+    ),
 )
