@@ -336,24 +336,31 @@ class CountingArvadosFake(_CountsEndpoints, SimulatedArvados):
 CountingFake = CountingSevenBridgesFake | CountingHealthOmicsFake | CountingArvadosFake
 
 
+def make_fake(provider: str, latency: float) -> CountingFake:
+    """A counting fake of `provider`, not started."""
+    if provider == "sevenbridges":
+        return CountingSevenBridgesFake(token=SBG_TOKEN, latency=latency)
+    if provider == "arvados":
+        return CountingArvadosFake(latency=latency)
+    return CountingHealthOmicsFake(latency=latency)
+
+
 def start_fake(provider: str, latency: float) -> CountingFake:
     """Start a counting fake of `provider` in this process."""
-    fake: CountingFake
-    if provider == "sevenbridges":
-        fake = CountingSevenBridgesFake(token=SBG_TOKEN, latency=latency)
-    elif provider == "arvados":
-        fake = CountingArvadosFake(latency=latency)
-    else:
-        fake = CountingHealthOmicsFake(latency=latency)
+    fake = make_fake(provider, latency)
     fake.start()
     return fake
 
 
-def duplicate_runs(fake: CountingSevenBridgesFake | CountingHealthOmicsFake) -> int:
+def duplicate_runs(fake: CountingFake) -> int:
     """Provider runs beyond one per WES run (0 when each run was submitted exactly once)."""
     if isinstance(fake, CountingSevenBridgesFake):
         with fake.lock:
             names = [task.name for task in fake.tasks.values() if not task.deleted]
+    elif isinstance(fake, CountingArvadosFake):
+        with fake._state_lock:
+            requests = fake.records["container_requests"].values()
+            names = [request["properties"].get("wes_run_id") for request in requests]
     else:
         with fake.lock:
             names = [run.request.get("name") for run in fake._runs.values()]
@@ -361,33 +368,25 @@ def duplicate_runs(fake: CountingSevenBridgesFake | CountingHealthOmicsFake) -> 
 
 
 class FakeHandle:
-    """A started fake, in this process or (with `separate_process`) in a child process whose
-    CPU then does not compete with wesctl's threads for this process's GIL."""
+    """A counting fake in a child process (`wesctl.simulated.serve`), as a real provider runs
+    on other machines: its CPU neither competes with wesctl for a GIL nor counts as wesctl's.
+    With `tls` it serves https; `ca_file` is its CA."""
 
-    def __init__(self, provider: str, latency: float, *, separate_process: bool = False) -> None:
-        self.local: CountingSevenBridgesFake | CountingHealthOmicsFake | None = None
-        self._child: subprocess.Popen[str] | None = None
-        if separate_process:
-            self._child = subprocess.Popen(
-                [sys.executable, __file__, "serve-fake", provider, str(latency)],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                text=True,
-            )
-            assert self._child.stdout is not None
-            self.base_url = self._child.stdout.readline().strip()
-        else:
-            self.local = start_fake(provider, latency)
-            self.base_url = self.local.base_url
+    def __init__(self, provider: str, latency: float, *, tls: bool = False) -> None:
+        command = [sys.executable, __file__, "serve-fake", provider, str(latency)]
+        self._child = subprocess.Popen(
+            [*command, *(["--tls"] if tls else [])],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._child.stdout is not None
+        started = json.loads(self._child.stdout.readline())
+        self.base_url: str = started["url"]
+        self.ca_file: str | None = started["ca_file"]
 
     def stats(self) -> dict[str, Any]:
         """{"endpoints": requests per endpoint, "duplicates": extra provider runs}."""
-        if self.local is not None:
-            return {
-                "endpoints": dict(self.local.endpoints.counts),
-                "duplicates": duplicate_runs(self.local),
-            }
-        assert self._child is not None
         assert self._child.stdin is not None
         assert self._child.stdout is not None
         self._child.stdin.write("stats\n")
@@ -396,20 +395,25 @@ class FakeHandle:
         return stats
 
     def stop(self) -> None:
-        if self.local is not None:
-            self.local.stop()
-        if self._child is not None:
+        assert self._child.stdin is not None
+        self._child.stdin.close()
+        try:
+            self._child.wait(timeout=5)
+        except subprocess.TimeoutExpired:
             self._child.terminate()
             self._child.wait()
 
 
-def _serve_fake(provider: str, latency: float) -> None:
-    """Child process of FakeHandle: print the base URL, answer each stdin line with stats."""
-    fake = start_fake(provider, latency)
-    print(fake.base_url, flush=True)
-    for _ in sys.stdin:
-        stats = {"endpoints": dict(fake.endpoints.counts), "duplicates": duplicate_runs(fake)}
-        print(json.dumps(stats), flush=True)
+def _serve_fake(provider: str, latency: float, tls: bool) -> None:
+    """Child process of FakeHandle: the counting fake behind wesctl's own serve entry."""
+    from wesctl.simulated.serve import serve
+
+    fake = make_fake(provider, latency)
+
+    def stats() -> dict[str, Any]:
+        return {"endpoints": dict(fake.endpoints.counts), "duplicates": duplicate_runs(fake)}
+
+    serve(provider, fake, tls=tls or provider == "arvados", stats=stats)
 
 
 def provider_environ(provider: str, base_url: str, config_dir: Path) -> dict[str, str]:
@@ -554,4 +558,4 @@ def workspace() -> Iterator[Path]:
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["serve-fake"]:
-    _serve_fake(sys.argv[2], float(sys.argv[3]))
+    _serve_fake(sys.argv[2], float(sys.argv[3]), tls="--tls" in sys.argv[4:])

@@ -1,6 +1,7 @@
 """Run every benchmark, each in its own process (clean peak RSS), and print one markdown table.
 
-Order: process start, submission throughput, sync-status, notification burst, report
+Order: process start, submission throughput (the whole `wesctl submit-queued` process, on
+PostgreSQL over https and on SQLite over http), sync-status, notification burst, report
 rendering. The table has one
 line per metric (benchmark, metric, wesctl, naive baseline, ratio / goal), followed by the
 machine it ran on and the notes of each benchmark; it is meant to be pasted into bench/README.md.
@@ -40,8 +41,10 @@ def benchmarks(options: argparse.Namespace) -> dict[str, list[str]]:
             str(options.submit_runs),
             "--baseline-runs",
             str(options.submit_baseline_runs),
-            "--configs",
-            options.submit_configs,
+            "--providers",
+            options.submit_providers,
+            "--setups",
+            options.submit_setups,
         ],
         "sync": [
             "sync_status.py",
@@ -87,14 +90,16 @@ def main() -> None:
     parser.add_argument(
         "--submit-baseline-runs",
         type=int,
-        default=300,
-        help="runs the naive submit loop does (300: its per-run time is constant, and 1000 "
-        "would add ~35 s)",
+        default=1000,
+        help="runs the naive submit loop does in its own process (default 1000, as many as "
+        "wesctl: fewer would charge its start-up to fewer runs; 0: no baseline)",
     )
+    parser.add_argument("--submit-providers", default="sevenbridges,healthomics,arvados")
     parser.add_argument(
-        "--submit-configs",
-        default="16x16,32x32",
-        help="WORKERSxBATCH pairs for submit_queued (wesctl's defaults, and a tuned pair)",
+        "--submit-setups",
+        default="operator,friendly",
+        help="operator: PostgreSQL (--database-uri, default the local server) over https; "
+        "friendly: SQLite over plain http (Arvados: https)",
     )
     parser.add_argument("--sync-runs", type=int, default=10_000)
     parser.add_argument("--sync-providers", default="sevenbridges,healthomics")
@@ -119,7 +124,8 @@ def main() -> None:
         f"Machine: {info['cores']} cores, {info['cpu']}, Python {info['python']}, "
         f"SQLite {info['sqlite']}, PostgreSQL {info.get('postgresql', 'not reachable')}, "
         f"MariaDB {info.get('mariadb', 'not reachable')}; "
-        f"database used: {common.database_name(options.database_uri)}; "
+        f"database used: {common.database_name(options.database_uri)} (submit: its rows name "
+        "theirs); "
         f"1-minute load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after."
     )
     print(f"Command: {shlex.join([sys.executable, *sys.argv])}")

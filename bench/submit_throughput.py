@@ -1,241 +1,218 @@
-"""Submission throughput and latency: wesctl's `submit_queued` against a naive loop.
+"""Submission throughput as an operator gets it: the whole `wesctl submit-queued` process.
 
-N queued runs (default 1000) are submitted to the provider fake (Seven Bridges by default) with a
-fixed latency per API call. wesctl's real service (claims in batches, a bounded thread pool, the
-guarded DB writes) is timed for each `--configs` pair (workers x claim batch size); then a naive
-baseline does the same provider work one run at a time on a fresh database and a fresh fake: the
-same adapter's `submit(...)`, then one plain UPDATE.
+N queued runs (default 1000) wait in a scratch database; the provider simulator runs in its own
+process (`wesctl.simulated.serve`) with a fixed latency per API call; then `wesctl submit-queued`
+runs as a subprocess with the environment an operator has (the original variable names,
+DATABASE_URI, the provider endpoint, the CA through the client's standard variable,
+REQUESTS_CA_BUNDLE / AWS_CA_BUNDLE / SSL_CERT_FILE), its output going to a file as under a
+timer. Measured: runs/s and wall time of the whole process (start, imports and rendering
+included), its CPU (user + sys from wait4) per submitted run, its peak RSS, API calls and
+duplicate provider runs. Beside it, a naive loop measured the same way: a child process with the
+same environment that submits one run at a time through the same adapter and writes one UPDATE
+per run (no claims, no pool).
 
-Per-run latency is from the run's claim (the claim UPDATE naming it) to the moment its
-submission was recorded (its `run_state_history` row), so it includes waiting for a pool
-thread. The baseline's is from the start of the run's iteration to its UPDATE.
+Setups (`--setups`):
+- operator: PostgreSQL (a scratch database on --database-uri), https with a private CA;
+- friendly: SQLite in a temp dir, plain http (Arvados: https, its SDK speaks nothing else).
 
-The fake runs in a child process by default, as a real provider runs elsewhere: its CPU would
-otherwise share wesctl's GIL and be counted as wesctl's (`--fake-in-process` to compare).
+Client rate limits are lifted (100000/s), DAEMON_MAX_CONCURRENT_WORKFLOWS and WESCTL_PASS_TIMEOUT
+raised, so only the simulator's latency paces the calls.
 
-Run: /work/venv/bin/python bench/submit_throughput.py [--runs 1000] [--latency 0.02]
-     [--provider healthomics] [--configs 16x64,32x64] [--fake-in-process]
+Run: .venv/bin/python bench/submit_throughput.py [--runs 1000] [--latency 0.02]
+     [--providers sevenbridges,healthomics,arvados] [--setups operator,friendly]
+     [--baseline-runs N (0: none)] [--workers N] [--profile DIR]
      [--database-uri postgresql://postgres@127.0.0.1:5432/test]
+     .venv/bin/python bench/submit_throughput.py --runs 50000 --baseline-runs 0 --setups operator
 Prints numbers; nothing is asserted.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import subprocess
+import sys
 import time
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import common
-from sqlalchemy import Engine, event, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from wesctl.config import Settings
+from wesctl.config import load_settings
 from wesctl.db.engine import make_engine, utcnow
 from wesctl.db.runs import ProviderFilter, queued_unsubmitted
-from wesctl.db.tables import StateTransition, WorkflowRun
-from wesctl.domain.outcomes import Outcome
+from wesctl.db.tables import WorkflowRun
 from wesctl.domain.states import RunState
 from wesctl.domain.types import Attempt
 from wesctl.providers.registry import build_provider
-from wesctl.services.runtime import Runtime
-from wesctl.services.submit import spec_from_row, submit_queued
+from wesctl.services.submit import spec_from_row
+from wesctl.simulated.serve import CA_VARIABLE
 
-DEFAULT_BATCH = 16  # submit_queued's default claim batch: one per worker
+WESCTL = Path(sys.executable).parent / "wesctl"
+PROVIDER_NAMES = ("sevenbridges", "healthomics", "arvados")
+SETUPS = ("operator", "friendly")
 
 
 @dataclass
-class Measurement:
-    label: str
+class ProcessRun:
+    """One child process: what it did and what it cost."""
+
     runs: int
     wall: float
-    cpu: float
-    latencies: list[float]
+    cpu: float  # user + sys of the child
+    sys_cpu: float
+    peak_rss_mib: float
+    exit_code: int
+    submitted: int  # runs that left QUEUED with a provider id (read from the database)
     endpoints: dict[str, int]
-    submitted: int
     duplicates: int
-    statements: Counter[str]
-    statement_seconds: Counter[str]
+    summary: dict[str, str] = field(default_factory=dict)  # the `command=` line, if any
 
     @property
     def rate(self) -> float:
         return self.runs / self.wall
 
     @property
+    def cpu_per_run(self) -> float:
+        return self.cpu / max(1, self.submitted)
+
+    @property
     def api_calls(self) -> int:
         return sum(self.endpoints.values())
 
-    def summary(self) -> str:
-        per_run = {kind: round(n / self.runs, 2) for kind, n in self.statements.items()}
-        begin_wait = self.statement_seconds.get("BEGIN", 0.0)
+    def describe(self, label: str) -> str:
         return (
-            f"{self.label}: {self.runs} runs in {self.wall:.2f} s ({self.rate:.1f} runs/s), "
-            f"CPU {self.cpu:.2f} s, p50 {common.ms(common.percentile(self.latencies, 0.5))}, "
-            f"p99 {common.ms(common.percentile(self.latencies, 0.99))}, API calls "
-            f"{self.endpoints}, submitted {self.submitted}, duplicates {self.duplicates}, "
-            f"SQL statements per run {per_run}, summed time in BEGIN (waiting for other "
-            "processes' SQLite write lock) "
-            f"{begin_wait:.2f} s"
+            f"{label}: {self.runs} runs in {self.wall:.2f} s ({self.rate:.1f} runs/s), CPU "
+            f"{self.cpu:.2f} s (sys {self.sys_cpu:.2f} s; {common.ms(self.cpu_per_run)} per "
+            "submitted run), peak RSS "
+            f"{self.peak_rss_mib:.0f} MiB, exit {self.exit_code}, submitted {self.submitted}, "
+            f"duplicates {self.duplicates}, API calls {self.endpoints}"
         )
 
 
-@contextmanager
-def queued_runs(
+def operator_environment(
+    provider: str, fake: common.FakeHandle, database_uri: str, directory: Path, workers: int | None
+) -> dict[str, str]:
+    """Only what an operator's unit would set: no inherited variables, a private HOME."""
+    environment = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "HOME": str(directory),
+        "XDG_CACHE_HOME": str(directory / "cache"),
+        "XDG_CONFIG_HOME": str(directory / "config"),
+        **common.provider_environ(provider, fake.base_url, directory),
+        "DATABASE_URI": database_uri,
+        "WESCTL_PASS_TIMEOUT": "86400",
+    }
+    if fake.ca_file is not None:
+        environment[CA_VARIABLE[provider]] = fake.ca_file
+    if workers is not None:
+        environment["WESCTL_SUBMIT_WORKERS"] = str(workers)
+    return environment
+
+
+def run_child(command: list[str], environment: dict[str, str], directory: Path, name: str) -> Any:
+    """Run `command` in `directory` with exactly `environment`, stdout and stderr to files;
+    return (wall seconds, rusage of the child, exit code, stdout text)."""
+    out, err = directory / f"{name}.out", directory / f"{name}.err"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        started = time.perf_counter()
+        child = subprocess.Popen(
+            command, env=environment, cwd=directory, stdout=stdout, stderr=stderr
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+        wall = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    errors = [line for line in err.read_text().splitlines() if " ERROR " in line][:3]
+    if errors:
+        common.log(f"{name}: {errors}")
+    return wall, usage, child.returncode, out.read_text()
+
+
+def submitted_runs(database_uri: str) -> int:
+    engine = make_engine(database_uri)
+    try:
+        with engine.connect() as connection:
+            query = select(func.count()).where(
+                WorkflowRun.state != RunState.QUEUED.value, WorkflowRun.provider_id.is_not(None)
+            )
+            return int(connection.execute(query).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def summary_pairs(output: str) -> dict[str, str]:
+    """The `command=...` summary line of a report printed off a terminal."""
+    for line in reversed(output.splitlines()):
+        if line.startswith("command="):
+            return dict(re.findall(r"(\w+)=(\S+)", line))
+    return {}
+
+
+def measure(
     provider: str,
+    setup: str,
     count: int,
-    latency: float,
-    server_uri: str | None,
+    options: argparse.Namespace,
     directory: Path,
     *,
-    fake_process: bool,
-    **overrides: str,
-) -> Iterator[tuple[Engine, Settings, common.FakeHandle]]:
-    """A started fake and a scratch database holding `count` queued runs for it, with the
-    settings that point wesctl at both; everything is stopped and dropped afterwards."""
-    fake = common.FakeHandle(provider, latency, separate_process=fake_process)
+    naive: bool,
+) -> ProcessRun:
+    """Queue `count` runs, start the simulator, run one child (wesctl or the naive loop)."""
+    tls = setup == "operator" or provider == "arvados"
+    server = options.database_uri if setup == "operator" else None
+    fake = common.FakeHandle(provider, options.latency, tls=tls)
     try:
-        with common.scratch_database(server_uri, directory) as url:
+        with common.scratch_database(server, directory) as url:
             engine = make_engine(url)
             try:
                 common.insert_rows(engine, common.queued_rows(count, provider))
-                environ = common.provider_environ(provider, fake.base_url, directory)
-                yield engine, common.settings_for(url, environ, directory, **overrides), fake
             finally:
                 engine.dispose()
+            environment = operator_environment(provider, fake, url, directory, options.workers)
+            if naive:
+                command = [sys.executable, __file__, "naive-child", provider]
+            else:
+                command = [str(WESCTL), "submit-queued"]
+                if options.profile is not None:
+                    profile = Path(options.profile) / f"{provider}-{setup}-{count}.txt"
+                    profile.parent.mkdir(parents=True, exist_ok=True)
+                    spy = Path(sys.executable).parent / "py-spy"
+                    command = [str(spy), "record", "-r", "100", "--gil", "--nonblocking"]
+                    command += ["-f", "raw", "-o", str(profile)]
+                    command += ["--", str(WESCTL), "submit-queued"]
+            name = f"{'naive' if naive else 'wesctl'}-{provider}-{setup}"
+            wall, usage, code, output = run_child(command, environment, directory, name)
+            submitted = submitted_runs(url)
+        stats = fake.stats()
     finally:
         fake.stop()
-
-
-def measure_wesctl(
-    provider: str,
-    count: int,
-    latency: float,
-    server_uri: str | None,
-    directory: Path,
-    *,
-    workers: int,
-    batch_size: int,
-    fake_process: bool = False,
-) -> Measurement:
-    """Time one `submit_queued` pass over `count` fresh queued runs."""
-    with queued_runs(
-        provider,
-        count,
-        latency,
-        server_uri,
-        directory,
-        fake_process=fake_process,
-        WESCTL_SUBMIT_WORKERS=str(workers),
-    ) as (engine, settings, fake):
-        runtime = Runtime.open(settings, command="bench-submit")
-        timer = common.StatementTimer(runtime.engine)
-        claimed_at = ClaimClock(runtime.engine)
-        cpu_before = common.cpu_seconds()
-        started = time.perf_counter()
-        try:
-            report = submit_queued(runtime, batch_size=batch_size)
-        finally:
-            wall = time.perf_counter() - started
-            cpu = common.cpu_seconds() - cpu_before
-            runtime.close()
-        recorded = recorded_at(engine)
-        stats = fake.stats()
-    latencies = [
-        (recorded[run_id] - at).total_seconds()
-        for run_id, at in claimed_at.times.items()
-        if run_id in recorded
-    ]
-    return Measurement(
-        label=f"wesctl (workers={workers}, batch={batch_size})",
+    return ProcessRun(
         runs=count,
         wall=wall,
-        cpu=cpu,
-        latencies=latencies,
+        cpu=usage.ru_utime + usage.ru_stime,
+        sys_cpu=usage.ru_stime,
+        peak_rss_mib=usage.ru_maxrss / 1024,
+        exit_code=code,
+        submitted=submitted,
         endpoints=stats["endpoints"],
-        submitted=report.counts().get(Outcome.SUBMITTED, 0),
         duplicates=stats["duplicates"],
-        statements=timer.counts,
-        statement_seconds=timer.seconds,
+        summary=summary_pairs(output),
     )
 
 
-class ClaimClock:
-    """When each run was claimed: the time of the claim UPDATE whose parameters name it."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.times: dict[str, datetime] = {}
-        event.listen(engine, "before_cursor_execute", self._before)
-
-    def _before(self, conn: Any, cursor: Any, statement: str, parameters: Any, *args: Any) -> None:
-        is_claim = statement.startswith("UPDATE workflow_runs") and "submission_key=" in statement
-        if not is_claim:
-            return
-        now = utcnow()
-        values = parameters.values() if isinstance(parameters, dict) else parameters
-        for value in values:
-            if isinstance(value, str) and value not in self.times:
-                self.times[value] = now
-
-
-def recorded_at(engine: Engine) -> dict[str, datetime]:
-    """When each run's submission was recorded (its transition out of QUEUED)."""
-    with engine.connect() as connection:
-        rows = connection.execute(
-            select(StateTransition.run_id, StateTransition.at).where(
-                StateTransition.from_state == RunState.QUEUED.value,
-                StateTransition.to_state != RunState.QUEUED.value,
-            )
-        ).all()
-    return {row.run_id: row.at for row in rows}
-
-
-def measure_naive(
-    provider: str,
-    count: int,
-    latency: float,
-    server_uri: str | None,
-    directory: Path,
-    *,
-    fake_process: bool = False,
-) -> Measurement:
-    """One run at a time: the adapter's submit, then one UPDATE; no claims, no pool."""
-    with queued_runs(
-        provider, count, latency, server_uri, directory, fake_process=fake_process
-    ) as (engine, settings, fake):
-        timer = common.StatementTimer(engine)
-        cpu_before = common.cpu_seconds()
-        started = time.perf_counter()
-        latencies = naive_pass(engine, settings, provider)
-        wall = time.perf_counter() - started
-        cpu = common.cpu_seconds() - cpu_before
-        stats = fake.stats()
-    return Measurement(
-        label="naive loop",
-        runs=count,
-        wall=wall,
-        cpu=cpu,
-        latencies=latencies,
-        endpoints=stats["endpoints"],
-        submitted=len(latencies),
-        duplicates=stats["duplicates"],
-        statements=timer.counts,
-        statement_seconds=timer.seconds,
-    )
-
-
-def naive_pass(engine: Engine, settings: Settings, provider: str) -> list[float]:
-    """Submit every queued run in turn; return the per-run latencies."""
+def naive_child(provider: str) -> None:
+    """The naive loop, in its own process, configured from the environment like wesctl."""
+    settings = load_settings()
+    engine = make_engine(settings.database_uri)
     adapter = build_provider(provider, settings)
     with Session(engine, expire_on_commit=False) as session:
         rows = queued_unsubmitted(session, ProviderFilter(provider))
-    latencies: list[float] = []
     for row in rows:
-        begun = time.perf_counter()
         submission = adapter.submit(
             Attempt(spec_from_row(row), f"wesctl-{row.run_id}"), lambda provider_id: None
         )
@@ -251,47 +228,41 @@ def naive_pass(engine: Engine, settings: Settings, provider: str) -> list[float]
                     submitted_at=utcnow(),
                 )
             )
-        latencies.append(time.perf_counter() - begun)
     adapter.close()
-    return latencies
+    engine.dispose()
+
+
+def describe_setup(setup: str, provider: str, options: argparse.Namespace) -> str:
+    if setup == "friendly":
+        scheme = "https" if provider == "arvados" else "http"
+        return f"SQLite, {scheme}"
+    return f"{common.database_name(options.database_uri)}, https"
 
 
 def add_rows(
-    result: common.Result, name: str, measurement: Measurement, naive: Measurement
+    result: common.Result, name: str, measured: ProcessRun, naive: ProcessRun | None
 ) -> None:
-    speedup = measurement.rate / naive.rate
+    def pair(show: Any, *, goal: str = "") -> tuple[str, str, str]:
+        return show(measured), show(naive) if naive is not None else "", goal
+
+    ratio = f"{measured.rate / naive.rate:.1f}x (goal >= 10x)" if naive is not None else ""
     result.add(
-        name,
-        "throughput",
-        f"{measurement.rate:.1f} runs/s",
-        f"{naive.rate:.1f} runs/s",
-        f"{speedup:.1f}x (goal >= 10x)",
+        name, "throughput (whole process)", *pair(lambda m: f"{m.rate:.1f} runs/s", goal=ratio)
     )
-    result.add(name, "wall time", f"{measurement.wall:.2f} s", f"{naive.wall:.2f} s")
-    for label, fraction in (("p50", 0.5), ("p99", 0.99)):
-        result.add(
-            name,
-            f"submit latency {label}",
-            common.ms(common.percentile(measurement.latencies, fraction)),
-            common.ms(common.percentile(naive.latencies, fraction)),
-        )
+    result.add(name, "wall time", *pair(lambda m: f"{m.wall:.2f} s ({m.runs} runs)"))
     result.add(
         name,
-        "API calls (per run)",
-        f"{measurement.api_calls} ({measurement.api_calls / measurement.runs:.2f})",
-        f"{naive.api_calls} ({naive.api_calls / naive.runs:.2f})",
+        "CPU (user+sys) per submitted run",
+        *pair(lambda m: common.ms(m.cpu_per_run), goal="goal <= 3 ms"),
+    )
+    result.add(name, "peak RSS", *pair(lambda m: f"{m.peak_rss_mib:.0f} MiB"))
+    result.add(
+        name, "API calls (per run)", *pair(lambda m: f"{m.api_calls} ({m.api_calls / m.runs:.2f})")
     )
     result.add(
         name,
-        "CPU time per run (this process)",
-        common.ms(measurement.cpu / measurement.runs),
-        common.ms(naive.cpu / naive.runs),
-    )
-    result.add(
-        name,
-        "submitted / duplicate provider runs",
-        f"{measurement.submitted} / {measurement.duplicates}",
-        f"{naive.submitted} / {naive.duplicates}",
+        "submitted / duplicates / exit code",
+        *pair(lambda m: f"{m.submitted} / {m.duplicates} / {m.exit_code}"),
     )
 
 
@@ -300,70 +271,56 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     common.add_common_options(parser)
+    parser.set_defaults(database_uri=common.DEFAULT_POSTGRES)
     parser.add_argument("--runs", type=int, default=1000, help="queued runs (default 1000)")
     parser.add_argument(
-        "--baseline-runs", type=int, default=None, help="runs for the naive loop (default --runs)"
+        "--baseline-runs",
+        type=int,
+        default=None,
+        help="runs for the naive loop (default --runs; 0: no baseline)",
     )
-    parser.add_argument("--provider", choices=common.PROVIDERS, default="sevenbridges")
+    parser.add_argument("--providers", default=",".join(PROVIDER_NAMES))
+    parser.add_argument("--setups", default=",".join(SETUPS), help="operator,friendly")
     parser.add_argument(
-        "--configs",
-        default=f"16x{DEFAULT_BATCH}",
-        help="comma-separated WORKERSxBATCH pairs to measure: WESCTL_SUBMIT_WORKERS and "
-        f"submit_queued's claim batch size (default 16x{DEFAULT_BATCH}, wesctl's defaults)",
+        "--workers", type=int, default=None, help="WESCTL_SUBMIT_WORKERS (default: wesctl's)"
     )
     parser.add_argument(
-        "--fake-in-process",
-        action="store_true",
-        help="run the fake inside this process (its CPU then shares wesctl's GIL)",
+        "--profile",
+        default=None,
+        help="directory for py-spy raw profiles of the wesctl process (pip install py-spy)",
     )
     options = parser.parse_args()
-    database = common.database_name(options.database_uri)
-    fake_process = not options.fake_in_process
-    where = "fake in own process" if fake_process else "in-process fake"
-    bench = (
-        f"submit {options.runs} runs ({options.provider}, {options.latency * 1000:g} ms/call, "
-        f"{database}, {where})"
-    )
+    baseline_runs = options.runs if options.baseline_runs is None else options.baseline_runs
     result = common.Result()
     with common.workspace() as directory:
-        measurements = []
-        for config in options.configs.split(","):
-            workers, _, batch_size = config.partition("x")
-            measurement = measure_wesctl(
-                options.provider,
-                options.runs,
-                options.latency,
-                options.database_uri,
-                directory,
-                workers=int(workers),
-                batch_size=int(batch_size or DEFAULT_BATCH),
-                fake_process=fake_process,
-            )
-            common.log(measurement.summary())
-            measurements.append(measurement)
-        naive = measure_naive(
-            options.provider,
-            options.baseline_runs or options.runs,
-            options.latency,
-            options.database_uri,
-            directory,
-            fake_process=fake_process,
-        )
-        common.log(naive.summary())
-    for measurement in measurements:
-        add_rows(result, f"{bench}, {measurement.label}", measurement, naive)
-    p50, p99 = (common.ms(common.percentile(naive.latencies, f)) for f in (0.5, 0.99))
+        for setup in options.setups.split(","):
+            for provider in options.providers.split(","):
+                where = describe_setup(setup, provider, options)
+                name = (
+                    f"submit-queued {options.runs} runs ({provider}, "
+                    f"{options.latency * 1000:g} ms/call, {where})"
+                )
+                measured = measure(provider, setup, options.runs, options, directory, naive=False)
+                common.log(measured.describe(f"{name}, wesctl"))
+                naive = None
+                if baseline_runs:
+                    naive = measure(provider, setup, baseline_runs, options, directory, naive=True)
+                    common.log(naive.describe(f"{name}, naive"))
+                add_rows(result, name, measured, naive)
     result.notes.append(
-        f"The naive loop submitted {naive.runs} runs (p50 {p50}, p99 {p99} per run: its rate "
-        "does not depend on the number of runs)."
+        "Each figure is one child process measured from outside: wall time from spawn to exit, "
+        "CPU = user + sys of the child (wait4), peak RSS = its ru_maxrss; the simulator runs "
+        "in another process. Output goes to a file (key=value lines), as under a timer."
     )
     result.notes.append(
-        f"Client rate limits raised to {common.RATE_LIMIT}/s (WESCTL_SEVENBRIDGES_RATE, "
-        "WESCTL_HEALTHOMICS_START_RATE/_API_RATE; defaults 3.3, 0.1 and 10/s) and "
-        "DAEMON_MAX_CONCURRENT_WORKFLOWS lifted, so only the fake's latency paces calls."
+        f"Client rate limits raised to {common.RATE_LIMIT}/s, DAEMON_MAX_CONCURRENT_WORKFLOWS "
+        "and WESCTL_PASS_TIMEOUT lifted, so only the simulator's latency paces calls."
     )
     result.emit(options.json)
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["naive-child"]:
+        naive_child(sys.argv[2])
+    else:
+        main()

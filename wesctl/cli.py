@@ -461,6 +461,10 @@ def submit_queued_command(
     """Submit QUEUED runs to their providers, oldest first, within the concurrency cap.
 
     Safe to run from several processes and hosts at once: each run is claimed by exactly one.
+    Off a terminal each run's line is printed as soon as the run is done and no run is kept in
+    memory; a terminal's table shows at most 200 runs, notable ones (failures, re-queues) kept
+    before routine submissions; --json prints one document with every run when the pass ends
+    (it keeps them all until then).
     Exit 0 when all went well or there was nothing to do, 1 when some runs failed, 75 when the
     database or every provider call was unavailable.
 
@@ -476,8 +480,13 @@ def submit_queued_command(
         raise typer.Exit(result.exit_code)
 
     def work(runtime: Runtime) -> Report:
+        from wesctl import render
+
+        report = render.streamed_report("submit-queued", as_json=as_json)
         with _progress("submitting", None) as advance:
-            return submit.submit_queued(runtime, limit=limit, provider=provider, progress=advance)
+            return submit.submit_queued(
+                runtime, limit=limit, provider=provider, progress=advance, report=report
+            )
 
     _run_job(ctx, "submit-queued", metrics_file, as_json, work)
 

@@ -124,13 +124,13 @@ def _report_metrics(registry: CollectorRegistry, command: str, report: Report) -
         Outcome.FAILED: "permanent",
         Outcome.BLOCKED: "installation",
     }
-    for item in report.outcomes:
-        provider = item.provider or "none"
-        outcomes[(provider, item.outcome.value)] += 1
+    for item in report.outcomes:  # sync lists every UPDATED run
         if item.outcome == Outcome.UPDATED and item.reason:
-            synced[(provider, item.reason)] += 1
-        if item.outcome in error_kinds:
-            errors[(provider, error_kinds[item.outcome])] += 1
+            synced[(item.provider or "none", item.reason)] += 1
+    for (provider, outcome), count in report.added.items():
+        outcomes[(provider, outcome.value)] += count
+        if outcome in error_kinds:
+            errors[(provider, error_kinds[outcome])] += count
     for (provider, outcome), count in report.tallies.items():
         outcomes[(provider, outcome.value)] += count
     for name, text, label, counts in (

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from wesctl.db.engine import utcnow
 from wesctl.db.runs import iso_time
-from wesctl.domain.outcomes import Outcome
+from wesctl.domain.outcomes import Outcome, Report, RunOutcome
 
 if TYPE_CHECKING:  # the result types, and rich only where a terminal needs it
     from rich.console import Console, RenderableType
@@ -29,7 +29,6 @@ if TYPE_CHECKING:  # the result types, and rich only where a terminal needs it
 
     from wesctl.db.runs import RunSummary
     from wesctl.demo import DemoResult, DemoRun
-    from wesctl.domain.outcomes import Report
     from wesctl.services.doctor import CheckResult
     from wesctl.services.runs import RunView
     from wesctl.services.status import Overview
@@ -147,6 +146,7 @@ class Rows:
     title: str | None = None
     empty: str | None = None  # shown on a terminal instead of an empty table
     limit: int | None = None  # most rows a terminal table shows
+    more: int = 0  # items left out of `rows` before they got here (a bounded report)
 
     def lines(self) -> Iterator[str]:
         keys = [column.key for column in self.columns]
@@ -169,7 +169,7 @@ class Rows:
             table.add_row(
                 *(column.cell(value) for column, value in zip(self.columns, row, strict=True))
             )
-        hidden = len(self.rows) - len(shown)
+        hidden = len(self.rows) - len(shown) + self.more
         if hidden:
             return Group(table, Text(f"... and {hidden} more (use --json for all)"))
         return table
@@ -359,23 +359,23 @@ _PROVIDER = Column("provider", "PROVIDER")
 _PROVIDER_ID = Column("provider_id", "PROVIDER ID")
 
 
+_OUTCOME_COLUMNS = (
+    _RUN,
+    Column("outcome", "OUTCOME", _OUTCOME_STYLE, no_wrap=True),
+    _PROVIDER,
+    _PROVIDER_ID,
+    Column("reason", "DETAIL", shown=first_line(80)),
+)
+
+
+def _outcome_row(item: RunOutcome) -> tuple[Value, ...]:
+    return (item.run_id, item.outcome, item.provider, item.provider_id, item.reason)
+
+
 def report_blocks(result: Report) -> list[Block]:
     counts = result.counts()
-    rows = [
-        (item.run_id, item.outcome, item.provider, item.provider_id, item.reason)
-        for item in result.outcomes
-    ]
-    outcomes = Rows(
-        (
-            _RUN,
-            Column("outcome", "OUTCOME", _OUTCOME_STYLE, no_wrap=True),
-            _PROVIDER,
-            _PROVIDER_ID,
-            Column("reason", "DETAIL", shown=first_line(80)),
-        ),
-        rows,
-        limit=REPORT_TABLE_ROWS,
-    )
+    rows = [_outcome_row(item) for item in result.outcomes]
+    outcomes = Rows(_OUTCOME_COLUMNS, rows, limit=REPORT_TABLE_ROWS, more=result.unlisted)
     shown = ", ".join(f"{count} {name}" for name, count in sorted(counts.items()))
     return [
         outcomes,
@@ -388,6 +388,25 @@ def report_blocks(result: Report) -> list[Block]:
 def report(result: Report) -> None:
     """One row per run, the notes and a summary line."""
     emit(report_blocks(result))
+
+
+def streamed_report(command: str, *, as_json: bool) -> Report:
+    """An empty report for a pass over any number of runs, its memory bounded where the output
+    allows: off a terminal each run's line is printed as its outcome is added and no run is kept
+    (`report()` then prints the notes and the summary); on a terminal the table's rows are
+    kept, failures and other notable outcomes before routine ones; `--json` prints one document
+    at the end, so it keeps every run."""
+    if as_json:
+        return Report(command)
+    if on_terminal():
+        return Report(command, keep=REPORT_TABLE_ROWS)
+    keys = [column.key for column in _OUTCOME_COLUMNS]
+
+    def print_line(item: RunOutcome) -> None:
+        sys.stdout.write(plain_line(zip(keys, _outcome_row(item), strict=True)) + "\n")
+        sys.stdout.flush()
+
+    return Report(command, keep=0, on_add=print_line)
 
 
 def requeued(run_id: str, done: str) -> None:

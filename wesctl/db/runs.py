@@ -3,6 +3,7 @@ owns the transaction."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import uuid
@@ -145,6 +146,14 @@ def state_is(session: Session, *values: str) -> ColumnElement[bool]:
     if not is_mysql(session.get_bind().dialect):
         return plain
     return and_(plain, type_coerce(cast(RUNS.c.state, BINARY), String).in_(values))
+
+
+def _state_is_bound(mysql: bool) -> ColumnElement[bool]:
+    """`state_is` for one state given as the parameter `w_state`, for statements built once."""
+    plain = RUNS.c.state == bindparam("w_state")
+    if not mysql:
+        return plain
+    return and_(plain, type_coerce(cast(RUNS.c.state, BINARY), String) == bindparam("w_state"))
 
 
 def run_columns(
@@ -418,8 +427,15 @@ def add_transition(
     at: datetime | None = None,
 ) -> None:
     """Append one row to the state history (a plain INSERT: no unit-of-work flush)."""
-    row = _history_row(run_id, from_state, to_state, reason, actor, at or utcnow())
-    session.execute(insert(HISTORY).values(**row))
+    session.execute(
+        _INSERT_HISTORY, _history_row(run_id, from_state, to_state, reason, actor, at or utcnow())
+    )
+
+
+# Statements of the submission path are built once, with bound parameters: SQLAlchemy then
+# computes each one's cache key once instead of per run (building a statement per call cost
+# about as much CPU as sending it).
+_INSERT_HISTORY = insert(HISTORY)
 
 
 _transitions = logging.getLogger("wesctl.transition")
@@ -464,7 +480,7 @@ def _record_transitions(
         _history_row(run_id, from_state, to_state, change.reason, change.actor, now)
         for run_id, from_state, to_state, change in steps
     ]
-    session.execute(insert(HISTORY), rows)
+    session.execute(_INSERT_HISTORY, rows)
     changed = [step for step in steps if step[1] != step[2]]
     if changed:
 
@@ -665,12 +681,18 @@ def record_provider_id(
     session: Session, run_id: str, *, owner: str, provider_id: str, provider_type: str
 ) -> bool:
     """Store the provider's id once known; False if `owner` no longer holds the claim."""
-    statement = (
-        update(RUNS)
-        .where(RUNS.c.run_id == run_id, RUNS.c.claimed_by == owner)
-        .values(provider_id=provider_id, provider_type=provider_type)
-    )
-    return _changed_rows(session, statement) == 1
+    parameters = {
+        "w_run_id": run_id,
+        "w_owner": owner,
+        "provider_id": provider_id,
+        "provider_type": provider_type,
+    }
+    result = type_cast(CursorResult[Any], session.execute(_RECORD_PROVIDER_ID, parameters))
+    return result.rowcount == 1
+
+
+_OWNED_BY = (RUNS.c.run_id == bindparam("w_run_id"), RUNS.c.claimed_by == bindparam("w_owner"))
+_RECORD_PROVIDER_ID = update(RUNS).where(*_OWNED_BY)
 
 
 def finish_claim(
@@ -684,21 +706,32 @@ def finish_claim(
     """Apply `values` and release `owner`'s claim, if it still holds it and the run is in
     `expected_state` (any state when None). Return the state the run was in, or None if the
     guard failed."""
-    conditions = [RUNS.c.run_id == run_id, RUNS.c.claimed_by == owner]
+    parameters: dict[str, Any] = {"w_run_id": run_id, "w_owner": owner}
     if expected_state is not None:
-        conditions.append(state_is(session, expected_state))
+        parameters["w_state"] = expected_state
         current: str | None = expected_state  # the guard says what it was: no SELECT needed
     else:
         # A locking read: the state returned is the one this update replaces.
-        current = session.scalar(select(RUNS.c.state).where(*conditions).with_for_update())
+        current = session.scalar(_CLAIMED_STATE, parameters)
         if current is None:
             return None
-    statement = (
-        update(RUNS)
-        .where(*conditions)
-        .values(claimed_by=None, claim_expires_at=None, **fit_run_values(values))
+    statement = _finish_claim_statement(
+        expected_state is not None, is_mysql(session.get_bind().dialect)
     )
-    return current if _changed_rows(session, statement) == 1 else None
+    parameters |= {"claimed_by": None, "claim_expires_at": None, **fit_run_values(values)}
+    result = type_cast(CursorResult[Any], session.execute(statement, parameters))
+    return current if result.rowcount == 1 else None
+
+
+_CLAIMED_STATE = select(RUNS.c.state).where(*_OWNED_BY).with_for_update()
+
+
+@functools.cache
+def _finish_claim_statement(guarded: bool, mysql: bool) -> Update:
+    """finish_claim's UPDATE, its SET clause given by the parameters' column names."""
+    if guarded:
+        return update(RUNS).where(*_OWNED_BY, _state_is_bound(mysql))
+    return update(RUNS).where(*_OWNED_BY)
 
 
 def transition(session: Session, run_id: str, *, from_state: str, values: dict[str, Any]) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -51,30 +52,68 @@ class RunOutcome:
         }
 
 
+# Outcomes that need no one's attention: a bounded listing drops these first.
+ROUTINE = frozenset(
+    {
+        Outcome.SUBMITTED,
+        Outcome.ADOPTED,
+        Outcome.UPDATED,
+        Outcome.UNCHANGED,
+        Outcome.WOULD_SUBMIT,
+        Outcome.WOULD_ADOPT,
+    }
+)
+
+
 @dataclass
 class Report:
-    """What a command did, run by run, and the exit code that summarises it."""
+    """What a command did, run by run, and the exit code that summarises it.
+
+    Every outcome is counted; the runs are listed in `outcomes`, all of them unless `keep`
+    bounds the list (then routine outcomes make room for the others, and `unlisted` counts what
+    was left out), so a pass over any number of runs holds a bounded report. `on_add` sees each
+    outcome as it is added (output printed as it happens).
+    """
 
     command: str
     outcomes: list[RunOutcome] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    # Outcomes only counted, not listed (a sync pass's unchanged runs), so memory stays flat.
-    tallies: Counter[tuple[str, Outcome]] = field(default_factory=Counter)  # (provider, outcome)
+    # Outcomes only counted, never added (a sync pass's unchanged runs), by (provider, outcome).
+    tallies: Counter[tuple[str, Outcome]] = field(default_factory=Counter)
+    # Every outcome added, listed or not, by (provider or "none", outcome).
+    added: Counter[tuple[str, Outcome]] = field(default_factory=Counter)
     # Work was carried to the next pass (a provider down, the pass timeout reached).
     incomplete: bool = False
+    keep: int | None = None
+    on_add: Callable[[RunOutcome], None] | None = None
+    unlisted: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, result: RunOutcome) -> None:
         with self._lock:
-            self.outcomes.append(result)
+            self.added[(result.provider or "none", result.outcome)] += 1
+            if self.on_add is not None:
+                self.on_add(result)
+            if self.keep is None or len(self.outcomes) < self.keep:
+                self.outcomes.append(result)
+                return
+            self.unlisted += 1
+            if result.outcome in ROUTINE:
+                return
+            for index, listed in enumerate(self.outcomes):
+                if listed.outcome in ROUTINE:
+                    del self.outcomes[index]
+                    self.outcomes.append(result)
+                    return
 
     def tally(self, outcome: Outcome, provider: str, count: int = 1) -> None:
+        """Count runs that are not listed (a sync pass's unchanged runs)."""
         with self._lock:
             self.tallies[(provider, outcome)] += count
 
     def counts(self) -> dict[str, int]:
-        counts: Counter[str] = Counter(item.outcome.value for item in self.outcomes)
-        for (_, outcome), number in self.tallies.items():
+        counts: Counter[str] = Counter()
+        for (_, outcome), number in (self.added + self.tallies).items():
             counts[outcome.value] += number
         return dict(counts)
 

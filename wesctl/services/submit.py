@@ -432,8 +432,10 @@ def submit_queued(
     provider: str | None = None,
     progress: Callable[[RunOutcome], None] | None = None,
     batch_size: int | None = None,
+    report: Report | None = None,
 ) -> Report:
-    """Submit queued runs, oldest first, within the concurrency cap; return what happened.
+    """Submit queued runs, oldest first, within the concurrency cap; return what happened
+    (in `report` if given: one that prints or bounds what it keeps, for a long pass).
 
     Runs are claimed in batches (of as many runs as there are workers unless `batch_size` says
     otherwise) whenever fewer runs than workers are waiting for the pool, so workers never idle
@@ -442,7 +444,7 @@ def submit_queued(
     transient failures (as many as there are workers, and at least 16) the provider is taken to
     be down and no more runs are claimed.
     """
-    report = Report("submit-queued")
+    report = report or Report("submit-queued")
     submitter = Submitter(runtime, report, only=provider, deadline=pass_deadline(runtime.settings))
     report_waiting(runtime, report)
     workers = runtime.settings.submit_workers

@@ -34,7 +34,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Self, Unpack
+from typing import Any, Unpack
 from urllib.parse import parse_qs
 
 from wesctl.simulated.http import (
@@ -45,7 +45,6 @@ from wesctl.simulated.http import (
     SimulatedPlatform,
     Simulation,
 )
-from wesctl.simulated.tls import Certificates, make_certificates
 
 CLUSTER = "zzzzz"
 DEFAULT_TOKEN = "v2/zzzzz-gj3su-000000000000000/simulatortoken0000000000000000000000"
@@ -217,44 +216,22 @@ class SimulatedArvados(SimulatedPlatform):
         self._serial = itertools.count(1)
         self._commit_at: dict[str, float] = {}  # container uuid -> clock time of its commit
         self._step: dict[str, int] = {}  # container uuid -> script steps applied
-        self._certificates: Certificates | None = None
         self.add_workflow(DEFAULT_WORKFLOW, "hello", HELLO_DEFINITION)
         for project in self._first_projects:
             group = self._new("groups", uuid=project, owner_uuid=user_uuid)
             group.update(name=f"project {project}", group_class="project", properties={})
 
     # --- server ------------------------------------------------------------------------
-    def start(self) -> str:
-        """Serve https: the listening socket is wrapped before anyone knows the port."""
-        self._certificates = make_certificates()
-        super().start()
-        assert self._server is not None
-        self._server.socket = self._certificates.server_context().wrap_socket(
-            self._server.socket, server_side=True
-        )
-        self.base_url = f"https://127.0.0.1:{self.port}"
-        return self.base_url
-
-    def stop(self) -> None:
-        super().stop()
-        if self._certificates is not None:
-            self._certificates.cleanup()
-            self._certificates = None
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
+    def start(self, *, tls: bool = True) -> str:
+        """Serve https: the SDK speaks nothing else."""
+        if not tls:
+            raise ValueError("the Arvados SDK only speaks https")
+        return super().start(tls=True)
 
     @property
     def host(self) -> str:
         """The value for ARVADOS_API_HOST (host:port, no scheme)."""
         return f"127.0.0.1:{self.port}"
-
-    @property
-    def ca_file(self) -> str:
-        """The CA certificate to trust, as SSL_CERT_FILE."""
-        assert self._certificates is not None, "start the simulator first"
-        return str(self._certificates.ca_file)
 
     # --- test, demo and benchmark helpers ----------------------------------------------
     def add_workflow(self, uuid: str, name: str, definition: Any) -> None:

@@ -23,6 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Generic, Self, TypedDict, TypeVar, Unpack
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from wesctl.simulated.tls import Certificates, make_certificates
+
 logger = logging.getLogger(__name__)
 
 # Fault kinds every fake understands.
@@ -245,6 +247,7 @@ class SimulatedService:
     # API operation -> the shared interface's logical one ("submit", "status", "cancel"), for
     # the APIs whose operations have other names.
     logical_operations: Mapping[str, str] = {}
+    certificates: Certificates | None = None  # set by start(tls=True)
 
     def __init__(
         self,
@@ -309,8 +312,12 @@ class SimulatedService:
         self.faults.clear()
 
     # --- server -------------------------------------------------------------------------
-    def start(self) -> str:
+    def start(self, *, tls: bool = False) -> str:
+        """Listen on 127.0.0.1 (a free port) and return the base URL. With `tls`, serve https
+        with a private CA made now (`ca_file`: clients trust it through their standard setting);
+        the listening socket is wrapped before anyone knows the port."""
         service = self
+        scheme = "https" if tls else "http"
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -330,7 +337,7 @@ class SimulatedService:
                     query=parse_qs(parts.query, keep_blank_values=True),
                     headers={k.lower(): v for k, v in self.headers.items()},
                     body=body,
-                    base_url=f"http://{host}",
+                    base_url=f"{scheme}://{host}",
                 )
                 service._dispatch(self, request)
 
@@ -346,6 +353,11 @@ class SimulatedService:
                 logger.debug("%s fake: connection error from %s", service.name, client_address)
 
         self._server = Server(("127.0.0.1", 0), Handler)
+        if tls:
+            self.certificates = make_certificates(self.name)
+            self._server.socket = self.certificates.server_context().wrap_socket(
+                self._server.socket, server_side=True
+            )
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},  # stop() returns quickly
@@ -353,7 +365,7 @@ class SimulatedService:
             daemon=True,
         )
         self._thread.start()
-        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"{scheme}://127.0.0.1:{self.port}"
         return self.base_url
 
     @property
@@ -361,11 +373,20 @@ class SimulatedService:
         assert self._server is not None
         return int(self._server.server_address[1])
 
+    @property
+    def ca_file(self) -> str:
+        """The CA certificate of an https simulator, for the client's trust setting."""
+        assert self.certificates is not None, "start the simulator with tls=True first"
+        return str(self.certificates.ca_file)
+
     def stop(self) -> None:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        if self.certificates is not None:
+            self.certificates.cleanup()
+            self.certificates = None
 
     def __enter__(self) -> Self:
         self.start()

@@ -1,8 +1,10 @@
-"""A throwaway private CA and a server certificate for 127.0.0.1, for the Arvados simulator.
+"""A throwaway private CA and a server certificate for 127.0.0.1, for the simulators' https.
 
-The Arvados SDK only speaks https, so its simulator must serve TLS; clients trust the CA through
-`SSL_CERT_FILE`, the SDK's standard setting. Keys are EC P-256 (fast to generate) and live in a
-temporary directory that is removed when the simulator stops.
+Every simulator can serve TLS (`start(tls=True)`; the Arvados SDK speaks nothing else), so the
+clients run as they do against a real provider: each trusts the CA through its own standard
+setting (`REQUESTS_CA_BUNDLE` for sevenbridges-python, `AWS_CA_BUNDLE` for boto3, `SSL_CERT_FILE`
+for the Arvados SDK). Keys are EC P-256 (fast to generate) and live in a temporary directory
+that is removed when the simulator stops.
 """
 
 from __future__ import annotations
@@ -42,14 +44,16 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def make_certificates() -> Certificates:
-    """Generate a CA and a certificate it signed for 127.0.0.1 and localhost."""
+def make_certificates(service: str) -> Certificates:
+    """Generate a CA (named after the simulated `service`) and a certificate it signed for
+    127.0.0.1 and localhost."""
     now = datetime.now(UTC)
+    ca_name = _name(f"wesctl {service} simulator CA")
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = (
         x509.CertificateBuilder()
-        .subject_name(_name("wesctl Arvados simulator CA"))
-        .issuer_name(_name("wesctl Arvados simulator CA"))
+        .subject_name(ca_name)
+        .issuer_name(ca_name)
         .public_key(ca_key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
@@ -99,7 +103,7 @@ def make_certificates() -> Certificates:
         )
         .sign(ca_key, hashes.SHA256())
     )
-    directory = tempfile.TemporaryDirectory(prefix="wesctl-arvados-tls-")
+    directory = tempfile.TemporaryDirectory(prefix=f"wesctl-{service}-tls-")
     root = Path(directory.name)
     ca_file, cert_file, key_file = root / "ca.pem", root / "server.pem", root / "server.key"
     ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
