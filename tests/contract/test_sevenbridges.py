@@ -27,7 +27,7 @@ from wesctl.providers.sevenbridges.adapter import (
     build,
 )
 from wesctl.providers.sevenbridges.settings import SPEC as SEVENBRIDGES
-from wesctl.simulated.http import NOT_THE_API
+from wesctl.simulated.http import NOT_THE_API, SLOW
 from wesctl.simulated.sevenbridges import (
     DEFAULT_APP,
     DEFAULT_PROJECT,
@@ -395,3 +395,29 @@ def test_a_proxys_error_page_is_transient(sevenbridges_harness: SevenBridgesHarn
     harness.fake.inject(NOT_THE_API, "status", count=100, status=502)
     with pytest.raises(ProviderUnavailable):
         harness.provider.statuses([pid])
+
+
+def test_a_run_request_answered_late_is_not_a_rejection(
+    sevenbridges_fake: SimulatedSevenBridges, tmp_path: Path
+) -> None:
+    """The first run request times out but is processed after the retry's re-read saw a draft;
+    the platform then refuses the re-sent run (only drafts run): the task runs once and the
+    submission succeeds."""
+    harness = make_harness(
+        sevenbridges_fake, tmp_path, WESCTL_PROVIDER_TIMEOUT="1", WESCTL_RETRY_INITIAL_WAIT="0.05"
+    )
+    fake = harness.fake
+    # 'submit' is the create, then each run request: the first run is processed after 1.5 s
+    # (its caller gave up at 1 s), the re-sent one at 0.7 s, after the first.
+    fake.inject(SLOW, "submit", skip=1, delay=1.5)
+    fake.inject(SLOW, "submit", skip=1, delay=0.7)
+    try:
+        submission = harness.provider.submit(
+            Attempt(harness.spec("run-late-answer"), "key-late-answer"), lambda task_id: None
+        )
+        task = fake.tasks[submission.provider_id]
+        assert task.status != "DRAFT"
+        assert task.runs == 1
+        assert fake.calls["submit"] == 3  # the create and two run requests
+    finally:
+        harness.provider.close()

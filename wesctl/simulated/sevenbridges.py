@@ -660,18 +660,19 @@ class SimulatedSevenBridges(SimulatedPlatform):
         """`handler` of a live task the user may access."""
 
         def respond(request: Request, found: dict[str, str]) -> Response:
-            task = self._live_task(found["task_id"])
-            if task is None:
-                return _error(
-                    404, f"Task {found['task_id']} does not exist or you do not have access."
-                )
-            if task.project in self.forbidden_projects:
-                return _forbidden(task.project)
-            if draft_to_be and task.status != "DRAFT":
-                return _error(
-                    400, f"Only draft tasks can be {draft_to_be}; this task is {task.status}."
-                )
-            return handler(request, task)
+            with self.lock:  # the check and the change are one step, as on the platform
+                task = self._live_task(found["task_id"])
+                if task is None:
+                    return _error(
+                        404, f"Task {found['task_id']} does not exist or you do not have access."
+                    )
+                if task.project in self.forbidden_projects:
+                    return _forbidden(task.project)
+                if draft_to_be and task.status != "DRAFT":
+                    return _error(
+                        400, f"Only draft tasks can be {draft_to_be}; this task is {task.status}."
+                    )
+                return handler(request, task)
 
         return respond
 

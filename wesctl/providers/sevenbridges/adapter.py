@@ -531,18 +531,27 @@ class SevenBridgesProvider(AdapterBase):
         """Run `task` if it is a runnable DRAFT; each retry re-reads it, so it runs once."""
         attempt = 0
 
+        def reread() -> Any:
+            return self._attempt("get task", lambda: self._api.tasks.get(task.id, api=self._api))
+
         def run() -> Any:
             nonlocal task, attempt
             attempt += 1
             if attempt > 1:
-                task = self._attempt(
-                    "get task", lambda: self._api.tasks.get(task.id, api=self._api)
-                )
+                task = reread()
             status = task.field("status")
             if status != "DRAFT" or is_canceled_draft(status, task.field("description")):
                 return task
             with self._access_checked(project):
-                task = self._attempt("run task", task.run)
+                try:
+                    task = self._attempt("run task", task.run)
+                except ProviderRejected:
+                    # An earlier run request whose answer never came may have been processed
+                    # after the re-read: the platform then refuses this one (only drafts run).
+                    started = reread()
+                    if started.field("status") == "DRAFT":
+                        raise
+                    return started
             errors = task.field("errors")
             if task.field("status") == "DRAFT" and errors:
                 raise ProviderRejected(
