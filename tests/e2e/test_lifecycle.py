@@ -438,6 +438,9 @@ def test_status_overview_counts_queue_flight_and_failures(world: World) -> None:
 
 
 def test_status_watch_refreshes_until_interrupted(world: World) -> None:
+    import queue
+    import threading
+
     first = world.add_run()
     watcher = wesctl_process(
         "status",
@@ -448,19 +451,44 @@ def test_status_watch_refreshes_until_interrupted(world: World) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+    assert watcher.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+    output = watcher.stdout
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in output], daemon=True)
+    reader.start()
+    seen: list[str] = []
+
+    def wait_for_summary(text: str) -> None:
+        """Read the watcher's output until a refresh's summary line holds `text` (a loaded
+        machine may take seconds per refresh)."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                continue
+            seen.append(line)
+            if line.startswith("command=status ") and text in line:
+                return
+        raise AssertionError(f"no refresh showed {text!r}: {''.join(seen)}")
+
     try:
-        time.sleep(2.0)  # started, and showed one queued run
+        wait_for_summary(" queued=1 ")  # started, and showed one queued run
         world.add_run()
-        time.sleep(1.5)  # at least two refreshes later
+        wait_for_summary(" queued=2 ")  # a later refresh saw the new run
     finally:
         watcher.send_signal(signal.SIGINT)
-        out, err = watcher.communicate(timeout=20)
+        watcher.wait(timeout=20)
+    assert watcher.stderr is not None
+    err = watcher.stderr.read()
+    watcher.stderr.close()
+    reader.join(timeout=20)
+    watcher.stdout.close()
     assert watcher.returncode == 0, err
-    # Not a terminal, so each refresh prints its lines again: the later ones saw the new run.
-    summaries = [line for line in out.splitlines() if line.startswith("command=status ")]
-    assert " queued=1 " in summaries[0], out
-    assert " queued=2 " in summaries[-1], out
-    assert first in out  # still the oldest queued run
+    # Not a terminal, so each refresh prints its lines again.
+    summaries = [line for line in seen if line.startswith("command=status ")]
+    assert len(summaries) >= 2
+    assert first in "".join(seen)  # still the oldest queued run
     assert "Traceback" not in err
 
 
