@@ -52,6 +52,17 @@ def required_option(
     return value
 
 
+def check_workflow(
+    spec: RunSpec, *, provider: str, pattern: re.Pattern[str], expected: str
+) -> None:
+    """Raise ProviderRejected unless the run's parameters are a JSON object and its
+    workflow_url is a string `pattern` matches (`expected` says what it should be)."""
+    if not isinstance(spec.workflow_params, Mapping):
+        raise ProviderRejected(provider, "workflow_params must be a JSON object")
+    if not pattern.fullmatch(spec.workflow_url):
+        raise ProviderRejected(provider, f"workflow_url {spec.workflow_url!r} is not {expected}")
+
+
 def naive_utc(value: Any) -> datetime | None:
     """Return a provider's timestamp (a datetime, or an ISO string: '...Z', fractions or an
     offset) as naive UTC, the form the database stores; None for no or an unreadable time."""

@@ -42,7 +42,7 @@ from wesctl.providers.base import (
     ProviderRunNotFound,
     ProviderUnavailable,
 )
-from wesctl.providers.mapping import required_option
+from wesctl.providers.mapping import check_workflow, required_option
 
 logger = logging.getLogger(__name__)
 
@@ -163,14 +163,12 @@ def run_options(spec: RunSpec, default_project: str | None) -> RunOptions:
 
 def check_spec(spec: RunSpec) -> None:
     """Raise ProviderRejected when the run cannot become a container request; no I/O."""
-    if not isinstance(spec.workflow_params, Mapping):
-        raise ProviderRejected(PROVIDER, "workflow_params must be a JSON object")
-    if not WORKFLOW_UUID.fullmatch(spec.workflow_url):
-        raise ProviderRejected(
-            PROVIDER,
-            f"workflow_url {spec.workflow_url!r} is not a registered Arvados workflow uuid "
-            "(…-7fd4e-…)",
-        )
+    check_workflow(
+        spec,
+        provider=PROVIDER,
+        pattern=WORKFLOW_UUID,
+        expected="a registered Arvados workflow uuid (…-7fd4e-…)",
+    )
 
 
 def parse_definition(workflow_uuid: str, text: Any) -> Any:

@@ -75,7 +75,7 @@ from wesctl.providers.base import (
     ProviderUnavailable,
     RecordProviderId,
 )
-from wesctl.providers.mapping import naive_utc, required_option
+from wesctl.providers.mapping import check_workflow, naive_utc, required_option
 from wesctl.providers.ratelimit import TokenBucket
 from wesctl.providers.sevenbridges.mapping import (
     APP_ID,
@@ -219,14 +219,13 @@ class SevenBridgesProvider(AdapterBase):
     # --- Provider -----------------------------------------------------------------------
     def validate(self, spec: RunSpec) -> None:
         """Raise ProviderRejected naming the field when `spec` cannot become a task; no I/O."""
-        if not isinstance(spec.workflow_params, Mapping):
-            raise ProviderRejected(PROVIDER, "workflow_params must be a JSON object")
-        if not APP_ID.fullmatch(spec.workflow_url):
-            raise ProviderRejected(
-                PROVIDER,
-                f"workflow_url {spec.workflow_url!r} is not a Seven Bridges app id "
-                "(expected owner/project/app or owner/project/app/revision)",
-            )
+        check_workflow(
+            spec,
+            provider=PROVIDER,
+            pattern=APP_ID,
+            expected="a Seven Bridges app id (expected owner/project/app or "
+            "owner/project/app/revision)",
+        )
         self._project(spec)
         name = task_name(spec.run_id)
         if len(name) > MAX_TASK_NAME:
