@@ -812,14 +812,22 @@ def cancel_target(session: Session, run_id: str, default_provider: str) -> Cance
     )
 
 
-def not_along_primary_key(query: Select[Any]) -> Select[Any]:
-    """A keyset batch (`run_id > ? ORDER BY run_id LIMIT n`) of some states, never read along
-    the primary key: MySQL's planner would walk it from the key on to save a sort, through
-    every finished run after it, rather than take the state index (seen at 20,000 finished
-    runs). The other engines read such batches from a partial index."""
-    for dialect in MYSQL_BACKENDS:
-        query = query.with_hint(WorkflowRun, "IGNORE INDEX (PRIMARY)", dialect)
-    return query
+def keyset_batch(
+    query: Select[Any], *, after_run_id: str | None, run_ids: Sequence[str] | None, limit: int
+) -> Select[Any]:
+    """The next batch of `query`'s runs by run id (`run_id > ? ORDER BY run_id LIMIT n`), or of
+    those among `run_ids`. A batch of all runs of some states is never read along the primary
+    key: MySQL's planner would walk it from the key on to save a sort, through every finished
+    run after it, rather than take the state index (seen at 20,000 finished runs). The other
+    engines read such batches from a partial index."""
+    if after_run_id is not None:
+        query = query.where(WorkflowRun.run_id > after_run_id)
+    if run_ids is not None:
+        query = query.where(WorkflowRun.run_id.in_(list(run_ids)))
+    else:
+        for dialect in MYSQL_BACKENDS:
+            query = query.with_hint(WorkflowRun, "IGNORE INDEX (PRIMARY)", dialect)
+    return query.order_by(WorkflowRun.run_id).limit(limit)
 
 
 @dataclass(frozen=True)
@@ -849,13 +857,7 @@ def pending_stops(
         claim_free(now),
         *providers.conditions(session),
     )
-    if after_run_id is not None:
-        query = query.where(WorkflowRun.run_id > after_run_id)
-    if run_ids is not None:
-        query = query.where(WorkflowRun.run_id.in_(list(run_ids)))
-    else:
-        query = not_along_primary_key(query)
-    query = query.order_by(WorkflowRun.run_id).limit(limit)
+    query = keyset_batch(query, after_run_id=after_run_id, run_ids=run_ids, limit=limit)
     return [
         PendingStop(row.run_id, row.state, row.provider, row.provider_id)
         for row in session.execute(query)
@@ -904,12 +906,6 @@ def in_flight_batch(
         ),
         *providers.conditions(session),
     )
-    if after_run_id is not None:
-        query = query.where(WorkflowRun.run_id > after_run_id)
-    if run_ids is not None:
-        query = query.where(WorkflowRun.run_id.in_(list(run_ids)))
-    else:
-        query = not_along_primary_key(query)
     if checked_before is not None:
         query = query.where(
             or_(
@@ -917,7 +913,7 @@ def in_flight_batch(
                 WorkflowRun.status_checked_at < checked_before,
             )
         )
-    query = query.order_by(WorkflowRun.run_id).limit(limit)
+    query = keyset_batch(query, after_run_id=after_run_id, run_ids=run_ids, limit=limit)
     return [TrackedRun(**row._mapping) for row in session.execute(query)]
 
 
