@@ -12,6 +12,7 @@ from sqlalchemy import Engine, create_engine
 
 from tests.cli_helpers import wesctl
 from tests.contract.aws_fixtures import s3_client
+from tests.e2e.arvados_cluster import ArvadosCluster
 from tests.e2e.providers import (
     HO_WORKFLOW,
     SBG_APP,
@@ -20,6 +21,7 @@ from tests.e2e.providers import (
     sevenbridges_fake,
 )
 from tests.wes_api import insert_api_run, read_run, write_state
+from wesctl.simulated.arvados import SimulatedArvados
 from wesctl.simulated.healthomics import SimulatedHealthOmics
 from wesctl.simulated.sevenbridges import SimulatedSevenBridges
 
@@ -94,3 +96,13 @@ def site(db_url: str, moto_url: str, tmp_path: Path) -> Iterator[Site]:
         created = Site(db_url, sbg, omics, moto_url, tmp_path)
         yield created
         created.engine.dispose()
+
+
+@pytest.fixture
+def arvados(db_url: str, tmp_path: Path) -> Iterator[ArvadosCluster]:
+    """An upgraded database and a simulated Arvados cluster a host is configured for."""
+    assert wesctl("--database-uri", db_url, "db", "upgrade").exit_code == 0
+    with SimulatedArvados() as sim:
+        cluster = ArvadosCluster(db_url, sim, tmp_path)
+        yield cluster
+        cluster.engine.dispose()

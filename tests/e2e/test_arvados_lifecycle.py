@@ -5,57 +5,14 @@ trust setting); XDG_CACHE_HOME keeps the SDK's discovery cache out of the develo
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-from sqlalchemy import create_engine
-
-from tests.cli_helpers import wesctl, wesctl_json
-from tests.wes_api import insert_api_run, read_run
-from wesctl.simulated.arvados import DEFAULT_PROJECT, DEFAULT_WORKFLOW, SimulatedArvados
-
-
-class ArvadosWorld:
-    def __init__(self, db_url: str, sim: SimulatedArvados, tmp: Path) -> None:
-        self.engine = create_engine(db_url)
-        self.sim = sim
-        self.env = {
-            "DATABASE_URI": db_url,
-            "ARVADOS_API_HOST": sim.host,
-            "ARVADOS_API_TOKEN": sim.token,
-            "ARVADOS_PROJECT_UUID": DEFAULT_PROJECT,
-            "SSL_CERT_FILE": sim.ca_file,
-            "XDG_CACHE_HOME": str(tmp / "cache"),
-        }
-
-    def cli_json(self, *args: str, expect: int = 0) -> Any:
-        return wesctl_json(*args, env=self.env, expect=expect)
-
-    def add_run(self) -> str:
-        return insert_api_run(
-            self.engine,
-            workflow_url=DEFAULT_WORKFLOW,
-            workflow_params={"message": "hello"},
-            tags={"provider_type": "arvados"},
-        )
-
-    def row(self, run_id: str) -> Any:
-        return read_run(self.engine, run_id)
-
-
-@pytest.fixture
-def arvados(db_url: str, tmp_path: Path) -> Iterator[ArvadosWorld]:
-    assert wesctl("--database-uri", db_url, "db", "upgrade").exit_code == 0
-    with SimulatedArvados() as sim:
-        world = ArvadosWorld(db_url, sim, tmp_path)
-        yield world
-        world.engine.dispose()
+from tests.cli_helpers import wesctl
+from tests.e2e.arvados_cluster import ArvadosCluster
 
 
 def test_arvados_run_from_queue_to_complete_with_outputs_and_task_logs(
-    arvados: ArvadosWorld,
+    arvados: ArvadosCluster,
 ) -> None:
     run_id = arvados.add_run()
     assert arvados.cli_json("submit-queued")["counts"] == {"submitted": 1}
@@ -79,7 +36,7 @@ def test_arvados_run_from_queue_to_complete_with_outputs_and_task_logs(
 
 
 def test_arvados_cancel_is_canceling_then_canceled_after_the_next_sync(
-    arvados: ArvadosWorld,
+    arvados: ArvadosCluster,
 ) -> None:
     run_id = arvados.add_run()
     arvados.cli_json("submit-queued")
@@ -94,12 +51,12 @@ def test_arvados_cancel_is_canceling_then_canceled_after_the_next_sync(
     assert arvados.sim.container_of(provider_id)["state"] == "Cancelled"
 
 
-def doctor_checks(world: ArvadosWorld) -> dict[str, Any]:
+def doctor_checks(world: ArvadosCluster) -> dict[str, Any]:
     result = wesctl("doctor", "--json", env=world.env)
     return {item["check"]: item for item in json.loads(result.stdout)}
 
 
-def test_doctor_checks_the_arvados_token_and_project(arvados: ArvadosWorld) -> None:
+def test_doctor_checks_the_arvados_token_and_project(arvados: ArvadosCluster) -> None:
     checks = doctor_checks(arvados)
     assert checks["arvados token"]["result"] == "ok", checks["arvados token"]
     assert checks["arvados project"]["result"] == "ok", checks["arvados project"]
