@@ -138,9 +138,8 @@ def test_crash_after_create_before_the_uuid_is_stored_is_adopted(
     assert live_drafts(sim, "run-2") == []
 
 
-def test_crash_after_the_uuid_is_stored_before_commit_commits_once(
-    sim: SimulatedArvados, provider: ArvadosProvider
-) -> None:
+def submit_until_stored(provider: ArvadosProvider, run_id: str) -> str:
+    """Submit `run_id` and crash right after its request's uuid is stored; return the uuid."""
     stored: list[str] = []
 
     def store_then_crash(uuid: str) -> None:
@@ -148,7 +147,14 @@ def test_crash_after_the_uuid_is_stored_before_commit_commits_once(
         raise Crash(uuid)
 
     with pytest.raises(Crash):
-        submit(provider, "run-3", record=store_then_crash)
+        submit(provider, run_id, record=store_then_crash)
+    return stored[0]
+
+
+def test_crash_after_the_uuid_is_stored_before_commit_commits_once(
+    sim: SimulatedArvados, provider: ArvadosProvider
+) -> None:
+    stored = [submit_until_stored(provider, "run-3")]
     result = submit(provider, "run-3", known=stored[0], may_exist=True)
     assert result.provider_id == stored[0]
     assert [r["uuid"] for r in committed(sim, "run-3")] == stored
@@ -253,14 +259,7 @@ def test_cancel_of_a_queued_request_puts_it_on_hold_which_is_canceled(
 def test_canceled_draft_stays_uncommitted_and_is_never_committed(
     sim: SimulatedArvados, provider: ArvadosProvider
 ) -> None:
-    stored: list[str] = []
-
-    def store_then_crash(uuid: str) -> None:
-        stored.append(uuid)
-        raise Crash(uuid)
-
-    with pytest.raises(Crash):
-        submit(provider, "run-cd", record=store_then_crash)
+    stored = [submit_until_stored(provider, "run-cd")]
     provider.cancel(stored[0])
     status = provider.statuses(stored)[stored[0]]
     assert status is not None

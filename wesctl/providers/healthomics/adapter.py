@@ -100,6 +100,7 @@ from wesctl.providers.base import (
 from wesctl.providers.healthomics.mapping import (
     ID,
     NAME,
+    STATUS_MAP,
     TAG_REQUEST_ID,
     TAG_RUN_ID,
     is_printable,
@@ -128,9 +129,11 @@ PAGE_SIZE = 100  # the most ListRuns / ListRunTasks return per call
 # lifecycle order. ListRuns filters by one status, so statuses() lists each: a run absent from
 # all of them has finished or is gone, and only such runs need GetRun. Listed in this order, a
 # run that moves on while the listings run is seen again later or not at all, never missed
-# while it still runs.
-LISTED_STATUSES = ("PENDING", "STARTING", "RUNNING", "STOPPING")
-FINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "DELETED"})
+# while it still runs. Both follow the status table (STATUS_MAP is in lifecycle order).
+FINAL_STATUSES = frozenset(
+    status for status, state in STATUS_MAP.items() if state is None or state in TERMINAL_STATES
+)
+LISTED_STATUSES = tuple(status for status in STATUS_MAP if status not in FINAL_STATUSES)
 # statuses() reads large batches from one listing shared by every call of a pass, so chunk size
 # hardly changes the number of calls.
 STATUS_BATCH_SIZE = 1000
