@@ -37,14 +37,7 @@ from datetime import UTC, datetime
 from typing import Any, Unpack
 from urllib.parse import parse_qs
 
-from wesctl.simulated.http import (
-    FaultAnswers,
-    FaultRule,
-    Request,
-    Response,
-    SimulatedPlatform,
-    Simulation,
-)
+from wesctl.simulated import http as wire
 
 CLUSTER = "zzzzz"
 DEFAULT_TOKEN = "v2/zzzzz-gj3su-000000000000000/simulatortoken0000000000000000000000"
@@ -89,7 +82,7 @@ LOGICAL_OPERATIONS = {
     "container_requests.list": "status",
     "container_requests.update": "cancel",
 }
-FAULT_ANSWERS = FaultAnswers(
+FAULT_ANSWERS = wire.FaultAnswers(
     throttle=(429, "Too many requests, try again later"),
     server_error=(500, "Internal server error"),
     unavailable=(503, "Service Unavailable"),
@@ -114,9 +107,9 @@ def _timestamp(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
 
 
-def _error(status: int, *messages: str) -> Response:
+def _error(status: int, *messages: str) -> wire.Response:
     token = hashlib.sha1(repr(messages).encode()).hexdigest()[:10]
-    return Response(status, {"errors": list(messages), "error_token": f"1700000000+{token}"})
+    return wire.Response(status, {"errors": list(messages), "error_token": f"1700000000+{token}"})
 
 
 def _like(pattern: str) -> re.Pattern[str]:
@@ -192,7 +185,7 @@ def portable_data_hash(manifest_text: str) -> str:
     return f"{hashlib.md5(stripped.encode()).hexdigest()}+{len(stripped)}"
 
 
-class SimulatedArvados(SimulatedPlatform):
+class SimulatedArvados(wire.SimulatedPlatform):
     """An in-process Arvados API server on https://127.0.0.1; see the module docstring.
     A forbidden project (`forbid_project`) is one the user may still read but not write."""
 
@@ -206,7 +199,7 @@ class SimulatedArvados(SimulatedPlatform):
         user_uuid: str = DEFAULT_USER,
         projects: Iterable[str] = (DEFAULT_PROJECT,),
         keep_web_url: str = "",
-        **simulation: Unpack[Simulation],
+        **simulation: Unpack[wire.Simulation],
     ) -> None:
         super().__init__(token=token, projects=projects, **simulation)
         self.user_uuid = user_uuid
@@ -332,7 +325,7 @@ class SimulatedArvados(SimulatedPlatform):
             self._step.clear()
 
     # --- SimulatedService ---------------------------------------------------------------------
-    def route(self, request: Request) -> tuple[str, Any]:
+    def route(self, request: wire.Request) -> tuple[str, Any]:
         path = request.path.rstrip("/")
         if request.method == "GET" and path == "/discovery/v1/apis/arvados/v1/rest":
             return "discovery", self._discovery
@@ -364,19 +357,23 @@ class SimulatedArvados(SimulatedPlatform):
         action = actions.get((method, item is not None))
         if action is None:
             return "unknown", self._no_route
-        handler: Callable[[Request, str, str | None], Response] = getattr(self, f"_{action}")
+        handler: Callable[[wire.Request, str, str | None], wire.Response] = getattr(
+            self, f"_{action}"
+        )
 
-        def respond(request: Request) -> Response:
+        def respond(request: wire.Request) -> wire.Response:
             return handler(request, resource, item)
 
         return f"{resource}.{action}", self._authorized(respond)
 
-    def fault_response(self, rule: FaultRule, operation: str) -> Response:
+    def fault_response(self, rule: wire.FaultRule, operation: str) -> wire.Response:
         return _error(*FAULT_ANSWERS.answer(rule))
 
     # --- plumbing ------------------------------------------------------------------------
-    def _authorized(self, handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
-        def respond(request: Request) -> Response:
+    def _authorized(
+        self, handler: Callable[[wire.Request], wire.Response]
+    ) -> Callable[[wire.Request], wire.Response]:
+        def respond(request: wire.Request) -> wire.Response:
             header = request.headers.get("authorization", "")
             scheme, _, token = header.partition(" ")
             with self.lock:
@@ -386,7 +383,7 @@ class SimulatedArvados(SimulatedPlatform):
 
         return respond
 
-    def _no_route(self, request: Request) -> Response:
+    def _no_route(self, request: wire.Request) -> wire.Response:
         return _error(404, "Path not found")
 
     def _now(self) -> str:
@@ -641,11 +638,11 @@ class SimulatedArvados(SimulatedPlatform):
         self._advanced(request)
 
     # --- endpoints -----------------------------------------------------------------------
-    def _discovery(self, request: Request) -> Response:
-        return Response(200, discovery_document(self.base_url))
+    def _discovery(self, request: wire.Request) -> wire.Response:
+        return wire.Response(200, discovery_document(self.base_url))
 
-    def _config(self, request: Request) -> Response:
-        return Response(
+    def _config(self, request: wire.Request) -> wire.Response:
+        return wire.Response(
             200,
             {
                 "ClusterID": CLUSTER,
@@ -658,8 +655,8 @@ class SimulatedArvados(SimulatedPlatform):
             },
         )
 
-    def _current_user(self, request: Request) -> Response:
-        return Response(
+    def _current_user(self, request: wire.Request) -> wire.Response:
+        return wire.Response(
             200,
             {
                 "uuid": self.user_uuid,
@@ -672,7 +669,7 @@ class SimulatedArvados(SimulatedPlatform):
             },
         )
 
-    def _keep_services(self, request: Request) -> Response:
+    def _keep_services(self, request: wire.Request) -> wire.Response:
         service = {
             "uuid": f"{CLUSTER}-bi6l4-000000000000001",
             "kind": "arvados#keepService",
@@ -682,17 +679,17 @@ class SimulatedArvados(SimulatedPlatform):
             "service_type": "proxy",
             "read_only": True,
         }
-        return Response(
+        return wire.Response(
             200, {"kind": "arvados#keepServiceList", "items": [service], "items_available": 1}
         )
 
-    def _keep_get(self, request: Request) -> Response:
+    def _keep_get(self, request: wire.Request) -> wire.Response:
         locator = request.path.strip("/")
         parts = locator.split("+")
         block = self.blocks.get("+".join(parts[:2]))
         if block is None:
-            return Response(404, b"not found\n", {"Content-Type": "text/plain"})
-        return Response(200, block, {"X-Keep-Replicas-Stored": "2"})
+            return wire.Response(404, b"not found\n", {"Content-Type": "text/plain"})
+        return wire.Response(200, block, {"X-Keep-Replicas-Stored": "2"})
 
     def _visible(self, resource: str, record: Mapping[str, Any]) -> bool:
         return resource != "groups" or record["uuid"] in self.projects
@@ -706,7 +703,7 @@ class SimulatedArvados(SimulatedPlatform):
             shown.setdefault("kind", record["kind"])
         return shown
 
-    def _json_arg(self, request: Request, name: str, default: Any) -> Any:
+    def _json_arg(self, request: wire.Request, name: str, default: Any) -> Any:
         raw = request.arg(name)
         if raw is None or raw == "":
             return default
@@ -715,7 +712,7 @@ class SimulatedArvados(SimulatedPlatform):
         except ValueError:
             return raw if name == "order" else _Invalid(f"{name} is not valid JSON: {raw!r}")
 
-    def _list(self, request: Request, resource: str, item: str | None) -> Response:
+    def _list(self, request: wire.Request, resource: str, item: str | None) -> wire.Response:
         filters = self._json_arg(request, "filters", [])
         select = self._json_arg(request, "select", None)
         order = self._json_arg(request, "order", ["modified_at desc", "uuid desc"])
@@ -763,9 +760,9 @@ class SimulatedArvados(SimulatedPlatform):
         }
         if request.arg("count") != "none":
             body["items_available"] = len(found)
-        return Response(200, body)
+        return wire.Response(200, body)
 
-    def _get(self, request: Request, resource: str, item: str | None) -> Response:
+    def _get(self, request: wire.Request, resource: str, item: str | None) -> wire.Response:
         select = self._json_arg(request, "select", None)
         with self.lock:
             record = self.records[resource].get(item or "")
@@ -774,10 +771,12 @@ class SimulatedArvados(SimulatedPlatform):
             if resource == "groups":
                 shown = self._shown(resource, record, select)
                 shown["can_write"] = record["uuid"] not in self.forbidden_projects
-                return Response(200, shown)
-            return Response(200, self._shown(resource, record, select))
+                return wire.Response(200, shown)
+            return wire.Response(200, self._shown(resource, record, select))
 
-    def _body(self, request: Request, resource: str, action: str) -> dict[str, Any] | Response:
+    def _body(
+        self, request: wire.Request, resource: str, action: str
+    ) -> dict[str, Any] | wire.Response:
         """The fields a create or an update (`action`) sends; only container requests are
         written here."""
         if resource != "container_requests":
@@ -797,9 +796,9 @@ class SimulatedArvados(SimulatedPlatform):
             return _error(422, f"{key} must be an object")
         return fields
 
-    def _create(self, request: Request, resource: str, item: str | None) -> Response:
+    def _create(self, request: wire.Request, resource: str, item: str | None) -> wire.Response:
         fields = self._body(request, resource, "creating")
-        if isinstance(fields, Response):
+        if isinstance(fields, wire.Response):
             return fields
         with self.lock:
             owner = fields.get("owner_uuid") or self.user_uuid
@@ -822,11 +821,11 @@ class SimulatedArvados(SimulatedPlatform):
             record.update(candidate)
             if record["state"] == "Committed":
                 self._commit(record)
-            return Response(200, self._shown(resource, record, None))
+            return wire.Response(200, self._shown(resource, record, None))
 
-    def _update(self, request: Request, resource: str, item: str | None) -> Response:
+    def _update(self, request: wire.Request, resource: str, item: str | None) -> wire.Response:
         fields = self._body(request, resource, "updating")
-        if isinstance(fields, Response):
+        if isinstance(fields, wire.Response):
             return fields
         with self.lock:
             record = self.records[resource].get(item or "")
@@ -867,7 +866,7 @@ class SimulatedArvados(SimulatedPlatform):
                         container["state"] = "Queued"  # on hold
                     self._touch(container)
                     self._advanced(record)
-            return Response(200, self._shown(resource, record, None))
+            return wire.Response(200, self._shown(resource, record, None))
 
 
 def _sort_key(field: str) -> Callable[[Mapping[str, Any]], tuple[bool, Any]]:

@@ -37,17 +37,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Unpack
 
-from wesctl.simulated.http import (
-    ERROR,
-    FaultAnswers,
-    FaultRule,
-    Request,
-    Response,
-    RouteHandler,
-    Routes,
-    SimulatedService,
-    Simulation,
-)
+from wesctl.simulated import http as wire
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -112,7 +102,7 @@ LOGICAL_OPERATIONS = {
     "GetWorkflow": "workflow",
     "ListWorkflows": "workflow",
 }
-FAULT_ANSWERS = FaultAnswers(
+FAULT_ANSWERS = wire.FaultAnswers(
     throttle=("ThrottlingException", ""),
     server_error=("InternalServerException", ""),
     unavailable=("ServiceUnavailableException", ""),
@@ -169,17 +159,17 @@ class FakeRun:
     step: int = 0  # next entry of the fake's script
 
 
-def aws_error(code: str, message: str, status: int | None = None) -> Response:
+def aws_error(code: str, message: str, status: int | None = None) -> wire.Response:
     """An error shaped as HealthOmics sends it: header and body both name the code."""
-    return Response(
+    return wire.Response(
         status or ERROR_STATUS.get(code, 400),
         {"__type": code, "message": message},
         {"x-amzn-ErrorType": code, "x-amzn-RequestId": str(uuid.uuid4())},
     )
 
 
-def _ok(status: int, body: Any = None) -> Response:
-    return Response(status, body, {"x-amzn-RequestId": str(uuid.uuid4())})
+def _ok(status: int, body: Any = None) -> wire.Response:
+    return wire.Response(status, body, {"x-amzn-RequestId": str(uuid.uuid4())})
 
 
 def _invalid(member: str, value: Any, constraint: str) -> str:
@@ -248,7 +238,7 @@ def start_run_problem(body: Any) -> str | None:
     return None
 
 
-class SimulatedHealthOmics(SimulatedService):
+class SimulatedHealthOmics(wire.SimulatedService):
     """The fake HealthOmics service; see the module docstring."""
 
     name = "healthomics"
@@ -261,7 +251,7 @@ class SimulatedHealthOmics(SimulatedService):
         s3: S3Client | None = None,
         region: str = "us-east-1",
         account: str = "123456789012",
-        **simulation: Unpack[Simulation],
+        **simulation: Unpack[wire.Simulation],
     ) -> None:
         super().__init__(**simulation)
         self.workflows = {workflow.id: workflow for workflow in workflows}
@@ -275,7 +265,7 @@ class SimulatedHealthOmics(SimulatedService):
         self._next_run = 2_000_001
         self._next_task = 7_000_001
         self._epoch = datetime.now(UTC)
-        self._routes = Routes(
+        self._routes = wire.Routes(
             [
                 ("POST", "/run", "StartRun", self._start_run),
                 ("GET", "/run", "ListRuns", self._list_runs),
@@ -357,27 +347,29 @@ class SimulatedHealthOmics(SimulatedService):
             self._denied_roles.clear()
 
     # --- SimulatedService ------------------------------------------------------------------------
-    def route(self, request: Request) -> tuple[str, Callable[[Request], Response]]:
+    def route(self, request: wire.Request) -> tuple[str, Callable[[wire.Request], wire.Response]]:
         found = self._routes.find(request.method, request.path.rstrip("/"))
         if found is None:
             return "unknown", self.not_found
         operation, handler = found
         return operation, self._signed(handler)
 
-    def not_found(self, request: Request) -> Response:
+    def not_found(self, request: wire.Request) -> wire.Response:
         return aws_error(
             "UnknownOperationException", f"no route for {request.method} {request.path}", 404
         )
 
-    def fault_response(self, rule: FaultRule, operation: str) -> Response:
-        if rule.kind == ERROR:
+    def fault_response(self, rule: wire.FaultRule, operation: str) -> wire.Response:
+        if rule.kind == wire.ERROR:
             return aws_error(rule.code, rule.message)
         return aws_error(*FAULT_ANSWERS.answer(rule))
 
-    def _signed(self, handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
+    def _signed(
+        self, handler: Callable[[wire.Request], wire.Response]
+    ) -> Callable[[wire.Request], wire.Response]:
         """Answer a request signed with a rejected access key with that key's error."""
 
-        def handle(request: Request) -> Response:
+        def handle(request: wire.Request) -> wire.Response:
             with self.lock:
                 key = _ACCESS_KEY.search(request.headers.get("authorization", ""))
                 code = self._rejected_keys.get(key.group(1)) if key else None
@@ -388,7 +380,7 @@ class SimulatedHealthOmics(SimulatedService):
         return handle
 
     # --- runs -------------------------------------------------------------------------------
-    def _start_run(self, request: Request, found: dict[str, str]) -> Response:
+    def _start_run(self, request: wire.Request, found: dict[str, str]) -> wire.Response:
         try:
             body = request.json()
         except ValueError:
@@ -433,10 +425,12 @@ class SimulatedHealthOmics(SimulatedService):
             self._requests[body["requestId"]] = reply
             return _ok(201, reply)
 
-    def _on_run(self, handler: Callable[[Request, FakeRun], Response]) -> RouteHandler:
+    def _on_run(
+        self, handler: Callable[[wire.Request, FakeRun], wire.Response]
+    ) -> wire.RouteHandler:
         """`handler` of a run that exists (its script applied), under the lock."""
 
-        def respond(request: Request, found: dict[str, str]) -> Response:
+        def respond(request: wire.Request, found: dict[str, str]) -> wire.Response:
             with self.lock:
                 run = self._runs.get(found["run_id"])
                 if run is None:
@@ -448,10 +442,10 @@ class SimulatedHealthOmics(SimulatedService):
 
         return respond
 
-    def _get_run(self, request: Request, run: FakeRun) -> Response:
+    def _get_run(self, request: wire.Request, run: FakeRun) -> wire.Response:
         return _ok(200, self._run_body(run))
 
-    def _list_runs(self, request: Request, found: dict[str, str]) -> Response:
+    def _list_runs(self, request: wire.Request, found: dict[str, str]) -> wire.Response:
         """Runs newest first, filtered exactly by status (one RunStatus value), name and run
         group; the token is a cursor (the last run listed), so runs that change status while a
         listing is paged through shift no other run out of it."""
@@ -459,7 +453,7 @@ class SimulatedHealthOmics(SimulatedService):
         if status is not None and status not in RUN_STATUSES:
             return aws_error("ValidationException", _invalid("status", status, "enum RunStatus"))
         size = _page_size(request)
-        if isinstance(size, Response):
+        if isinstance(size, wire.Response):
             return size
         name, group = request.arg("name"), request.arg("runGroupId")
         with self.lock:
@@ -487,7 +481,7 @@ class SimulatedHealthOmics(SimulatedService):
                 body["nextToken"] = _token(f"runs:{selected[size - 1].id}")
             return _ok(200, body)
 
-    def _cancel_run(self, request: Request, run: FakeRun) -> Response:
+    def _cancel_run(self, request: wire.Request, run: FakeRun) -> wire.Response:
         if run.status in TERMINAL:
             return aws_error(
                 "ConflictException", f"Run {run.id} is {run.status} and cannot be cancelled"
@@ -495,7 +489,7 @@ class SimulatedHealthOmics(SimulatedService):
         self._move(run, "CANCELLED")
         return _ok(202)
 
-    def _list_tasks(self, request: Request, run: FakeRun) -> Response:
+    def _list_tasks(self, request: wire.Request, run: FakeRun) -> wire.Response:
         status = request.arg("status")
         if status is not None and status not in TASK_STATUSES:
             return aws_error("ValidationException", _invalid("status", status, "enum TaskStatus"))
@@ -504,7 +498,7 @@ class SimulatedHealthOmics(SimulatedService):
         ]
         return _page(request, f"tasks-{run.id}", items)
 
-    def _get_task(self, request: Request, found: dict[str, str]) -> Response:
+    def _get_task(self, request: wire.Request, found: dict[str, str]) -> wire.Response:
         run_id, task_id = found["run_id"], found["task_id"]
         with self.lock:
             run = self._runs.get(run_id)
@@ -524,7 +518,7 @@ class SimulatedHealthOmics(SimulatedService):
             )
         return _ok(200, _compact(body))
 
-    def _list_workflows(self, request: Request, found: dict[str, str]) -> Response:
+    def _list_workflows(self, request: wire.Request, found: dict[str, str]) -> wire.Response:
         kind, name = request.arg("type"), request.arg("name")
         items = [
             self._workflow_body(workflow)
@@ -533,7 +527,7 @@ class SimulatedHealthOmics(SimulatedService):
         ]
         return _page(request, "workflows", items)
 
-    def _get_workflow(self, request: Request, found: dict[str, str]) -> Response:
+    def _get_workflow(self, request: wire.Request, found: dict[str, str]) -> wire.Response:
         workflow_id = found["workflow_id"]
         workflow = self.workflows.get(workflow_id)
         if workflow is None or workflow.type != (request.arg("type") or "PRIVATE"):
@@ -705,7 +699,7 @@ def _compact(body: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in body.items() if value is not None}
 
 
-def _page_size(request: Request) -> int | Response:
+def _page_size(request: wire.Request) -> int | wire.Response:
     """maxResults (1-100, default 100), or the service's refusal."""
     raw = request.arg("maxResults")
     if raw is not None and not (raw.isdigit() and 1 <= int(raw) <= 100):
@@ -729,15 +723,15 @@ def _token_value(token: str, listing: str) -> str | None:
 
 
 def _page(
-    request: Request,
+    request: wire.Request,
     listing: str,
     items: Sequence[Any],
     render: Callable[[Any], dict[str, Any]] = lambda item: dict(item),
-) -> Response:
+) -> wire.Response:
     """One page of `items` with HealthOmics paging: maxResults 1-100, an opaque nextToken. Only
     the page's items are rendered (paging through 10,000 runs must not render each 100 times)."""
     size = _page_size(request)
-    if isinstance(size, Response):
+    if isinstance(size, wire.Response):
         return size
     start = 0
     token = request.arg("startingToken")

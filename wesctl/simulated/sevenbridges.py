@@ -30,17 +30,7 @@ from typing import Any, Unpack
 from urllib.parse import urlencode
 
 from wesctl.providers.mapping import run_name
-from wesctl.simulated.http import (
-    THROTTLE,
-    FaultAnswers,
-    FaultRule,
-    Request,
-    Response,
-    RouteHandler,
-    Routes,
-    SimulatedPlatform,
-    Simulation,
-)
+from wesctl.simulated import http as wire
 
 API_PREFIX = "/v2"
 DEFAULT_TOKEN = "fake-sevenbridges-token"
@@ -58,9 +48,9 @@ TASK_ORDER_KEYS = ("created_time", "start_time", "end_time", "name", "created_by
 TASK = "/tasks/{task_id}"
 APP = "/apps/{app:[^/]+/[^/]+/[^/]+}"
 FILE = "/files/{file_id}"
-TaskHandler = Callable[[Request, "FakeTask"], Response]
-FileHandler = Callable[[Request, "FakeFile"], Response]
-FAULT_ANSWERS = FaultAnswers(
+TaskHandler = Callable[[wire.Request, "FakeTask"], wire.Response]
+FileHandler = Callable[[wire.Request, "FakeFile"], wire.Response]
+FAULT_ANSWERS = wire.FaultAnswers(
     throttle=(429, "Rate limit exceeded! Please wait for the reset."),
     server_error=(500, "Internal server error."),
     unavailable=(503, "Service unavailable."),  # never code 0: the client would sleep 300 s
@@ -126,17 +116,17 @@ def _parse_time(text: str) -> datetime:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
-def _error(status: int, message: str, code: int | None = None) -> Response:
+def _error(status: int, message: str, code: int | None = None) -> wire.Response:
     body = {
         "status": status,
         "code": status if code is None else code,
         "message": message,
         "more_info": MORE_INFO,
     }
-    return Response(status, body)
+    return wire.Response(status, body)
 
 
-def _forbidden(project: str) -> Response:
+def _forbidden(project: str) -> wire.Response:
     return _error(403, f"Insufficient privileges to access project {project}.")
 
 
@@ -144,7 +134,7 @@ def _is_file_value(value: Any) -> bool:
     return isinstance(value, dict) and str(value.get("class", "")).lower() in ("file", "directory")
 
 
-class SimulatedSevenBridges(SimulatedPlatform):
+class SimulatedSevenBridges(wire.SimulatedPlatform):
     """In-process Seven Bridges API v2. Start it, then point `Api(url=fake.api_url)` at it."""
 
     name = "sevenbridges"
@@ -156,7 +146,7 @@ class SimulatedSevenBridges(SimulatedPlatform):
         username: str = DEFAULT_USER,
         projects: Iterable[str] = (DEFAULT_PROJECT,),
         apps: Iterable[FakeApp] = (FakeApp(DEFAULT_APP),),
-        **simulation: Unpack[Simulation],
+        **simulation: Unpack[wire.Simulation],
     ) -> None:
         super().__init__(token=token, projects=projects, **simulation)
         self.username = username
@@ -168,7 +158,7 @@ class SimulatedSevenBridges(SimulatedPlatform):
         self._window_used = 0
 
         task, draft, file = self._on_task, self._on_draft, self._on_file
-        self._routes = Routes(
+        self._routes = wire.Routes(
             [
                 ("GET", "/user", "user", self._get_user),
                 ("GET", "/projects/{project:[^/]+/[^/]+}", "project", self._get_project),
@@ -247,7 +237,7 @@ class SimulatedSevenBridges(SimulatedPlatform):
             self.files.clear()
 
     # --- SimulatedService --------------------------------------------------------------------
-    def route(self, request: Request) -> tuple[str, Any]:
+    def route(self, request: wire.Request) -> tuple[str, Any]:
         if request.method == "GET" and request.path.startswith("/download/"):
             return "download", self._download
         if request.path.startswith(API_PREFIX + "/"):
@@ -257,17 +247,19 @@ class SimulatedSevenBridges(SimulatedPlatform):
                 return operation, self._endpoint(handler)
         return "unknown", self._no_route
 
-    def fault_response(self, rule: FaultRule, operation: str) -> Response:
+    def fault_response(self, rule: wire.FaultRule, operation: str) -> wire.Response:
         status, message = FAULT_ANSWERS.answer(rule)
-        if rule.kind == THROTTLE:
+        if rule.kind == wire.THROTTLE:
             response = _error(status, message, RATE_LIMIT_CODE)
             response.headers.update(self._rate_headers(remaining=0))
             return response
         return self._with_headers(_error(status, message))
 
     # --- plumbing -----------------------------------------------------------------------
-    def _endpoint(self, handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
-        def respond(request: Request) -> Response:
+    def _endpoint(
+        self, handler: Callable[[wire.Request], wire.Response]
+    ) -> Callable[[wire.Request], wire.Response]:
+        def respond(request: wire.Request) -> wire.Response:
             with self.lock:
                 if not self.accepts(request.headers.get("x-sbg-auth-token")):
                     response = _error(401, "Unauthorized", code=0)
@@ -291,19 +283,19 @@ class SimulatedSevenBridges(SimulatedPlatform):
                 "X-Request-Id": uuid.uuid4().hex,
             }
 
-    def _with_headers(self, response: Response) -> Response:
+    def _with_headers(self, response: wire.Response) -> wire.Response:
         response.headers = {**self._rate_headers(), **response.headers}
         return response
 
-    def _no_route(self, request: Request) -> Response:
+    def _no_route(self, request: wire.Request) -> wire.Response:
         return _error(404, f"No resource at {request.method} {request.path}.")
 
-    def _download(self, request: Request) -> Response:
+    def _download(self, request: wire.Request) -> wire.Response:
         with self.lock:
             file = self.files.get(request.path.rsplit("/", 1)[-1])
         if file is None:
-            return Response(404, b"not found", {"Content-Type": "text/plain"})
-        return Response(200, file.content, {"Content-Type": "application/octet-stream"})
+            return wire.Response(404, b"not found", {"Content-Type": "text/plain"})
+        return wire.Response(200, file.content, {"Content-Type": "application/octet-stream"})
 
     def _advance(self, task: FakeTask) -> FakeTask:
         """Apply the clock-driven script to a task that was run."""
@@ -449,8 +441,8 @@ class SimulatedSevenBridges(SimulatedPlatform):
         ]
 
     # --- endpoints ----------------------------------------------------------------------
-    def _get_user(self, request: Request, groups: dict[str, str]) -> Response:
-        return Response(
+    def _get_user(self, request: wire.Request, groups: dict[str, str]) -> wire.Response:
+        return wire.Response(
             200,
             {
                 "href": f"{request.base_url}{API_PREFIX}/users/{self.username}",
@@ -463,12 +455,12 @@ class SimulatedSevenBridges(SimulatedPlatform):
             },
         )
 
-    def _get_project(self, request: Request, groups: dict[str, str]) -> Response:
+    def _get_project(self, request: wire.Request, groups: dict[str, str]) -> wire.Response:
         project = groups["project"]
         refusal = self._project_refusal(project)
         if refusal is not None:
             return refusal
-        return Response(
+        return wire.Response(
             200,
             {
                 "href": f"{request.base_url}{API_PREFIX}/projects/{project}",
@@ -496,14 +488,14 @@ class SimulatedSevenBridges(SimulatedPlatform):
             return None
         return app, app.revision if revision is None else revision
 
-    def _get_app(self, request: Request, groups: dict[str, str]) -> Response:
+    def _get_app(self, request: wire.Request, groups: dict[str, str]) -> wire.Response:
         app_id = groups["app"] + (f"/{groups['revision']}" if "revision" in groups else "")
         found = self._find_app(app_id)
         if found is None:
             return _error(404, f"App {app_id} does not exist or you do not have access to it.")
         app, revision = found
         inputs = [{"id": name, "type": kind} for name, kind in app.inputs.items()]
-        return Response(
+        return wire.Response(
             200,
             {
                 "href": f"{request.base_url}{API_PREFIX}/apps/{app.id}/{revision}",
@@ -535,7 +527,7 @@ class SimulatedSevenBridges(SimulatedPlatform):
                 return f"Input '{name}': file {path!r} does not exist or is not accessible."
         return None
 
-    def _create_task(self, request: Request, groups: dict[str, str]) -> Response:
+    def _create_task(self, request: wire.Request, groups: dict[str, str]) -> wire.Response:
         body = request.json()
         if not isinstance(body, dict):
             return _error(400, "The request body must be a JSON object.")
@@ -584,7 +576,7 @@ class SimulatedSevenBridges(SimulatedPlatform):
         self.tasks[task.id] = task
         if request.arg("action") == "run":
             self._start(task)
-        return Response(201, self._task_json(task, request.base_url))
+        return wire.Response(201, self._task_json(task, request.base_url))
 
     def _start(self, task: FakeTask) -> None:
         if task.errors:
@@ -595,7 +587,7 @@ class SimulatedSevenBridges(SimulatedPlatform):
         task.runs += 1
         self._advance(task)
 
-    def _list_tasks(self, request: Request, groups: dict[str, str]) -> Response:
+    def _list_tasks(self, request: wire.Request, groups: dict[str, str]) -> wire.Response:
         try:
             offset = int(request.arg("offset") or 0)
             limit = int(request.arg("limit") or 50)
@@ -650,16 +642,16 @@ class SimulatedSevenBridges(SimulatedPlatform):
             "items": [self._task_json(task, request.base_url) for task in page],
             "links": links,
         }
-        return Response(200, body, {"X-Total-Matching-Query": str(len(tasks))})
+        return wire.Response(200, body, {"X-Total-Matching-Query": str(len(tasks))})
 
-    def _on_draft(self, handler: TaskHandler, to_be: str) -> RouteHandler:
+    def _on_draft(self, handler: TaskHandler, to_be: str) -> wire.RouteHandler:
         """`handler` of a task that only a draft can be `to_be` (modified, deleted, run)."""
         return self._on_task(handler, draft_to_be=to_be)
 
-    def _on_task(self, handler: TaskHandler, *, draft_to_be: str = "") -> RouteHandler:
+    def _on_task(self, handler: TaskHandler, *, draft_to_be: str = "") -> wire.RouteHandler:
         """`handler` of a live task the user may access."""
 
-        def respond(request: Request, found: dict[str, str]) -> Response:
+        def respond(request: wire.Request, found: dict[str, str]) -> wire.Response:
             with self.lock:  # the check and the change are one step, as on the platform
                 task = self._live_task(found["task_id"])
                 if task is None:
@@ -676,8 +668,8 @@ class SimulatedSevenBridges(SimulatedPlatform):
 
         return respond
 
-    def _on_file(self, handler: FileHandler) -> RouteHandler:
-        def respond(request: Request, found: dict[str, str]) -> Response:
+    def _on_file(self, handler: FileHandler) -> wire.RouteHandler:
+        def respond(request: wire.Request, found: dict[str, str]) -> wire.Response:
             file = self.files.get(found["file_id"])
             if file is None:
                 return _error(404, f"File {found['file_id']} does not exist.")
@@ -685,7 +677,7 @@ class SimulatedSevenBridges(SimulatedPlatform):
 
         return respond
 
-    def _project_refusal(self, project: Any) -> Response | None:
+    def _project_refusal(self, project: Any) -> wire.Response | None:
         """The platform's answer to a project its user cannot use, or None if it can."""
         if not isinstance(project, str) or project not in self.projects:
             return _error(404, f"Project {project} does not exist or you do not have access.")
@@ -693,10 +685,10 @@ class SimulatedSevenBridges(SimulatedPlatform):
             return _forbidden(project)
         return None
 
-    def _get_task(self, request: Request, task: FakeTask) -> Response:
-        return Response(200, self._task_json(task, request.base_url))
+    def _get_task(self, request: wire.Request, task: FakeTask) -> wire.Response:
+        return wire.Response(200, self._task_json(task, request.base_url))
 
-    def _update_task(self, request: Request, task: FakeTask) -> Response:
+    def _update_task(self, request: wire.Request, task: FakeTask) -> wire.Response:
         body = request.json()
         if not isinstance(body, dict):
             return _error(400, "The request body must be a JSON object.")
@@ -706,23 +698,23 @@ class SimulatedSevenBridges(SimulatedPlatform):
             task.description = body["description"]
         if isinstance(body.get("inputs"), dict):
             task.inputs.update(body["inputs"])
-        return Response(200, self._task_json(task, request.base_url))
+        return wire.Response(200, self._task_json(task, request.base_url))
 
-    def _delete_task(self, request: Request, task: FakeTask) -> Response:
+    def _delete_task(self, request: wire.Request, task: FakeTask) -> wire.Response:
         task.deleted = True
-        return Response(204)
+        return wire.Response(204)
 
-    def _run_task(self, request: Request, task: FakeTask) -> Response:
+    def _run_task(self, request: wire.Request, task: FakeTask) -> wire.Response:
         self._start(task)
-        return Response(200, self._task_json(task, request.base_url))
+        return wire.Response(200, self._task_json(task, request.base_url))
 
-    def _abort_task(self, request: Request, task: FakeTask) -> Response:
+    def _abort_task(self, request: wire.Request, task: FakeTask) -> wire.Response:
         if task.status not in ("QUEUED", "RUNNING", "ABORTING"):
             return _error(400, f"Task in status {task.status} cannot be aborted.")
         self.set_status(task.id, "ABORTED")
-        return Response(200, self._task_json(task, request.base_url))
+        return wire.Response(200, self._task_json(task, request.base_url))
 
-    def _details(self, request: Request, task: FakeTask) -> Response:
+    def _details(self, request: wire.Request, task: FakeTask) -> wire.Response:
         files_url = f"{request.base_url}{API_PREFIX}/files"
         jobs = [
             {
@@ -734,7 +726,7 @@ class SimulatedSevenBridges(SimulatedPlatform):
             }
             for job in task.jobs
         ]
-        return Response(
+        return wire.Response(
             200,
             {
                 "href": f"{request.base_url}{API_PREFIX}/tasks/{task.id}/execution_details",
@@ -746,7 +738,7 @@ class SimulatedSevenBridges(SimulatedPlatform):
             },
         )
 
-    def _bulk_get(self, request: Request, groups: dict[str, str]) -> Response:
+    def _bulk_get(self, request: wire.Request, groups: dict[str, str]) -> wire.Response:
         body = request.json()
         ids = body.get("task_ids") if isinstance(body, dict) else None
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
@@ -762,17 +754,17 @@ class SimulatedSevenBridges(SimulatedPlatform):
                 items.append({"error": _forbidden(task.project).body})
             else:
                 items.append({"resource": self._task_json(task, request.base_url)})
-        return Response(200, {"items": items})
+        return wire.Response(200, {"items": items})
 
-    def _get_file(self, request: Request, file: FakeFile) -> Response:
-        return Response(200, self._file_json(file, request.base_url))
+    def _get_file(self, request: wire.Request, file: FakeFile) -> wire.Response:
+        return wire.Response(200, self._file_json(file, request.base_url))
 
-    def _download_info(self, request: Request, file: FakeFile) -> Response:
-        return Response(200, {"url": f"{request.base_url}/download/{file.id}"})
+    def _download_info(self, request: wire.Request, file: FakeFile) -> wire.Response:
+        return wire.Response(200, {"url": f"{request.base_url}/download/{file.id}"})
 
-    def _rate_limit(self, request: Request, groups: dict[str, str]) -> Response:
+    def _rate_limit(self, request: wire.Request, groups: dict[str, str]) -> wire.Response:
         used = self._window_used
-        return Response(
+        return wire.Response(
             200,
             {
                 "rate": {
