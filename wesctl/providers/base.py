@@ -16,14 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
-from wesctl.domain.types import (
-    Attempt,
-    ProbeResult,
-    ProviderStatus,
-    RunDetails,
-    RunSpec,
-    Submission,
-)
+from wesctl.domain import types as domain
 from wesctl.errors import WesctlError
 from wesctl.providers.ratelimit import TokenBucket
 
@@ -75,10 +68,12 @@ class Provider(Protocol):
     status_batch_size: int
     limiter: TokenBucket  # every API request passes it once
 
-    def validate(self, spec: RunSpec) -> None:
+    def validate(self, spec: domain.RunSpec) -> None:
         """Raise ProviderRejected if `spec` cannot be submitted; no I/O."""
 
-    def submit(self, attempt: Attempt, record_provider_id: RecordProviderId) -> Submission:
+    def submit(
+        self, attempt: domain.Attempt, record_provider_id: RecordProviderId
+    ) -> domain.Submission:
         """Start the attempt's run at the provider exactly once and return the provider's run.
 
         A known provider id is adopted; when the run may exist, the adapter looks for it (by
@@ -90,13 +85,13 @@ class Provider(Protocol):
         """
         ...
 
-    def lookup(self, attempt: Attempt) -> str | None:
+    def lookup(self, attempt: domain.Attempt) -> str | None:
         """Return the id of the provider run this attempt's key created, or None when the
         provider answered that none exists; create nothing. Raises ProviderUnavailable when that
         cannot be told now (the run must then not be given up)."""
         ...
 
-    def statuses(self, provider_ids: Sequence[str]) -> Mapping[str, ProviderStatus | None]:
+    def statuses(self, provider_ids: Sequence[str]) -> Mapping[str, domain.ProviderStatus | None]:
         """Return the status of each id (None where the provider has no such run). An id left
         out of the answer could not be read in this pass (a per-pass bound): ask next pass."""
         ...
@@ -104,14 +99,14 @@ class Provider(Protocol):
     def new_pass(self) -> None:
         """Forget status snapshots of an earlier pass; sync-status calls it before each pass."""
 
-    def details(self, provider_id: str) -> RunDetails:
+    def details(self, provider_id: str) -> domain.RunDetails:
         """Return the run's outputs and task logs as the provider reports them now."""
         ...
 
     def cancel(self, provider_id: str) -> None:
         """Ask the provider to stop the run; a no-op if it already finished."""
 
-    def probe(self) -> list[ProbeResult]:
+    def probe(self) -> list[domain.ProbeResult]:
         """Check credentials and access with one read-only call each; failures are results."""
         ...
 

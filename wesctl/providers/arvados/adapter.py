@@ -36,15 +36,9 @@ from googleapiclient.errors import HttpError  # type: ignore[import-untyped]
 from httplib2 import HttpLib2Error  # type: ignore[import-untyped]
 
 from wesctl.config import Settings
-from wesctl.domain.types import (
-    Attempt,
-    ProbeResult,
-    ProviderStatus,
-    RunDetails,
-    RunSpec,
-    Submission,
-)
+from wesctl.domain import types as domain
 from wesctl.errors import ConfigError
+from wesctl.providers import base
 from wesctl.providers.adapter import NO_SCOPE, AdapterBase, GiveUp, Scope
 from wesctl.providers.arvados.mapping import (
     CANCELED_PROPERTY,
@@ -72,14 +66,6 @@ from wesctl.providers.arvados.mapping import (
     to_status,
 )
 from wesctl.providers.arvados.settings import SPEC
-from wesctl.providers.base import (
-    ProviderError,
-    ProviderMisconfigured,
-    ProviderRejected,
-    ProviderRunNotFound,
-    ProviderUnavailable,
-    RecordProviderId,
-)
 from wesctl.providers.ratelimit import TokenBucket
 
 logger = logging.getLogger(__name__)
@@ -147,12 +133,14 @@ class ArvadosProvider(AdapterBase):
         self._finished: dict[str, tuple[Mapping[str, Any], Mapping[str, Any] | None]] = {}
 
     # --- Provider -------------------------------------------------------------------------
-    def validate(self, spec: RunSpec) -> None:
+    def validate(self, spec: domain.RunSpec) -> None:
         """Raise ProviderRejected naming the field when `spec` cannot be submitted; no I/O."""
         check_spec(spec)
         run_options(spec, self._project)
 
-    def submit(self, attempt: Attempt, record_provider_id: RecordProviderId) -> Submission:
+    def submit(
+        self, attempt: domain.Attempt, record_provider_id: base.RecordProviderId
+    ) -> domain.Submission:
         """Start `spec` as exactly one committed container request: adopt the recorded or a
         marked one, else create a draft, record its uuid, then commit it."""
         spec, key, known = attempt.spec, attempt.key, attempt.known_provider_id
@@ -198,7 +186,7 @@ class ArvadosProvider(AdapterBase):
             status.raw_status,
             adopted,
         )
-        return Submission(
+        return domain.Submission(
             provider_id=str(request["uuid"]),
             status=status,
             adopted=adopted,
@@ -209,7 +197,7 @@ class ArvadosProvider(AdapterBase):
             },
         )
 
-    def lookup(self, attempt: Attempt) -> str | None:
+    def lookup(self, attempt: domain.Attempt) -> str | None:
         """Return the uuid of the request this submission created (the recorded one if it
         exists, else the one its properties mark), creating nothing; None when there is none."""
         spec, key, known = attempt.spec, attempt.key, attempt.known_provider_id
@@ -221,10 +209,10 @@ class ArvadosProvider(AdapterBase):
         found = self._find(spec.run_id, key)
         return str(found["uuid"]) if found is not None else None
 
-    def statuses(self, provider_ids: Sequence[str]) -> dict[str, ProviderStatus | None]:
+    def statuses(self, provider_ids: Sequence[str]) -> dict[str, domain.ProviderStatus | None]:
         """Return each request's status: one list of requests and one of their containers per
         1000 uuids, only the fields the mapping reads."""
-        result: dict[str, ProviderStatus | None] = {}
+        result: dict[str, domain.ProviderStatus | None] = {}
         wanted: list[str] = []
         for provider_id in dict.fromkeys(provider_ids):
             if REQUEST_UUID.fullmatch(provider_id):
@@ -255,7 +243,7 @@ class ArvadosProvider(AdapterBase):
         """Forget the finished requests of the last pass that details() was not asked about."""
         self._finished.clear()
 
-    def details(self, provider_id: str) -> RunDetails:
+    def details(self, provider_id: str) -> domain.RunDetails:
         """Return outputs (cwl.output.json of the output collection, else its files) and task
         logs (the runner's and each workflow step's, with log locations, exit codes, times)."""
         cached = self._finished.pop(provider_id, None)
@@ -283,7 +271,9 @@ class ArvadosProvider(AdapterBase):
         logs = [self._task_log(request, container)]
         if container is not None:
             logs.extend(self._step_logs(str(container["uuid"])))
-        return RunDetails(outputs=outputs, task_logs=logs, status=to_status(request, container))
+        return domain.RunDetails(
+            outputs=outputs, task_logs=logs, status=to_status(request, container)
+        )
 
     def cancel(self, provider_id: str) -> None:
         """Set the request's priority to 0; a Final request is left alone, and a draft is marked
@@ -309,23 +299,25 @@ class ArvadosProvider(AdapterBase):
             )
         logger.info("cancel request=%s: priority set to 0", provider_id)
 
-    def probe(self) -> list[ProbeResult]:
+    def probe(self) -> list[domain.ProbeResult]:
         """Check the token (users/current), then the project (groups get, can_write): one
         request each and no retries, so a broken setup is reported at once."""
         token = f"{PROVIDER} token"
         try:
             user = self._once("get current user", lambda api: api.users().current())
-        except ProviderError as exc:
-            fix = exc.fix if isinstance(exc, ProviderMisconfigured) else "retry later"
+        except base.ProviderError as exc:
+            fix = exc.fix if isinstance(exc, base.ProviderMisconfigured) else "retry later"
             detail = exc.detail
             if http_status(exc.__cause__) == 401:
                 detail = "ARVADOS_API_TOKEN was rejected (401)"
-            results = [ProbeResult(token, False, detail, fix)]
+            results = [domain.ProbeResult(token, False, detail, fix)]
         else:
-            results = [ProbeResult(token, True, f"accepted (user {user.get('uuid')})")]
+            results = [domain.ProbeResult(token, True, f"accepted (user {user.get('uuid')})")]
         name = f"{PROVIDER} project"
         if not self._project:
-            results.append(ProbeResult(name, False, "ARVADOS_PROJECT_UUID is not set", "set it"))
+            results.append(
+                domain.ProbeResult(name, False, "ARVADOS_PROJECT_UUID is not set", "set it")
+            )
             return results
         if not results[0].ok:
             return results
@@ -334,13 +326,13 @@ class ArvadosProvider(AdapterBase):
             group = self._once(
                 "get project", lambda api: api.groups().get(uuid=project), INSTALLATION
             )
-        except ProviderError as exc:
-            fix = exc.fix if isinstance(exc, ProviderMisconfigured) else "retry later"
-            results.append(ProbeResult(name, False, exc.detail, fix))
+        except base.ProviderError as exc:
+            fix = exc.fix if isinstance(exc, base.ProviderMisconfigured) else "retry later"
+            results.append(domain.ProbeResult(name, False, exc.detail, fix))
             return results
         if group.get("can_write") is False:
             results.append(
-                ProbeResult(
+                domain.ProbeResult(
                     name,
                     False,
                     f"project {project} is readable but not writable by the token's user",
@@ -348,7 +340,7 @@ class ArvadosProvider(AdapterBase):
                 )
             )
         else:
-            results.append(ProbeResult(name, True, f"project {project} is accessible"))
+            results.append(domain.ProbeResult(name, True, f"project {project} is accessible"))
         return results
 
     def close(self) -> None:
@@ -373,7 +365,7 @@ class ArvadosProvider(AdapterBase):
                     ),
                     scope,
                 )
-            except ProviderUnavailable as exc:
+            except base.ProviderUnavailable as exc:
                 if http_status(exc.__cause__) not in _REFUSED_STATUSES:
                     raise GiveUp(exc) from exc
                 raise
@@ -459,7 +451,7 @@ class ArvadosProvider(AdapterBase):
                 "get container request",
                 lambda api: api.container_requests().get(uuid=uuid, select=list(REQUEST_FIELDS)),
             )
-        except ProviderRunNotFound:
+        except base.ProviderRunNotFound:
             if missing_ok:
                 return None
             raise
@@ -481,7 +473,7 @@ class ArvadosProvider(AdapterBase):
                     uuid=uuid, select=["uuid", "portable_data_hash", "manifest_text"]
                 ),
             )
-        except ProviderRejected as exc:
+        except base.ProviderRejected as exc:
             if http_status(exc.__cause__) != 404:
                 raise
             logger.warning("collection %s is gone; reading it as empty", uuid)
@@ -526,7 +518,7 @@ class ArvadosProvider(AdapterBase):
             page = self._retry(operation, page_call)
             batch = page.get("items") if isinstance(page, Mapping) else None
             if not isinstance(batch, list):
-                raise ProviderUnavailable(PROVIDER, f"{operation}: answer without items")
+                raise base.ProviderUnavailable(PROVIDER, f"{operation}: answer without items")
             items.extend(batch)
             limit = page.get("limit")
             full = isinstance(limit, int) and len(batch) >= limit > 0
@@ -649,7 +641,7 @@ class ArvadosProvider(AdapterBase):
         """One API request, retried while it fails transiently."""
         return self._call(operation, lambda: self._execute(make), scope)
 
-    def _classify(self, exc: Exception, operation: str, scope: Scope) -> ProviderError:
+    def _classify(self, exc: Exception, operation: str, scope: Scope) -> base.ProviderError:
         """Turn SDK, HTTP, Keep and socket errors into the ProviderError family."""
         if isinstance(exc, HttpError):
             status = http_status(exc)
@@ -666,7 +658,9 @@ class ArvadosProvider(AdapterBase):
             return classify(None, operation, self._blank(str(exc)), certificate=True)
         if isinstance(exc, arvados.errors.KeepRequestError):
             # Keep did not answer now; outputs are read again next pass
-            return ProviderUnavailable(PROVIDER, f"{operation} failed: {self._blank(str(exc))}")
+            return base.ProviderUnavailable(
+                PROVIDER, f"{operation} failed: {self._blank(str(exc))}"
+            )
         if isinstance(exc, (OSError, HttpLib2Error, TimeoutError)):
             text = self._blank(str(exc) or type(exc).__name__)
             return classify(None, operation, f"no answer: {text}")

@@ -78,25 +78,10 @@ from botocore.exceptions import (
 from botocore.utils import parse_timestamp
 
 from wesctl.config import Settings
+from wesctl.domain import types as domain
 from wesctl.domain.states import TERMINAL_STATES
-from wesctl.domain.types import (
-    Attempt,
-    ProbeResult,
-    ProviderStatus,
-    RunDetails,
-    RunSpec,
-    Submission,
-    TaskLog,
-)
+from wesctl.providers import base
 from wesctl.providers.adapter import NO_SCOPE, AdapterBase, Scope
-from wesctl.providers.base import (
-    ProviderError,
-    ProviderMisconfigured,
-    ProviderRejected,
-    ProviderRunNotFound,
-    ProviderUnavailable,
-    RecordProviderId,
-)
 from wesctl.providers.healthomics.mapping import (
     ID,
     NAME,
@@ -234,7 +219,7 @@ def is_throttling(exc: Exception) -> bool:
 
 def classify_error(
     exc: Exception, operation: str, own_options: Sequence[str] = ()
-) -> ProviderError:
+) -> base.ProviderError:
     """Translate a botocore error into the provider error family by the table in the module
     docstring (the one place that decides).
 
@@ -247,55 +232,55 @@ def classify_error(
         message = str(exc.response.get("Error", {}).get("Message") or code or status)
         detail = f"{operation} failed: {code or status}: {message}"
         if is_throttling(exc):
-            return ProviderUnavailable(NAME, detail, retry_after=THROTTLE_RETRY_AFTER)
+            return base.ProviderUnavailable(NAME, detail, retry_after=THROTTLE_RETRY_AFTER)
         if code == _QUOTA_CODE:
-            return ProviderUnavailable(
+            return base.ProviderUnavailable(
                 NAME,
                 f"{operation} refused: service quota exceeded ({message}); the run stays "
                 "queued until runs are deleted or the quota is raised",
                 retry_after=QUOTA_RETRY_AFTER,
             )
         if code in _TRANSIENT_CODES or status == 408 or status >= 500:
-            return ProviderUnavailable(NAME, detail)
+            return base.ProviderUnavailable(NAME, detail)
         if code in _FIXES:
-            return ProviderMisconfigured(NAME, detail, _FIXES[code])
+            return base.ProviderMisconfigured(NAME, detail, _FIXES[code])
         if operation in OMICS_OPERATIONS and (code.isdigit() or code in _NO_OPERATION_CODES):
             return not_the_service(detail)
         if code in _ACCESS_DENIED_CODES:
             return _access_denied(operation, detail, own_options)
         if (code in _NOT_FOUND_CODES or status == 404) and operation in RUN_OPERATIONS:
-            return ProviderRunNotFound(NAME, detail)
-        return ProviderRejected(NAME, detail)
+            return base.ProviderRunNotFound(NAME, detail)
+        return base.ProviderRejected(NAME, detail)
     if isinstance(exc, _CREDENTIAL_ERRORS):
-        return ProviderMisconfigured(
+        return base.ProviderMisconfigured(
             NAME,
             f"{operation} failed: {exc}; configure boto3's credential chain (AWS_PROFILE, "
             "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, an instance or task role)",
             CREDENTIALS_FIX,
         )
     if isinstance(exc, ParamValidationError):
-        return ProviderRejected(NAME, f"{operation} request is invalid: {exc}")
+        return base.ProviderRejected(NAME, f"{operation} request is invalid: {exc}")
     # Connection, timeout and any other client-side trouble: keep the run and try again later.
-    return ProviderUnavailable(NAME, f"{operation} failed: {exc}")
+    return base.ProviderUnavailable(NAME, f"{operation} failed: {exc}")
 
 
-def not_the_service(detail: str) -> ProviderMisconfigured:
+def not_the_service(detail: str) -> base.ProviderMisconfigured:
     """The endpoint answered, but not as HealthOmics does."""
-    return ProviderMisconfigured(
+    return base.ProviderMisconfigured(
         NAME, f"{detail} (the omics endpoint does not answer as HealthOmics)", ENDPOINT_FIX
     )
 
 
-def _access_denied(operation: str, detail: str, own_options: Sequence[str]) -> ProviderError:
+def _access_denied(operation: str, detail: str, own_options: Sequence[str]) -> base.ProviderError:
     if own_options:
-        return ProviderRejected(
+        return base.ProviderRejected(
             NAME, f"{detail}; the run's own {' / '.join(own_options)} is the likely cause"
         )
     if operation == "StartRun":
-        return ProviderMisconfigured(NAME, detail, START_DENIED_FIX)
+        return base.ProviderMisconfigured(NAME, detail, START_DENIED_FIX)
     if operation in S3_OPERATIONS:
-        return ProviderMisconfigured(NAME, detail, S3_DENIED_FIX)
-    return ProviderMisconfigured(
+        return base.ProviderMisconfigured(NAME, detail, S3_DENIED_FIX)
+    return base.ProviderMisconfigured(
         NAME, detail, f"allow the caller omics:{operation} in AWS_REGION's HealthOmics"
     )
 
@@ -363,10 +348,12 @@ class HealthOmicsProvider(AdapterBase):
         self._listing_pages = len(LISTED_STATUSES)
 
     # --- Provider -----------------------------------------------------------------------
-    def validate(self, spec: RunSpec) -> None:
+    def validate(self, spec: domain.RunSpec) -> None:
         run_request(spec, self.own, self.omics.meta.region_name)
 
-    def submit(self, attempt: Attempt, record_provider_id: RecordProviderId) -> Submission:
+    def submit(
+        self, attempt: domain.Attempt, record_provider_id: base.RecordProviderId
+    ) -> domain.Submission:
         spec, key, known = attempt.spec, attempt.key, attempt.known_provider_id
         if known is not None:  # adopted as it is, whatever the settings say now
             run = self._get_run(known)
@@ -392,12 +379,12 @@ class HealthOmicsProvider(AdapterBase):
             if not answered_by_aws(response):
                 raise not_the_service(detail)
             # An unparseable 2xx body reaches us as {}: the run may exist, so recover by key.
-            raise ProviderUnavailable(NAME, detail)
+            raise base.ProviderUnavailable(NAME, detail)
         raw = response.get("status", "PENDING")
         logger.info("healthomics run started run=%s provider_id=%s", spec.run_id, provider_id)
-        return Submission(
+        return domain.Submission(
             provider_id=provider_id,
-            status=ProviderStatus(provider_id, raw, map_status(raw)),
+            status=domain.ProviderStatus(provider_id, raw, map_status(raw)),
             metadata={
                 "arn": response.get("arn"),
                 "uuid": response.get("uuid"),
@@ -406,7 +393,7 @@ class HealthOmicsProvider(AdapterBase):
             },
         )
 
-    def lookup(self, attempt: Attempt) -> str | None:
+    def lookup(self, attempt: domain.Attempt) -> str | None:
         """Return the id of the run this submission started (the recorded id if HealthOmics has
         it, else the run named wes-<run_id> carrying the key's tag), starting nothing. None
         means HealthOmics answered that there is none."""
@@ -415,18 +402,18 @@ class HealthOmicsProvider(AdapterBase):
             try:
                 self._get_run(known)
                 return known
-            except ProviderRunNotFound:
+            except base.ProviderRunNotFound:
                 logger.info("run=%s recorded run %s does not exist", spec.run_id, known)
         found = self._find_run(run_name(spec.run_id), spec.run_id, key)
         return found[0] if found is not None else None
 
-    def statuses(self, provider_ids: Sequence[str]) -> Mapping[str, ProviderStatus | None]:
+    def statuses(self, provider_ids: Sequence[str]) -> Mapping[str, domain.ProviderStatus | None]:
         """Read statuses from the pass's listing of the runs still going, and GetRun only the
         runs absent from it (finished or gone), at most UNLISTED_READS_PER_PASS per pass; ids
         beyond that are left out of the answer. While a pass's GetRun reads stay within what
         the last listing cost, ids are read by GetRun instead of starting a listing. A final
         run's GetRun answer is kept for details(), which needs it anyway."""
-        result: dict[str, ProviderStatus | None] = {}
+        result: dict[str, domain.ProviderStatus | None] = {}
         wanted: list[str] = []
         for provider_id in dict.fromkeys(provider_ids):
             if ID.fullmatch(provider_id):
@@ -458,7 +445,7 @@ class HealthOmicsProvider(AdapterBase):
         for provider_id in unlisted:
             try:
                 run = self._get_run(provider_id)
-            except ProviderRunNotFound:
+            except base.ProviderRunNotFound:
                 result[provider_id] = None
                 continue
             result[provider_id] = to_status(provider_id, run)
@@ -473,13 +460,13 @@ class HealthOmicsProvider(AdapterBase):
         with self._listing_lock:
             self._pass = _Pass(started=self._clock(), lifetime=self.settings.pass_timeout)
 
-    def details(self, provider_id: str) -> RunDetails:
+    def details(self, provider_id: str) -> domain.RunDetails:
         with self._listing_lock:
             kept = self._pass.finished.pop(provider_id, None) if self._pass else None
         run = kept if kept is not None else self._get_run(provider_id)
         # Only a completed run has final outputs: a cancelled run saves none.
         outputs = self._outputs(run) if run.get("status") == "COMPLETED" else {}
-        return RunDetails(
+        return domain.RunDetails(
             outputs=outputs,
             task_logs=self._task_logs(provider_id, run),
             status=to_status(provider_id, run),
@@ -488,9 +475,9 @@ class HealthOmicsProvider(AdapterBase):
     def cancel(self, provider_id: str) -> None:
         try:
             self._call("CancelRun", partial(self.omics.cancel_run, id=provider_id))
-        except ProviderRunNotFound:
+        except base.ProviderRunNotFound:
             raise
-        except ProviderRejected:
+        except base.ProviderRejected:
             # The error for cancelling a finished run is undocumented (the fake says Conflict).
             status = self._get_status(provider_id)
             if status is None or status.state not in TERMINAL_STATES:
@@ -509,7 +496,7 @@ class HealthOmicsProvider(AdapterBase):
         self.s3.close()
 
     # --- probe ----------------------------------------------------------------------------
-    def probe(self) -> list[ProbeResult]:
+    def probe(self) -> list[domain.ProbeResult]:
         """Check the run settings, the caller's identity (STS GetCallerIdentity) and omics access
         (ListWorkflows): one request each and no wesctl retries, so a broken setup is reported
         at once."""
@@ -518,59 +505,59 @@ class HealthOmicsProvider(AdapterBase):
             results.append(self._probe_omics())
         return results
 
-    def _probe_settings(self) -> ProbeResult:
+    def _probe_settings(self) -> domain.ProbeResult:
         """The required settings, by the rule that decides whether the provider is configured."""
         name = f"{NAME} settings"
         missing = self.settings.missing(SPEC)
         if missing:
             variables = [field_.env for field_ in missing]
-            return ProbeResult(
+            return domain.ProbeResult(
                 name,
                 False,
                 f"{' and '.join(variables)} {'is' if len(variables) == 1 else 'are'} not set",
                 "; ".join(f"set {field_.env}={field_.example}" for field_ in missing),
             )
-        return ProbeResult(
+        return domain.ProbeResult(
             name, True, f"runs assume {self.own.role_arn} and write under {self.own.output_uri}"
         )
 
-    def _probe_identity(self) -> ProbeResult:
+    def _probe_identity(self) -> domain.ProbeResult:
         name = f"{NAME} credentials"
         session = boto3.session.Session(region_name=self.omics.meta.region_name)
         sts = session.client("sts", config=client_config(self.settings))
         try:
             identity = self._attempt("GetCallerIdentity", sts.get_caller_identity)
-        except ProviderUnavailable as exc:
-            return ProbeResult(
+        except base.ProviderUnavailable as exc:
+            return domain.ProbeResult(
                 name,
                 False,
                 exc.detail,
                 "check the network path to AWS STS (AWS_ENDPOINT_URL_STS, proxy, firewall)",
             )
-        except ProviderMisconfigured as exc:
-            return ProbeResult(name, False, exc.detail, exc.fix)
-        except ProviderError as exc:
-            return ProbeResult(name, False, exc.detail, CREDENTIALS_FIX)
+        except base.ProviderMisconfigured as exc:
+            return domain.ProbeResult(name, False, exc.detail, exc.fix)
+        except base.ProviderError as exc:
+            return domain.ProbeResult(name, False, exc.detail, CREDENTIALS_FIX)
         finally:
             sts.close()
-        return ProbeResult(
+        return domain.ProbeResult(
             name, True, f"caller {identity.get('Arn')} (account {identity.get('Account')})"
         )
 
-    def _probe_omics(self) -> ProbeResult:
+    def _probe_omics(self) -> domain.ProbeResult:
         name = f"{NAME} access"
         region = self.omics.meta.region_name
         try:
             self._attempt("ListWorkflows", partial(self.omics.list_workflows, maxResults=1))
-        except ProviderError as exc:
-            return ProbeResult(
+        except base.ProviderError as exc:
+            return domain.ProbeResult(
                 name,
                 False,
                 exc.detail,
                 "allow the caller the omics actions wesctl uses (omics:ListWorkflows, "
                 f"omics:StartRun, ...) in {region}; check AWS_REGION and AWS_ENDPOINT_URL_OMICS",
             )
-        return ProbeResult(name, True, f"omics:ListWorkflows allowed in {region}")
+        return domain.ProbeResult(name, True, f"omics:ListWorkflows allowed in {region}")
 
     # --- runs -----------------------------------------------------------------------------
     def _get_run(self, provider_id: str) -> Mapping[str, Any]:
@@ -579,15 +566,15 @@ class HealthOmicsProvider(AdapterBase):
             raise not_the_service("GetRun answered without a run status")
         return run
 
-    def _get_status(self, provider_id: str) -> ProviderStatus | None:
+    def _get_status(self, provider_id: str) -> domain.ProviderStatus | None:
         try:
             return to_status(provider_id, self._get_run(provider_id))
-        except ProviderRunNotFound:
+        except base.ProviderRunNotFound:
             return None
 
-    def _adopted(self, provider_id: str, run: Mapping[str, Any], key: str) -> Submission:
+    def _adopted(self, provider_id: str, run: Mapping[str, Any], key: str) -> domain.Submission:
         logger.info("healthomics run adopted provider_id=%s", provider_id)
-        return Submission(
+        return domain.Submission(
             provider_id=provider_id,
             status=to_status(provider_id, run),
             adopted=True,
@@ -616,7 +603,7 @@ class HealthOmicsProvider(AdapterBase):
                     continue
                 try:
                     run = self._get_run(provider_id)
-                except ProviderRunNotFound:
+                except base.ProviderRunNotFound:
                     continue
                 tags = run.get("tags") or {}
                 if tags.get(TAG_RUN_ID) == run_id and tags.get(TAG_REQUEST_ID) == key:
@@ -677,15 +664,15 @@ class HealthOmicsProvider(AdapterBase):
         installation = self.own.output_uri
         ours = installation is not None and split_s3_uri(installation)[0] == bucket
         scope = NO_SCOPE if ours else Scope(own_options=("output_uri",))
-        base = f"{prefix}/" if prefix else ""
-        candidates = [f"{base}logs/outputs.json", f"{base}logs/output.json"]
+        root = f"{prefix}/" if prefix else ""
+        candidates = [f"{root}logs/outputs.json", f"{root}logs/output.json"]
         if run.get("uuid"):
-            candidates.append(f"{base}{run['uuid']}/logs/outputs.json")
+            candidates.append(f"{root}{run['uuid']}/logs/outputs.json")
         for key in candidates:
             summary = self._read_summary(bucket, key, scope)
             if summary is not None:
                 return normalise_outputs(summary)
-        return self._list_outputs(bucket, f"{base}out/", scope)
+        return self._list_outputs(bucket, f"{root}out/", scope)
 
     def _read_summary(self, bucket: str, key: str, scope: Scope) -> dict[str, Any] | None:
         def read() -> bytes | None:
@@ -728,8 +715,8 @@ class HealthOmicsProvider(AdapterBase):
             if not token:
                 return dict(outputs)
 
-    def _task_logs(self, provider_id: str, run: Mapping[str, Any]) -> list[TaskLog]:
-        logs: list[TaskLog] = []
+    def _task_logs(self, provider_id: str, run: Mapping[str, Any]) -> list[domain.TaskLog]:
+        logs: list[domain.TaskLog] = []
         token: str | None = None
         while True:
             page = self._call(
@@ -748,7 +735,7 @@ class HealthOmicsProvider(AdapterBase):
                     ("gpus", item.get("gpus")),
                 )
                 logs.append(
-                    TaskLog(
+                    domain.TaskLog(
                         name=str(item.get("name") or task_id),
                         task_id=task_id or None,
                         status=item.get("status"),
@@ -771,7 +758,7 @@ class HealthOmicsProvider(AdapterBase):
         if operation not in S3_OPERATIONS:
             self.limiter.acquire()
 
-    def _classify(self, exc: Exception, operation: str, scope: Scope) -> ProviderError:
+    def _classify(self, exc: Exception, operation: str, scope: Scope) -> base.ProviderError:
         """Classify by `classify_error`; back the throttled operation's limiter off."""
         if is_throttling(exc) and operation not in S3_OPERATIONS:
             limiter = self.start_limiter if operation == "StartRun" else self.limiter

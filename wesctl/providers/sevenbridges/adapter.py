@@ -57,24 +57,10 @@ from sevenbridges.errors import NonJSONResponseError, SbgError
 from sevenbridges.http.error_handlers import maintenance_sleeper
 
 from wesctl.config import Settings
-from wesctl.domain.types import (
-    Attempt,
-    ProbeResult,
-    ProviderStatus,
-    RunDetails,
-    RunSpec,
-    Submission,
-)
+from wesctl.domain import types as domain
 from wesctl.errors import ConfigError
+from wesctl.providers import base
 from wesctl.providers.adapter import NO_SCOPE, AdapterBase, GiveUp, Scope
-from wesctl.providers.base import (
-    ProviderError,
-    ProviderMisconfigured,
-    ProviderRejected,
-    ProviderRunNotFound,
-    ProviderUnavailable,
-    RecordProviderId,
-)
 from wesctl.providers.mapping import check_workflow, naive_utc, required_option
 from wesctl.providers.ratelimit import TokenBucket
 from wesctl.providers.sevenbridges.mapping import (
@@ -140,7 +126,7 @@ def classify_error(
     *,
     endpoint: str | None = None,
     about_default_project: bool = False,
-) -> ProviderError:
+) -> base.ProviderError:
     """Classify a client error by the table in the module docstring (the one place that decides).
 
     `about_default_project` says the request was about the configured default project itself.
@@ -148,7 +134,7 @@ def classify_error(
     `retry_after` is kept for a 429; `secret` (the token) is blanked out of the message.
     """
     if isinstance(exc, ValueError):
-        return ProviderMisconfigured(
+        return base.ProviderMisconfigured(
             PROVIDER,
             f"{operation} failed: {endpoint or 'the endpoint'} answered with a body that is not "
             "JSON, so it is not the Seven Bridges API",
@@ -168,23 +154,23 @@ def classify_error(
     if status is not None and status > 0:  # the client's own validation errors have status -1
         message += f" (HTTP {status})"
     if status is None or status in _UNAVAILABLE_STATUSES or status >= 500:
-        return ProviderUnavailable(
+        return base.ProviderUnavailable(
             PROVIDER, message, retry_after=retry_after if status == 429 else None
         )
     if isinstance(exc, NonJSONResponseError):
-        return ProviderMisconfigured(
+        return base.ProviderMisconfigured(
             PROVIDER,
             f"{operation} failed: {endpoint or 'the endpoint'} answered HTTP {status} with a body "
             f"that is not the Seven Bridges API's: {text}",
             ENDPOINT_FIX,
         )
     if status == 401:
-        return ProviderMisconfigured(PROVIDER, message, token_fix(endpoint))
+        return base.ProviderMisconfigured(PROVIDER, message, token_fix(endpoint))
     if status in _DENIED and about_default_project:
-        return ProviderMisconfigured(PROVIDER, message, PROJECT_FIX)
+        return base.ProviderMisconfigured(PROVIDER, message, PROJECT_FIX)
     if status == 404:
-        return ProviderRunNotFound(PROVIDER, message)
-    return ProviderRejected(PROVIDER, message)
+        return base.ProviderRunNotFound(PROVIDER, message)
+    return base.ProviderRejected(PROVIDER, message)
 
 
 @contextmanager
@@ -192,8 +178,8 @@ def _not_a_missing_run() -> Iterator[None]:
     """While creating or listing tasks a 404 names a missing project or app, not a missing run."""
     try:
         yield
-    except ProviderRunNotFound as exc:
-        raise ProviderRejected(PROVIDER, exc.detail) from exc.__cause__
+    except base.ProviderRunNotFound as exc:
+        raise base.ProviderRejected(PROVIDER, exc.detail) from exc.__cause__
 
 
 class SevenBridgesProvider(AdapterBase):
@@ -217,7 +203,7 @@ class SevenBridgesProvider(AdapterBase):
         api.session.hooks["response"].append(self._remember_quota_reset)
 
     # --- Provider -----------------------------------------------------------------------
-    def validate(self, spec: RunSpec) -> None:
+    def validate(self, spec: domain.RunSpec) -> None:
         """Raise ProviderRejected naming the field when `spec` cannot become a task; no I/O."""
         check_workflow(
             spec,
@@ -229,13 +215,15 @@ class SevenBridgesProvider(AdapterBase):
         self._project(spec)
         name = task_name(spec.run_id)
         if len(name) > MAX_TASK_NAME:
-            raise ProviderRejected(
+            raise base.ProviderRejected(
                 PROVIDER,
                 f"run id is too long: task name {name[:40]!r}... has {len(name)} characters, "
                 f"the limit is {MAX_TASK_NAME}",
             )
 
-    def submit(self, attempt: Attempt, record_provider_id: RecordProviderId) -> Submission:
+    def submit(
+        self, attempt: domain.Attempt, record_provider_id: base.RecordProviderId
+    ) -> domain.Submission:
         """Start `spec` as exactly one task: adopt a known or marked task, else create a draft,
         record its id, then run it. Raise what `record_provider_id` raises without running."""
         spec, key, known = attempt.spec, attempt.key, attempt.known_provider_id
@@ -260,7 +248,7 @@ class SevenBridgesProvider(AdapterBase):
             task.field("status"),
             adopted,
         )
-        return Submission(
+        return domain.Submission(
             provider_id=task.id,
             status=to_status(task.field),
             adopted=adopted,
@@ -271,7 +259,7 @@ class SevenBridgesProvider(AdapterBase):
             },
         )
 
-    def lookup(self, attempt: Attempt) -> str | None:
+    def lookup(self, attempt: domain.Attempt) -> str | None:
         """Return the id of the task this submission created (the recorded id if the platform
         has it, else the task carrying the run's and the key's marker), creating nothing. None
         means the platform answered that there is none."""
@@ -280,14 +268,14 @@ class SevenBridgesProvider(AdapterBase):
         if known:
             try:
                 return str(self._get_task(known).id)
-            except ProviderRunNotFound:
+            except base.ProviderRunNotFound:
                 logger.info("run=%s recorded task %s does not exist", spec.run_id, known)
         task = self._find_task(spec, self._project(spec), key)
         return str(task.id) if task is not None else None
 
-    def statuses(self, provider_ids: Sequence[str]) -> dict[str, ProviderStatus | None]:
+    def statuses(self, provider_ids: Sequence[str]) -> dict[str, domain.ProviderStatus | None]:
         """Return every id's status (None where the platform has no such task), 100 per call."""
-        result: dict[str, ProviderStatus | None] = {}
+        result: dict[str, domain.ProviderStatus | None] = {}
         wanted: list[str] = []
         for provider_id in dict.fromkeys(provider_ids):
             if is_uuid(provider_id):
@@ -301,7 +289,7 @@ class SevenBridgesProvider(AdapterBase):
                 functools.partial(self._api.tasks.bulk_get, chunk, api=self._api),
             )
             if len(records) != len(chunk):
-                raise ProviderUnavailable(
+                raise base.ProviderUnavailable(
                     PROVIDER, f"bulk task get answered {len(records)} items for {len(chunk)} ids"
                 )
             for provider_id, record in zip(chunk, records, strict=True):
@@ -332,7 +320,7 @@ class SevenBridgesProvider(AdapterBase):
         """Forget the finished tasks of the last pass that details() was not asked about."""
         self._finished.clear()
 
-    def details(self, provider_id: str) -> RunDetails:
+    def details(self, provider_id: str) -> domain.RunDetails:
         """Return the task's outputs (File/Directory values with locations) and its jobs. A task
         this pass's bulk get saw finished is taken from that answer instead of fetched again."""
         record = self._finished.pop(provider_id, None)
@@ -345,9 +333,9 @@ class SevenBridgesProvider(AdapterBase):
             with self._access_checked(None):
                 execution = self._call("get execution details", task.get_execution_details)
             jobs = execution.field("jobs")
-        except ProviderRunNotFound:  # never ran, or details not kept: no logs, not an error
+        except base.ProviderRunNotFound:  # never ran, or details not kept: no logs, not an error
             jobs = []
-        return RunDetails(
+        return domain.RunDetails(
             outputs=normalise_outputs(outputs, self._endpoint)
             if isinstance(outputs, Mapping)
             else {},
@@ -373,21 +361,21 @@ class SevenBridgesProvider(AdapterBase):
                         self._call("abort task", task.abort)
                 logger.info("cancel task=%s: was %s", provider_id, status)
                 return
-            except ProviderRunNotFound:
+            except base.ProviderRunNotFound:
                 raise
-            except ProviderRejected:
+            except base.ProviderRejected:
                 if last_pass:
                     raise
             # The task changed between our read and our request (it finished, or was run).
             task = self._get_task(provider_id)
 
-    def probe(self) -> list[ProbeResult]:
+    def probe(self) -> list[domain.ProbeResult]:
         """Check the token (GET /user), then the default project: one request each and no
         retries, so a broken setup is reported at once."""
         results = [self._probe_token()]
         if not self._default_project:
             results.append(
-                ProbeResult(
+                domain.ProbeResult(
                     f"{PROVIDER} project",
                     False,
                     "SEVENBRIDGES_PROJECT is not set",
@@ -405,7 +393,7 @@ class SevenBridgesProvider(AdapterBase):
         self._api.upload_pool.shutdown(wait=False)
 
     # --- submission steps ---------------------------------------------------------------
-    def _project(self, spec: RunSpec) -> str:
+    def _project(self, spec: domain.RunSpec) -> str:
         return required_option(
             spec,
             ("project", "sevenbridges_project"),
@@ -417,7 +405,7 @@ class SevenBridgesProvider(AdapterBase):
             invalid="project {} is not a Seven Bridges project id (owner/project)",
         )
 
-    def _find_task(self, spec: RunSpec, project: str, idempotency_key: str) -> Any | None:
+    def _find_task(self, spec: domain.RunSpec, project: str, idempotency_key: str) -> Any | None:
         """Find the task an earlier attempt created for this run; keep one, delete extra drafts.
 
         A task that was run (or a canceled draft) wins over drafts; among equals the oldest.
@@ -449,7 +437,7 @@ class SevenBridgesProvider(AdapterBase):
         logger.info("found task=%s for run=%s", keep.id, spec.run_id)
         return keep
 
-    def _marked_tasks(self, spec: RunSpec, project: str, idempotency_key: str) -> list[Any]:
+    def _marked_tasks(self, spec: domain.RunSpec, project: str, idempotency_key: str) -> list[Any]:
         """List the project's tasks created since the run was queued, less a margin (all of
         them when the queue time is unknown), newest first and every page, and return those
         carrying the run's marker; the API cannot filter by name or description."""
@@ -487,14 +475,14 @@ class SevenBridgesProvider(AdapterBase):
     def _delete_duplicate(self, task: Any, run_id: str) -> None:
         try:
             self._call("delete duplicate draft", task.delete)
-        except ProviderError as exc:  # an extra draft costs nothing; the next lookup retries
+        except base.ProviderError as exc:  # an extra draft costs nothing; the next lookup retries
             logger.warning(
                 "could not delete duplicate draft task=%s run=%s: %s", task.id, run_id, exc
             )
         else:
             logger.info("deleted duplicate draft task=%s run=%s", task.id, run_id)
 
-    def _create_draft(self, spec: RunSpec, project: str, idempotency_key: str) -> Any:
+    def _create_draft(self, spec: domain.RunSpec, project: str, idempotency_key: str) -> Any:
         """Create the run's task as a DRAFT.
 
         A create is repeated only after an answer that proves the platform did not store it
@@ -519,7 +507,7 @@ class SevenBridgesProvider(AdapterBase):
                             api=self._api,
                         ),
                     )
-            except ProviderUnavailable as exc:
+            except base.ProviderUnavailable as exc:
                 if getattr(exc.__cause__, "status", None) not in _REFUSED_STATUSES:
                     raise GiveUp(exc) from exc
                 raise
@@ -544,7 +532,7 @@ class SevenBridgesProvider(AdapterBase):
             with self._access_checked(project):
                 try:
                     task = self._attempt("run task", task.run)
-                except ProviderRejected:
+                except base.ProviderRejected:
                     # An earlier run request whose answer never came may have been processed
                     # after the re-read: the platform then refuses this one (only drafts run).
                     started = reread()
@@ -553,7 +541,7 @@ class SevenBridgesProvider(AdapterBase):
                     return started
             errors = task.field("errors")
             if task.field("status") == "DRAFT" and errors:
-                raise ProviderRejected(
+                raise base.ProviderRejected(
                     PROVIDER, f"task {task.id} cannot run: {describe_errors(errors)}"
                 )
             return task
@@ -570,30 +558,30 @@ class SevenBridgesProvider(AdapterBase):
 
         self._call("cancel draft task", save)
 
-    def _probe_token(self) -> ProbeResult:
+    def _probe_token(self) -> domain.ProbeResult:
         name = f"{PROVIDER} token"
         try:
             user = self._attempt("get user", lambda: self._api.users.me(api=self._api))
-        except ProviderMisconfigured as exc:
+        except base.ProviderMisconfigured as exc:
             if getattr(exc.__cause__, "status", None) == 401:
                 detail = "SEVENBRIDGES_API_TOKEN was rejected (401)"
-                return ProbeResult(name, False, detail, exc.fix)
-            return ProbeResult(name, False, exc.detail, exc.fix)
-        except ProviderError as exc:
+                return domain.ProbeResult(name, False, detail, exc.fix)
+            return domain.ProbeResult(name, False, exc.detail, exc.fix)
+        except base.ProviderError as exc:
             if getattr(exc.__cause__, "status", None) is None:  # no HTTP answer at all
-                return ProbeResult(
+                return domain.ProbeResult(
                     name,
                     False,
                     f"cannot reach {self._endpoint}: {exc.detail}",
                     "check SEVENBRIDGES_API_ENDPOINT and the network path to it (DNS, proxy, "
                     "firewall)",
                 )
-            return ProbeResult(name, False, exc.detail, _PROBE_FIX)
-        return ProbeResult(
+            return domain.ProbeResult(name, False, exc.detail, _PROBE_FIX)
+        return domain.ProbeResult(
             name, True, f"accepted by {self._endpoint} (user {user.field('username')})"
         )
 
-    def _probe_project(self, project: str) -> ProbeResult:
+    def _probe_project(self, project: str) -> domain.ProbeResult:
         name = f"{PROVIDER} project"
         try:
             self._attempt(
@@ -601,22 +589,22 @@ class SevenBridgesProvider(AdapterBase):
                 lambda: self._api.projects.get(id=project, api=self._api),
                 INSTALLATION,
             )
-        except ProviderMisconfigured as exc:
+        except base.ProviderMisconfigured as exc:
             if getattr(exc.__cause__, "status", None) in _DENIED:
-                return ProbeResult(
+                return domain.ProbeResult(
                     name, False, f"project {project} not found or not accessible", exc.fix
                 )
-            return ProbeResult(name, False, exc.detail, exc.fix)
-        except ProviderError as exc:
-            return ProbeResult(name, False, exc.detail, _PROBE_FIX)
-        return ProbeResult(name, True, f"project {project} is accessible")
+            return domain.ProbeResult(name, False, exc.detail, exc.fix)
+        except base.ProviderError as exc:
+            return domain.ProbeResult(name, False, exc.detail, _PROBE_FIX)
+        return domain.ProbeResult(name, True, f"project {project} is accessible")
 
     def _get_task(self, provider_id: str) -> Any:
         with self._access_checked(None):
             return self._call("get task", lambda: self._api.tasks.get(provider_id, api=self._api))
 
     # --- errors ------------------------------------------------------------------------
-    def _classify(self, exc: Exception, operation: str, scope: Scope) -> ProviderError:
+    def _classify(self, exc: Exception, operation: str, scope: Scope) -> base.ProviderError:
         """Classify by `classify_error`; back off the limiter until the quota resets on 429."""
         retry_after = None
         if isinstance(exc, SbgError) and exc.status == 429:
@@ -641,7 +629,7 @@ class SevenBridgesProvider(AdapterBase):
         blamed, as the refusal says."""
         try:
             yield
-        except ProviderRejected as exc:
+        except base.ProviderRejected as exc:
             default = self._default_project
             status = getattr(exc.__cause__, "status", None)
             if status not in statuses or not default or project not in (None, default):
@@ -652,9 +640,9 @@ class SevenBridgesProvider(AdapterBase):
                     lambda: self._api.projects.get(id=default, api=self._api),
                     INSTALLATION,
                 )
-            except (ProviderMisconfigured, ProviderUnavailable):
+            except (base.ProviderMisconfigured, base.ProviderUnavailable):
                 raise  # the installation's, or undecided for now
-            except ProviderRejected:
+            except base.ProviderRejected:
                 pass
             raise
 
