@@ -8,10 +8,6 @@ When this revision creates both of the API's tables, it creates them exactly as 
 revision does and records that revision in the API's `alembic_version` (never replacing a revision
 already there): that revision creates the tables unconditionally, so otherwise the API's own
 migration would fail on them and the API would never start.
-
-Revision ID: 0001_wesctl_initial
-Revises:
-Create Date: 2026-11-27
 """
 
 from __future__ import annotations
@@ -26,8 +22,6 @@ from wesctl.db.tables import PRECISE_DATETIME
 
 revision = "0001_wesctl_initial"
 down_revision = None
-branch_labels = None
-depends_on = None
 
 logger = logging.getLogger("wesctl.migrations")
 

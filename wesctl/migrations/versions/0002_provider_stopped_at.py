@@ -4,10 +4,6 @@ A cancel is delivered until the provider confirms it: runs in CANCELING or CANCE
 provider run and no `provider_stopped_at` are asked to stop again on every pass. Cancelled runs
 already told to stop before this revision are taken as stopped, so an upgrade does not send a
 burst of stops for old history.
-
-Revision ID: 0002_provider_stopped_at
-Revises: 0001_wesctl_initial
-Create Date: 2026-12-03
 """
 
 from __future__ import annotations
@@ -19,8 +15,6 @@ from wesctl.db.tables import PRECISE_DATETIME
 
 revision = "0002_provider_stopped_at"
 down_revision = "0001_wesctl_initial"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

@@ -5,10 +5,6 @@ cap holds. PostgreSQL has a transaction-scoped advisory lock and SQLite a single
 named locks (GET_LOCK) belong to a connection, not a transaction, so wesctl locks this row with
 SELECT ... FOR UPDATE instead, which InnoDB releases at commit or rollback like the others. Other
 engines get nothing from this revision.
-
-Revision ID: 0003_mysql_claim_lock
-Revises: 0002_provider_stopped_at
-Create Date: 2026-12-03
 """
 
 from __future__ import annotations
@@ -21,8 +17,6 @@ from wesctl.db.tables import CLAIM_LOCK
 
 revision = "0003_mysql_claim_lock"
 down_revision = "0002_provider_stopped_at"
-branch_labels = None
-depends_on = None
 
 TABLE = "wesctl_locks"
 

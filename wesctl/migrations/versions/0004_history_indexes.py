@@ -11,10 +11,6 @@ names of their own (`ix_wesctl_...`); the API's columns and data are not touched
 
 Building them reads each table once and blocks writes to it meanwhile (seconds per million
 runs on PostgreSQL).
-
-Revision ID: 0004_history_indexes
-Revises: 0003_mysql_claim_lock
-Create Date: 2026-12-03
 """
 
 from __future__ import annotations
@@ -27,8 +23,6 @@ from wesctl.db.tables import INDEXES, IndexSpec
 
 revision = "0004_history_indexes"
 down_revision = "0003_mysql_claim_lock"
-branch_labels = None
-depends_on = None
 
 REPLACED = "ix_workflow_runs_wesctl_state"
 
