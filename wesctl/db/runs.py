@@ -486,9 +486,9 @@ def _record_transitions(
         session.info.setdefault(_PENDING_LINES, []).extend(changed)
 
 
-# Transition log lines wait in `session.info` until their transaction commits (and are dropped
-# if it rolls back). One listener on the Session class serves every session: listening on each
-# session instead builds a dispatcher per transaction, a measurable share of a submission's CPU.
+# Transition log lines wait in `session.info` until their transaction commits and are dropped if
+# it rolls back (a listener attached to one session outlived a rollback and logged the change at
+# the session's next commit). One listener pair on the Session class serves every session.
 _PENDING_LINES = "wesctl_transition_lines"
 
 
