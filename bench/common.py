@@ -287,7 +287,9 @@ def queued_rows(count: int, provider: str) -> list[dict[str, Any]]:
 
 
 def insert_rows(engine: Engine, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert many runs with one executemany."""
+    """Insert many runs with one executemany (none: nothing, not one row of defaults)."""
+    if not rows:
+        return
     with engine.begin() as connection:
         connection.execute(insert(WorkflowRun.__table__), [dict(row) for row in rows])
 

@@ -71,6 +71,7 @@ class ProcessRun:
     endpoints: dict[str, int]
     duplicates: int
     summary: dict[str, str] = field(default_factory=dict)  # the `command=` line, if any
+    instructions: int | None = None  # counted by callgrind (--callgrind), load-independent
 
     @property
     def rate(self) -> float:
@@ -91,6 +92,11 @@ class ProcessRun:
             "submitted run), peak RSS "
             f"{self.peak_rss_mib:.0f} MiB, exit {self.exit_code}, submitted {self.submitted}, "
             f"duplicates {self.duplicates}, API calls {self.endpoints}"
+            + (
+                f", {self.instructions / 1e6:.0f} M instructions"
+                if self.instructions is not None
+                else ""
+            )
         )
 
 
@@ -185,8 +191,14 @@ def measure(
                     command = [str(spy), "record", "-r", "100", "--gil", "--nonblocking"]
                     command += ["-f", "raw", "-o", str(profile)]
                     command += ["--", str(WESCTL), "submit-queued"]
+                if options.callgrind is not None:
+                    counts = Path(options.callgrind) / f"{provider}-{setup}-{count}.callgrind"
+                    counts.parent.mkdir(parents=True, exist_ok=True)
+                    command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={counts}"]
+                    command += ["--", str(WESCTL), "submit-queued"]
             name = f"{'naive' if naive else 'wesctl'}-{provider}-{setup}"
             wall, usage, code, output = run_child(command, environment, directory, name)
+            instructions = collected_instructions(directory / f"{name}.err")
             submitted = submitted_runs(url)
         stats = fake.stats()
     finally:
@@ -202,7 +214,14 @@ def measure(
         endpoints=stats["endpoints"],
         duplicates=stats["duplicates"],
         summary=summary_pairs(output),
+        instructions=instructions,
     )
+
+
+def collected_instructions(stderr: Path) -> int | None:
+    """The instruction count callgrind prints at exit (`==PID== Collected : N`), if it ran."""
+    found = re.search(r"==\d+== Collected : (\d+)", stderr.read_text())
+    return int(found.group(1)) if found else None
 
 
 def naive_child(provider: str) -> None:
@@ -256,6 +275,15 @@ def add_rows(
         *pair(lambda m: common.ms(m.cpu_per_run), goal="goal <= 3 ms"),
     )
     result.add(name, "peak RSS", *pair(lambda m: f"{m.peak_rss_mib:.0f} MiB"))
+    if measured.instructions is not None:
+        per_run = measured.instructions / max(1, measured.submitted)
+        result.add(
+            name,
+            "instructions (callgrind), per submitted run",
+            f"{measured.instructions / 1e6:.0f} M, {per_run / 1e6:.2f} M",
+            "",
+            "",
+        )
     result.add(
         name, "API calls (per run)", *pair(lambda m: f"{m.api_calls} ({m.api_calls / m.runs:.2f})")
     )
@@ -288,6 +316,12 @@ def main() -> None:
         "--profile",
         default=None,
         help="directory for py-spy raw profiles of the wesctl process (pip install py-spy)",
+    )
+    parser.add_argument(
+        "--callgrind",
+        default=None,
+        help="directory for callgrind profiles: run wesctl under valgrind and report the "
+        "instructions it executed (repeatable whatever the machine's load; ~50x slower)",
     )
     options = parser.parse_args()
     baseline_runs = options.runs if options.baseline_runs is None else options.baseline_runs

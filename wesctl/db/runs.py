@@ -483,12 +483,24 @@ def _record_transitions(
     session.execute(_INSERT_HISTORY, rows)
     changed = [step for step in steps if step[1] != step[2]]
     if changed:
+        session.info.setdefault(_PENDING_LINES, []).extend(changed)
 
-        def lines(_session: Session) -> None:
-            for step in changed:
-                _log_transition(*step)
 
-        event.listen(session, "after_commit", lines, once=True)
+# Transition log lines wait in `session.info` until their transaction commits and are dropped if
+# it rolls back (a listener attached to one session outlived a rollback and logged the change at
+# the session's next commit). One listener pair on the Session class serves every session.
+_PENDING_LINES = "wesctl_transition_lines"
+
+
+@event.listens_for(Session, "after_commit")
+def _log_committed_transitions(session: Session) -> None:
+    for step in session.info.pop(_PENDING_LINES, ()):
+        _log_transition(*step)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_rolled_back_transitions(session: Session) -> None:
+    session.info.pop(_PENDING_LINES, None)
 
 
 def move(
