@@ -6,17 +6,20 @@ runs as a subprocess with the environment an operator has (the original variable
 DATABASE_URI, the provider endpoint, the CA through the client's standard variable,
 REQUESTS_CA_BUNDLE / AWS_CA_BUNDLE / SSL_CERT_FILE), its output going to a file as under a
 timer. Measured: runs/s and wall time of the whole process (start, imports and rendering
-included), its CPU (user + sys from wait4) per submitted run, its peak RSS, API calls and
-duplicate provider runs. Beside it, a naive loop measured the same way: a child process with the
-same environment that submits one run at a time through the same adapter and writes one UPDATE
-per run (no claims, no pool).
+included), its CPU (user + sys from wait4) per submitted run, its peak RSS (measured by GNU
+time, whose own small process forks it: a child forked from this process would report this
+process's peak, which holds the N queued rows it inserted, as Linux keeps the larger peak across
+exec), API calls and duplicate provider runs. Beside it, a naive loop measured the same way: a
+child process with the same environment that submits one run at a time through the same adapter
+and writes one UPDATE per run (no claims, no pool).
 
 Setups (`--setups`):
 - operator: PostgreSQL (a scratch database on --database-uri), https with a private CA;
 - friendly: SQLite in a temp dir, plain http (Arvados: https, its SDK speaks nothing else).
 
-Client rate limits are lifted (100000/s), DAEMON_MAX_CONCURRENT_WORKFLOWS and WESCTL_PASS_TIMEOUT
-raised, so only the simulator's latency paces the calls.
+On PostgreSQL the queue is analyzed once inserted (`analyze`). Client rate limits are lifted
+(100000/s), DAEMON_MAX_CONCURRENT_WORKFLOWS and WESCTL_PASS_TIMEOUT raised, so only the
+simulator's latency paces the calls.
 
 Run: .venv/bin/python bench/submit_throughput.py [--runs 1000] [--latency 0.02]
      [--providers sevenbridges,healthomics,arvados] [--setups operator,friendly]
@@ -39,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import common
-from sqlalchemy import func, select, update
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.orm import Session
 
 from wesctl.config import load_settings
@@ -53,6 +56,7 @@ from wesctl.services.submit import spec_from_row
 from wesctl.simulated.serve import CA_VARIABLE
 
 WESCTL = Path(sys.executable).parent / "wesctl"
+TIME = "/usr/bin/time"  # GNU time
 PROVIDER_NAMES = ("sevenbridges", "healthomics", "arvados")
 SETUPS = ("operator", "friendly")
 
@@ -123,12 +127,17 @@ def operator_environment(
 
 def run_child(command: list[str], environment: dict[str, str], directory: Path, name: str) -> Any:
     """Run `command` in `directory` with exactly `environment`, stdout and stderr to files;
-    return (wall seconds, rusage of the child, exit code, stdout text)."""
+    return (wall seconds, rusage of the child, its peak RSS in MiB, exit code, stdout text)."""
     out, err = directory / f"{name}.out", directory / f"{name}.err"
+    peak = directory / f"{name}.peak"
     with out.open("wb") as stdout, err.open("wb") as stderr:
         started = time.perf_counter()
         child = subprocess.Popen(
-            command, env=environment, cwd=directory, stdout=stdout, stderr=stderr
+            [TIME, "-q", "-o", str(peak), "-f", "%M", *command],
+            env=environment,
+            cwd=directory,
+            stdout=stdout,
+            stderr=stderr,
         )
         _, status, usage = os.wait4(child.pid, 0)
         wall = time.perf_counter() - started
@@ -136,7 +145,8 @@ def run_child(command: list[str], environment: dict[str, str], directory: Path, 
     errors = [line for line in err.read_text().splitlines() if " ERROR " in line][:3]
     if errors:
         common.log(f"{name}: {errors}")
-    return wall, usage, child.returncode, out.read_text()
+    peak_mib = int(peak.read_text().split()[-1]) / 1024
+    return wall, usage, peak_mib, child.returncode, out.read_text()
 
 
 def submitted_runs(database_uri: str) -> int:
@@ -177,6 +187,8 @@ def measure(
             engine = make_engine(url)
             try:
                 common.insert_rows(engine, common.queued_rows(count, provider))
+                if engine.dialect.name == "postgresql":
+                    analyze(engine)
             finally:
                 engine.dispose()
             environment = operator_environment(provider, fake, url, directory, options.workers)
@@ -197,7 +209,7 @@ def measure(
                     command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={counts}"]
                     command += ["--", str(WESCTL), "submit-queued"]
             name = f"{'naive' if naive else 'wesctl'}-{provider}-{setup}"
-            wall, usage, code, output = run_child(command, environment, directory, name)
+            wall, usage, peak_mib, code, output = run_child(command, environment, directory, name)
             instructions = collected_instructions(directory / f"{name}.err")
             submitted = submitted_runs(url)
         stats = fake.stats()
@@ -208,7 +220,7 @@ def measure(
         wall=wall,
         cpu=usage.ru_utime + usage.ru_stime,
         sys_cpu=usage.ru_stime,
-        peak_rss_mib=usage.ru_maxrss / 1024,
+        peak_rss_mib=peak_mib,
         exit_code=code,
         submitted=submitted,
         endpoints=stats["endpoints"],
@@ -222,6 +234,14 @@ def collected_instructions(stderr: Path) -> int | None:
     """The instruction count callgrind prints at exit (`==PID== Collected : N`), if it ran."""
     found = re.search(r"==\d+== Collected : (\d+)", stderr.read_text())
     return int(found.group(1)) if found else None
+
+
+def analyze(engine: Engine) -> None:
+    """Statistics of the queue just inserted, as autovacuum gathers them within a minute of a
+    table's growing by a tenth. Without them PostgreSQL takes a claim's oldest new runs by
+    reading and sorting the whole queue (it estimates each IS NULL to hold for 0.5% of rows)."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("ANALYZE workflow_runs"))
 
 
 def naive_child(provider: str) -> None:
@@ -343,8 +363,9 @@ def main() -> None:
                 add_rows(result, name, measured, naive)
     result.notes.append(
         "Each figure is one child process measured from outside: wall time from spawn to exit, "
-        "CPU = user + sys of the child (wait4), peak RSS = its ru_maxrss; the simulator runs "
-        "in another process. Output goes to a file (key=value lines), as under a timer."
+        "CPU = user + sys of the child (wait4), peak RSS = its maxrss as GNU time reports it; the "
+        "simulator runs in another process. Output goes to a file (key=value lines), as under a "
+        "timer."
     )
     result.notes.append(
         f"Client rate limits raised to {common.RATE_LIMIT}/s, DAEMON_MAX_CONCURRENT_WORKFLOWS "

@@ -16,7 +16,7 @@ from tests.cli_helpers import wesctl, wesctl_json
 from tests.wes_api import API_REVISION, insert_api_run
 from wesctl.db import schema
 from wesctl.db.engine import is_mysql
-from wesctl.db.tables import API_RUN_COLUMNS, INDEXES
+from wesctl.db.tables import ALL_INDEXES, API_RUN_COLUMNS
 
 API_TABLES = ("workflow_runs", "task_logs", "alembic_version")
 LATER_API_REVISION = "9f3c2a1b7d4e"
@@ -99,10 +99,10 @@ def _layout(url: str) -> dict[str, Any]:
 def _wesctl_indexes(table: str, dialect: str) -> list[tuple[str, tuple[str, ...]]]:
     """(name, columns) of the indexes wesctl documents for `table` on `dialect`."""
     if dialect != "mysql":
-        return [(spec.name, spec.columns) for spec in INDEXES if spec.table == table]
+        return [(spec.name, spec.columns) for spec in ALL_INDEXES if spec.table == table]
     return [
         (spec.name, spec.mysql_columns)
-        for spec in INDEXES
+        for spec in ALL_INDEXES
         if spec.table == table and spec.mysql_columns is not None
     ]
 

@@ -1,7 +1,8 @@
 """Finished runs stay for ever: wesctl's indexes exist after `db upgrade` on every engine, and no
 statement of `status`, `sync-status`, `submit-queued` or `runs show/list` reads the finished
 runs, their task logs or their history at large (checked on the plans SQLite and PostgreSQL
-choose, the commands running for real against a simulated Seven Bridges)."""
+choose, the commands running for real against a simulated Seven Bridges). The queue may be long
+too: a claim reads no queued run it cannot take (checked on what each engine executes)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,12 @@ from sqlalchemy import Engine, create_engine, event, insert, inspect, text
 
 from tests import wes_api_alembic
 from tests.cli_helpers import wesctl
+from wesctl.config import load_settings
 from wesctl.db.engine import is_mysql
-from wesctl.db.tables import INDEXES, StateTransition, TaskLogRow, WorkflowRun
+from wesctl.db.tables import ALL_INDEXES, StateTransition, TaskLogRow, WorkflowRun
+from wesctl.domain.outcomes import Report
+from wesctl.services.runtime import Runtime
+from wesctl.services.submit import Submitter
 from wesctl.simulated.sevenbridges import (
     API_PREFIX,
     DEFAULT_APP,
@@ -34,7 +39,8 @@ ACTIVE = 30
 TOKEN = "history-test-token"
 # Indexes a scan may walk from end to end: partial ones hold no finished run, and `runs list`
 # reads ix_wesctl_runs_queued_at newest first only up to its limit.
-WALKABLE = {spec.name for spec in INDEXES if spec.where is not None} | {"ix_wesctl_runs_queued_at"}
+WALKABLE = {spec.name for spec in ALL_INDEXES if spec.where is not None}
+WALKABLE |= {"ix_wesctl_runs_queued_at"}
 
 
 def _upgrade(url: str) -> None:
@@ -69,7 +75,7 @@ def _assert_indexes(url: str) -> None:
     mysql = is_mysql(engine.dialect)
     engine.dispose()
     found = _indexes(url)
-    for spec in INDEXES:
+    for spec in ALL_INDEXES:
         columns = spec.mysql_columns if mysql else spec.columns
         if columns is None:
             assert spec.name not in found, spec.name
@@ -408,3 +414,172 @@ def test_status_counts_unfinished_runs_and_runs_finished_in_the_last_24_hours(db
     assert counts == {("COMPLETE", "sevenbridges"): 1, ("RUNNING", "sevenbridges"): 1}
     assert shown["history_since"] is not None
     assert shown["last_sync"] is not None, "the recent run's move, by sync-status@test"
+
+
+# --- the claims --------------------------------------------------------------------------------
+
+QUEUE = 3000  # queued runs waiting for a slot
+IN_FLIGHT = 20
+CLAIM_LIMIT = 8
+# Rows a claim statement may read: what it takes and counts (a batch, the runs in flight, a
+# recovery, a claimed run) with room to spare, and far fewer than the queue.
+CLAIM_READ_BOUND = QUEUE // 10
+
+
+def _load_queue(url: str) -> None:
+    """QUEUE queued runs, IN_FLIGHT running ones, one queued run an interrupted submission left
+    with a provider id, and one being submitted by another process."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    base = {
+        "workflow_type": "CWL",
+        "workflow_type_version": "v1.0",
+        "workflow_url": DEFAULT_APP,
+        "workflow_params": {},
+        "tags": {"provider_type": "sevenbridges"},
+        # every row names the same columns: one executemany inserts them all
+        "provider_type": None,
+        "provider_id": None,
+        "submitted_at": None,
+        "submit_attempts": 0,
+        "claimed_by": None,
+        "claim_expires_at": None,
+    }
+
+    def run(index: int, state: str, **values: Any) -> dict[str, Any]:
+        at = now - timedelta(hours=1) + timedelta(microseconds=index)
+        return {**base, "run_id": str(uuid.uuid4()), "state": state, "start_time": at, **values}
+
+    rows = [run(index, "QUEUED") for index in range(QUEUE)]
+    for index in range(IN_FLIGHT):
+        provider = {"provider_type": "sevenbridges", "provider_id": str(uuid.uuid4())}
+        rows.append(run(index, "RUNNING", submitted_at=now, **provider))
+    rows.append(run(QUEUE // 2, "QUEUED", provider_id=str(uuid.uuid4()), submit_attempts=1))
+    claim = {"claimed_by": "other@host", "claim_expires_at": now + timedelta(hours=1)}
+    rows.append(run(QUEUE // 3, "QUEUED", submit_attempts=1, **claim))
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(insert(WorkflowRun.__table__), rows)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(text("ANALYZE workflow_runs"))
+        elif is_mysql(engine.dialect):
+            connection.execute(text("ANALYZE TABLE workflow_runs"))
+    engine.dispose()
+
+
+def _claim_statements(url: str) -> tuple[list[tuple[str, Any]], list[str]]:
+    """The SELECTs on workflow_runs of one claim, and the runs it took."""
+    settings = load_settings(
+        environ={
+            "DATABASE_URI": url,
+            "WESCTL_PROVIDERS": "sevenbridges",
+            "DAEMON_MAX_CONCURRENT_WORKFLOWS": str(IN_FLIGHT + 2 + CLAIM_LIMIT),
+        },
+        export_sdk=False,
+    )
+    seen: dict[str, tuple[str, Any]] = {}
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT") and "workflow_runs" in statement:
+            seen.setdefault(statement, (statement, parameters))
+
+    runtime = Runtime.open(settings, command="claim-test")
+    event.listen(Engine, "before_cursor_execute", record)
+    try:
+        claims = Submitter(runtime, Report("test")).claim(limit=CLAIM_LIMIT)
+    finally:
+        event.remove(Engine, "before_cursor_execute", record)
+        runtime.close()
+    return list(seen.values()), [claim.run_id for claim in claims]
+
+
+def _postgres_rows_read(engine: Engine, statement: str, parameters: Any) -> int:
+    """Rows PostgreSQL read from workflow_runs running `statement` (kept and filtered out)."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
+        plan = cursor.fetchone()[0]
+        raw.rollback()
+    finally:
+        raw.close()
+
+    def read(node: dict[str, Any]) -> int:
+        own = 0
+        if node.get("Relation Name") == "workflow_runs":
+            kept = node["Actual Rows"] + node.get("Rows Removed by Filter", 0)
+            own = int(kept * node["Actual Loops"])
+        return own + sum(read(child) for child in node.get("Plans", []))
+
+    return read(plan[0]["Plan"])
+
+
+def _mariadb_rows_read(engine: Engine, statement: str, parameters: Any) -> int:
+    """Rows MariaDB read from workflow_runs running `statement` (ANALYZE's r_rows per loop)."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute("ANALYZE FORMAT=JSON " + statement, parameters)
+        plan = json.loads(cursor.fetchone()[0])
+        raw.rollback()
+    finally:
+        raw.close()
+
+    def read(node: Any) -> int:
+        if isinstance(node, list):
+            return sum(read(item) for item in node)
+        if not isinstance(node, dict):
+            return 0
+        own = 0
+        if node.get("table_name") == "workflow_runs":
+            own = int((node.get("r_rows") or 0) * (node.get("r_loops") or 0))
+        return own + sum(read(value) for value in node.values())
+
+    return read(plan)
+
+
+def _sqlite_steps(engine: Engine, statement: str, parameters: Any) -> int:
+    """Virtual machine steps of SQLite running `statement`: reading every queued run takes
+    more than QUEUE (SQLite counts no rows read; a step per row at least)."""
+    raw = engine.raw_connection()
+    steps = [0]
+
+    def step() -> int:
+        steps[0] += 1
+        return 0
+
+    try:
+        connection = raw.driver_connection
+        assert connection is not None
+        connection.set_progress_handler(step, 1)
+        connection.execute(statement, parameters).fetchall()
+        connection.set_progress_handler(None, 1)
+        raw.rollback()
+    finally:
+        raw.close()
+    return steps[0]
+
+
+def test_a_claim_reads_no_queued_run_it_cannot_take(db_url: str) -> None:
+    """The recoveries and the slot count are read through indexes of those runs only, and new
+    runs from the head of the queue: a claim's cost does not grow with the queue."""
+    _upgrade(db_url)
+    _load_queue(db_url)
+
+    statements, claimed = _claim_statements(db_url)
+
+    assert len(claimed) == CLAIM_LIMIT, "the recovery and new runs, within the cap"
+    engine = create_engine(db_url)
+    if engine.dialect.name == "postgresql":
+        measure, bound = _postgres_rows_read, CLAIM_READ_BOUND
+    elif is_mysql(engine.dialect):
+        measure, bound = _mariadb_rows_read, CLAIM_READ_BOUND
+    else:
+        measure, bound = _sqlite_steps, QUEUE
+    read = {
+        " ".join(statement.split()): measure(engine, statement, parameters)
+        for statement, parameters in statements
+    }
+    engine.dispose()
+    assert len(read) >= 4, "the recoveries, the slot count, new runs, the claimed rows"
+    assert {statement: count for statement, count in read.items() if count >= bound} == {}, read

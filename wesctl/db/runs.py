@@ -586,16 +586,29 @@ def claim_free(now: datetime) -> ColumnElement[bool]:
 
 
 def count_in_flight(session: Session, now: datetime) -> int:
-    """Runs that occupy a concurrency slot: at a provider and not finished, or being submitted."""
-    query = select(func.count()).where(
-        state_is(session, *NON_TERMINAL_STATES),
-        or_(
-            WorkflowRun.provider_id.is_not(None),
-            WorkflowRun.submitted_at.is_not(None),
-            and_(WorkflowRun.claimed_by.is_not(None), WorkflowRun.claim_expires_at > now),
+    """Runs that occupy a concurrency slot: at a provider and not finished, or being submitted.
+
+    Summed over three disjoint sets (submitted; not submitted, with a provider id; neither,
+    with an unexpired claim), each of which implies `tables.SLOT_HOLDER` term by term, so every
+    engine counts them through an index of such runs only (PostgreSQL and SQLite: the partial
+    ix_wesctl_runs_slot_holders; MySQL/MariaDB: ranges of ix_wesctl_runs_recoverable), never
+    through the runs queued for a slot."""
+    unfinished = state_is(session, *NON_TERMINAL_STATES)
+    submitted = WorkflowRun.submitted_at.is_not(None)
+    unsubmitted = WorkflowRun.submitted_at.is_(None)
+    at_provider = WorkflowRun.provider_id.is_not(None)
+    parts = (
+        (submitted,),
+        (unsubmitted, at_provider),
+        (
+            unsubmitted,
+            WorkflowRun.provider_id.is_(None),
+            WorkflowRun.claimed_by.is_not(None),
+            WorkflowRun.claim_expires_at > now,
         ),
     )
-    return int(session.scalar(query) or 0)
+    counts = [select(func.count()).where(unfinished, *part).scalar_subquery() for part in parts]
+    return int(session.scalar(select(counts[0] + counts[1] + counts[2])) or 0)
 
 
 def claimable_run_ids(

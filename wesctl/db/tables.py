@@ -11,7 +11,8 @@ wesctl adds are DATETIME(6), so leases expire and history orders to the microsec
 Finished runs stay in the database for ever, so every query a command issues is served by an
 index that leaves them out (`INDEXES`, created by migration 0004): partial indexes where the
 engine has them (PostgreSQL, SQLite), and on MySQL/MariaDB, which has none, indexes whose
-leading column (state) lets a range skip the finished runs.
+leading column (state) lets a range skip the finished runs. The queue may be long too, so a
+claim reads no queued run it cannot take (`CLAIM_INDEXES`, created by migration 0005).
 """
 
 from __future__ import annotations
@@ -154,6 +155,13 @@ UNFINISHED = sql_in("state", NON_TERMINAL_STATES)
 FINISHED = sql_in("state", TERMINAL_STATES)
 STOP_PENDING = sql_in("state", CANCEL_STATES)
 INEXACT_STATE = sql_in("state", ALL_STATES, negate=True)
+# Queued runs whose provider id an interrupted submission recorded: what a claim recovers.
+RECOVERABLE = f"{QUEUED} AND submitted_at IS NULL AND provider_id IS NOT NULL"
+# Unfinished runs that may hold a concurrency slot (a claim counts only until it expires).
+SLOT_HOLDER = (
+    f"{UNFINISHED} AND "
+    "(provider_id IS NOT NULL OR submitted_at IS NOT NULL OR claimed_by IS NOT NULL)"
+)
 
 
 @dataclass(frozen=True)
@@ -209,6 +217,26 @@ INDEXES = (
     # status's history figures: a time window.
     IndexSpec("ix_wesctl_history_at", "run_state_history", ("at",), mysql_columns=("at",)),
 )
+
+
+# Every claim transaction reads the recoverable runs and counts the slots in use; both are few
+# whatever the queue's length, so neither may walk an index that holds every queued run.
+CLAIM_INDEXES = (
+    # Recoveries, oldest first. On MySQL/MariaDB the ranges (state, NULL, NOT NULL) and those
+    # of the slot count (state, NOT NULL), (state, NULL, NOT NULL), (state, NULL, NULL, NOT
+    # NULL) hold only such runs.
+    IndexSpec(
+        "ix_wesctl_runs_recoverable",
+        "workflow_runs",
+        ("start_time", "run_id"),
+        RECOVERABLE,
+        mysql_columns=("state", "submitted_at", "provider_id", "claimed_by"),
+    ),
+    # The slot count (MySQL/MariaDB: ranges of ix_wesctl_runs_recoverable).
+    IndexSpec("ix_wesctl_runs_slot_holders", "workflow_runs", ("run_id",), SLOT_HOLDER),
+)
+# Every index wesctl adds, at the schema's head.
+ALL_INDEXES = (*INDEXES, *CLAIM_INDEXES)
 
 
 def text_widths(model: type[Base], *names: str) -> dict[str, int]:
