@@ -21,17 +21,34 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, text
-from sqlalchemy.dialects import mysql
+from sqlalchemy import JSON, DateTime, Dialect, ForeignKey, Integer, String, Text, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from wesctl.domain import states
 
 RUN_ID_LENGTH = 36
 STATE_LENGTH = 20
 ACTOR_LENGTH = 100
-# The times wesctl adds: microseconds on every engine (MySQL's DATETIME alone drops them).
-PRECISE_DATETIME = DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+
+
+class PreciseDateTime(TypeDecorator[datetime]):
+    """The times wesctl adds: microseconds on every engine (MySQL's DATETIME alone drops them).
+    The MySQL type is looked up only on a MySQL/MariaDB connection: importing that dialect costs
+    every other command's start-up about 20 modules."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            from sqlalchemy.dialects.mysql import DATETIME
+
+            return dialect.type_descriptor(DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+
+PRECISE_DATETIME = PreciseDateTime()
 
 
 class Base(DeclarativeBase):
@@ -157,10 +174,12 @@ STOP_PENDING = sql_in("state", CANCEL_STATES)
 INEXACT_STATE = sql_in("state", ALL_STATES, negate=True)
 # Queued runs whose provider id an interrupted submission recorded: what a claim recovers.
 RECOVERABLE = f"{QUEUED} AND submitted_at IS NULL AND provider_id IS NOT NULL"
-# Unfinished runs that may hold a concurrency slot (a claim counts only until it expires).
-SLOT_HOLDER = (
-    f"{UNFINISHED} AND "
-    "(provider_id IS NOT NULL OR submitted_at IS NOT NULL OR claimed_by IS NOT NULL)"
+# Unfinished runs holding a concurrency slot, in two sets: the submitted ones (as many as the cap
+# allows), and the few being submitted or left with a provider id by an interrupted submission
+# (a claim counts only until it expires).
+SUBMITTED = f"{UNFINISHED} AND submitted_at IS NOT NULL"
+BEING_SUBMITTED = (
+    f"{UNFINISHED} AND submitted_at IS NULL AND (provider_id IS NOT NULL OR claimed_by IS NOT NULL)"
 )
 
 
@@ -232,8 +251,10 @@ CLAIM_INDEXES = (
         RECOVERABLE,
         mysql_columns=("state", "submitted_at", "provider_id", "claimed_by"),
     ),
-    # The slot count (MySQL/MariaDB: ranges of ix_wesctl_runs_recoverable).
-    IndexSpec("ix_wesctl_runs_slot_holders", "workflow_runs", ("run_id",), SLOT_HOLDER),
+    # The slot count, read up to the cap among the submitted runs and in full among the rare
+    # others (MySQL/MariaDB: ranges of ix_wesctl_runs_recoverable).
+    IndexSpec("ix_wesctl_runs_submitted", "workflow_runs", ("run_id",), SUBMITTED),
+    IndexSpec("ix_wesctl_runs_being_submitted", "workflow_runs", ("run_id",), BEING_SUBMITTED),
 )
 # Every index wesctl adds, at the schema's head.
 ALL_INDEXES = (*INDEXES, *CLAIM_INDEXES)
