@@ -426,9 +426,9 @@ CLAIM_LIMIT = 8
 CLAIM_READ_BOUND = QUEUE // 10
 
 
-def _load_queue(url: str) -> None:
-    """QUEUE queued runs, IN_FLIGHT running ones, one queued run an interrupted submission left
-    with a provider id, and one being submitted by another process."""
+def _load_queue(url: str, *, queued: int = QUEUE, in_flight: int = IN_FLIGHT) -> None:
+    """`queued` queued runs, `in_flight` running ones, one queued run an interrupted submission
+    left with a provider id, and one being submitted by another process."""
     now = datetime.now(UTC).replace(tzinfo=None)
     base = {
         "workflow_type": "CWL",
@@ -449,13 +449,13 @@ def _load_queue(url: str) -> None:
         at = now - timedelta(hours=1) + timedelta(microseconds=index)
         return {**base, "run_id": str(uuid.uuid4()), "state": state, "start_time": at, **values}
 
-    rows = [run(index, "QUEUED") for index in range(QUEUE)]
-    for index in range(IN_FLIGHT):
+    rows = [run(index, "QUEUED") for index in range(queued)]
+    for index in range(in_flight):
         provider = {"provider_type": "sevenbridges", "provider_id": str(uuid.uuid4())}
         rows.append(run(index, "RUNNING", submitted_at=now, **provider))
-    rows.append(run(QUEUE // 2, "QUEUED", provider_id=str(uuid.uuid4()), submit_attempts=1))
+    rows.append(run(queued // 2, "QUEUED", provider_id=str(uuid.uuid4()), submit_attempts=1))
     claim = {"claimed_by": "other@host", "claim_expires_at": now + timedelta(hours=1)}
-    rows.append(run(QUEUE // 3, "QUEUED", submit_attempts=1, **claim))
+    rows.append(run(queued // 3, "QUEUED", submit_attempts=1, **claim))
     engine = create_engine(url)
     with engine.begin() as connection:
         connection.execute(insert(WorkflowRun.__table__), rows)
@@ -467,13 +467,15 @@ def _load_queue(url: str) -> None:
     engine.dispose()
 
 
-def _claim_statements(url: str) -> tuple[list[tuple[str, Any]], list[str]]:
+def _claim_statements(
+    url: str, *, cap: int = IN_FLIGHT + 2 + CLAIM_LIMIT
+) -> tuple[list[tuple[str, Any]], list[str]]:
     """The SELECTs on workflow_runs of one claim, and the runs it took."""
     settings = load_settings(
         environ={
             "DATABASE_URI": url,
             "WESCTL_PROVIDERS": "sevenbridges",
-            "DAEMON_MAX_CONCURRENT_WORKFLOWS": str(IN_FLIGHT + 2 + CLAIM_LIMIT),
+            "DAEMON_MAX_CONCURRENT_WORKFLOWS": str(cap),
         },
         export_sdk=False,
     )
@@ -558,6 +560,38 @@ def _sqlite_steps(engine: Engine, statement: str, parameters: Any) -> int:
     finally:
         raw.close()
     return steps[0]
+
+
+def _rows_read(db_url: str, statements: list[tuple[str, Any]]) -> tuple[dict[str, int], int]:
+    """What each statement read (rows, or SQLite's steps), and the bound for this engine."""
+    engine = create_engine(db_url)
+    if engine.dialect.name == "postgresql":
+        measure, bound = _postgres_rows_read, CLAIM_READ_BOUND
+    elif is_mysql(engine.dialect):
+        measure, bound = _mariadb_rows_read, CLAIM_READ_BOUND
+    else:
+        measure, bound = _sqlite_steps, QUEUE
+    read = {
+        " ".join(statement.split()): measure(engine, statement, parameters)
+        for statement, parameters in statements
+    }
+    engine.dispose()
+    return read, bound
+
+
+def test_the_slot_count_reads_no_more_runs_in_flight_than_the_cap(db_url: str) -> None:
+    """Past the cap a count cannot change what a claim may take: with thousands of runs in flight
+    and a cap of 10, the slot count reads about 10 of them, not all."""
+    _upgrade(db_url)
+    _load_queue(db_url, queued=50, in_flight=QUEUE)
+
+    statements, claimed = _claim_statements(db_url, cap=10)
+
+    assert len(claimed) == 1, "only the recovery, which holds its slot already: none is free"
+    read, bound = _rows_read(db_url, statements)
+    counts = {statement: rows for statement, rows in read.items() if "count(" in statement}
+    assert len(counts) == 1, read
+    assert {statement: rows for statement, rows in counts.items() if rows >= bound} == {}, read
 
 
 def test_a_claim_reads_no_queued_run_it_cannot_take(db_url: str) -> None:

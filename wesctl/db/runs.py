@@ -585,14 +585,17 @@ def claim_free(now: datetime) -> ColumnElement[bool]:
     return or_(WorkflowRun.claimed_by.is_(None), WorkflowRun.claim_expires_at <= now)
 
 
-def count_in_flight(session: Session, now: datetime) -> int:
-    """Runs that occupy a concurrency slot: at a provider and not finished, or being submitted.
+def count_in_flight(session: Session, now: datetime, *, up_to: int) -> int:
+    """Runs that occupy a concurrency slot (at a provider and not finished, or being submitted),
+    counted up to `up_to`: the cap, beyond which the count cannot change what a claim may take,
+    so a claim reads at most that many rows however many runs are in flight.
 
-    Summed over three disjoint sets (submitted; not submitted, with a provider id; neither,
-    with an unexpired claim), each of which implies `tables.SLOT_HOLDER` term by term, so every
-    engine counts them through an index of such runs only (PostgreSQL and SQLite: the partial
-    ix_wesctl_runs_slot_holders; MySQL/MariaDB: ranges of ix_wesctl_runs_recoverable), never
-    through the runs queued for a slot."""
+    Summed over three disjoint sets: the submitted runs (`tables.SUBMITTED`, read up to
+    `up_to`), and the few not submitted yet, with a provider id or with an unexpired claim (each
+    implies `tables.BEING_SUBMITTED` term by term). Every engine counts them through indexes of
+    such runs only (PostgreSQL and SQLite: the partial ix_wesctl_runs_submitted and
+    ix_wesctl_runs_being_submitted; MySQL/MariaDB: ranges of ix_wesctl_runs_recoverable), never
+    through the runs queued for a slot nor, beyond the cap, through the runs in flight."""
     unfinished = state_is(session, *NON_TERMINAL_STATES)
     submitted = WorkflowRun.submitted_at.is_not(None)
     unsubmitted = WorkflowRun.submitted_at.is_(None)
@@ -607,8 +610,14 @@ def count_in_flight(session: Session, now: datetime) -> int:
             WorkflowRun.claim_expires_at > now,
         ),
     )
-    counts = [select(func.count()).where(unfinished, *part).scalar_subquery() for part in parts]
-    return int(session.scalar(select(counts[0] + counts[1] + counts[2])) or 0)
+    submitted_runs, *rare = [select(literal(1)).where(unfinished, *part) for part in parts]
+    # Only the submitted runs can be many; a LIMIT on the rare sets would tempt the planner into
+    # a scan it expects to stop early.
+    counts = [
+        select(func.count()).select_from(query.subquery()).scalar_subquery()
+        for query in (submitted_runs.limit(up_to), *rare)
+    ]
+    return min(up_to, int(session.scalar(select(counts[0] + counts[1] + counts[2])) or 0))
 
 
 def claimable_run_ids(

@@ -167,9 +167,8 @@ class Submitter:
                 run_ids=run_ids,
                 exclude=exclude,
             )
-            free_slots = self.settings.max_concurrent_workflows - run_queries.count_in_flight(
-                session, now
-            )
+            cap = self.settings.max_concurrent_workflows
+            free_slots = cap - run_queries.count_in_flight(session, now, up_to=cap)
             fresh: list[str] = []
             room = min(limit - len(recover), free_slots)
             if room > 0:
@@ -563,7 +562,9 @@ def plan_submission(runtime: Runtime, *, limit: int | None, provider: str | None
     settings = runtime.settings
     with database_errors(), runtime.readers() as session:
         now = utcnow()
-        in_flight = run_queries.count_in_flight(session, now)
+        in_flight = run_queries.count_in_flight(
+            session, now, up_to=settings.max_concurrent_workflows
+        )
         rows = run_queries.queued_unsubmitted(
             session, ProviderFilter(settings.default_provider, only=provider)
         )

@@ -15,11 +15,10 @@ runs on PostgreSQL).
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from alembic import op
 
-from wesctl.db.engine import is_mysql
-from wesctl.db.tables import INDEXES, IndexSpec
+from wesctl.db.tables import INDEXES
+from wesctl.migrations.indexes import create_missing, drop_present, index_names
 
 revision = "0004_history_indexes"
 down_revision = "0003_mysql_claim_lock"
@@ -27,33 +26,13 @@ down_revision = "0003_mysql_claim_lock"
 REPLACED = "ix_workflow_runs_wesctl_state"
 
 
-def _index_names(table: str) -> set[str]:
-    return {str(index["name"]) for index in sa.inspect(op.get_bind()).get_indexes(table)}
-
-
-def _create(spec: IndexSpec, *, mysql: bool) -> None:
-    if mysql:
-        if spec.mysql_columns is not None:
-            op.create_index(spec.name, spec.table, list(spec.mysql_columns))
-        return
-    where = sa.text(spec.where) if spec.where is not None else None
-    op.create_index(
-        spec.name, spec.table, list(spec.columns), postgresql_where=where, sqlite_where=where
-    )
-
-
 def upgrade() -> None:
-    mysql = is_mysql(op.get_bind().dialect)
-    for spec in INDEXES:
-        if spec.name not in _index_names(spec.table):
-            _create(spec, mysql=mysql)
-    if REPLACED in _index_names("workflow_runs"):
+    create_missing(INDEXES)
+    if REPLACED in index_names("workflow_runs"):
         op.drop_index(REPLACED, table_name="workflow_runs")
 
 
 def downgrade() -> None:
-    if REPLACED not in _index_names("workflow_runs"):
+    if REPLACED not in index_names("workflow_runs"):
         op.create_index(REPLACED, "workflow_runs", ["state"])
-    for spec in reversed(INDEXES):
-        if spec.name in _index_names(spec.table):
-            op.drop_index(spec.name, table_name=spec.table)
+    drop_present(INDEXES)
