@@ -603,17 +603,6 @@ def test_a_claim_reads_no_queued_run_it_cannot_take(db_url: str) -> None:
     statements, claimed = _claim_statements(db_url)
 
     assert len(claimed) == CLAIM_LIMIT, "the recovery and new runs, within the cap"
-    engine = create_engine(db_url)
-    if engine.dialect.name == "postgresql":
-        measure, bound = _postgres_rows_read, CLAIM_READ_BOUND
-    elif is_mysql(engine.dialect):
-        measure, bound = _mariadb_rows_read, CLAIM_READ_BOUND
-    else:
-        measure, bound = _sqlite_steps, QUEUE
-    read = {
-        " ".join(statement.split()): measure(engine, statement, parameters)
-        for statement, parameters in statements
-    }
-    engine.dispose()
+    read, bound = _rows_read(db_url, statements)
     assert len(read) >= 4, "the recoveries, the slot count, new runs, the claimed rows"
     assert {statement: count for statement, count in read.items() if count >= bound} == {}, read
