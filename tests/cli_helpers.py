@@ -19,6 +19,12 @@ def wesctl(*args: str, env: dict[str, str] | None = None) -> Result:
     return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
 
 
+def upgrade_database(url: str) -> None:
+    """`wesctl db upgrade`, as an operator runs it before anything else: it must succeed."""
+    result = wesctl("--database-uri", url, "db", "upgrade")
+    assert result.exit_code == 0, result.output
+
+
 def wesctl_json(*args: str, env: dict[str, str] | None = None, expect: int = 0) -> Any:
     """Run `wesctl ARGS --json`, check its exit code and return what it printed, parsed."""
     result = wesctl(*args, "--json", env=env)

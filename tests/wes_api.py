@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from wesctl.db.engine import is_mysql
 
@@ -137,6 +138,15 @@ def insert_api_run(
             },
         )
     return run_id
+
+
+def queue_api_runs(url: str, run_ids: Sequence[str], **fields: Any) -> list[str]:
+    """Insert the runs `run_ids` as the WES API's POST /runs does (`insert_api_run`'s fields)."""
+    engine = create_engine(url)
+    try:
+        return [insert_api_run(engine, run_id=run_id, **fields) for run_id in run_ids]
+    finally:
+        engine.dispose()
 
 
 def expire_claim(engine: Engine, run_id: str) -> None:

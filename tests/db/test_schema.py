@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
-from tests.cli_helpers import wesctl, wesctl_json
+from tests.cli_helpers import upgrade_database, wesctl, wesctl_json
 from tests.wes_api import API_REVISION, create_api_schema, insert_api_run
 from wesctl.db import schema
 from wesctl.db.tables import Base
@@ -103,7 +103,7 @@ def test_commands_hint_at_db_upgrade_when_schema_is_missing_or_behind(db_url: st
     status = wesctl("--database-uri", db_url, "db", "status")
     assert status.exit_code == 1, "an upgrade is pending"
 
-    assert wesctl("--database-uri", db_url, "db", "upgrade").exit_code == 0
+    upgrade_database(db_url)
     engine = create_engine(db_url)
     with engine.begin() as connection:
         connection.execute(text(f"UPDATE {schema.VERSION_TABLE} SET version_num = 'older'"))

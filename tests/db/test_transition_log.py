@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 
-from tests.cli_helpers import wesctl
-from tests.wes_api import insert_api_run
+from tests.cli_helpers import upgrade_database
+from tests.wes_api import queue_api_runs
 from wesctl.db import runs as run_queries
 from wesctl.db.engine import make_engine, make_session_factory
 from wesctl.db.tables import WorkflowRun
@@ -18,11 +18,8 @@ CHANGE = run_queries.Change("tester", "sevenbridges", "test move")
 
 @pytest.fixture
 def two_runs(db_url: str) -> tuple[str, list[str]]:
-    assert wesctl("--database-uri", db_url, "db", "upgrade").exit_code == 0
-    engine = create_engine(db_url)
-    ids = [insert_api_run(engine, run_id=f"run-{i}") for i in range(2)]
-    engine.dispose()
-    return db_url, ids
+    upgrade_database(db_url)
+    return db_url, queue_api_runs(db_url, ["run-0", "run-1"])
 
 
 def _lines(caplog: pytest.LogCaptureFixture) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine
 
-from tests.cli_helpers import wesctl
+from tests.cli_helpers import upgrade_database, wesctl
 from tests.contract.aws_fixtures import s3_client
 from tests.e2e.arvados_cluster import ArvadosCluster
 from tests.e2e.providers import (
@@ -91,7 +91,7 @@ class Site:
 
 @pytest.fixture
 def site(db_url: str, moto_url: str, tmp_path: Path) -> Iterator[Site]:
-    assert wesctl("--database-uri", db_url, "db", "upgrade").exit_code == 0
+    upgrade_database(db_url)
     with sevenbridges_fake() as sbg, SimulatedHealthOmics(s3=s3_client(moto_url)) as omics:
         created = Site(db_url, sbg, omics, moto_url, tmp_path)
         yield created
@@ -101,7 +101,7 @@ def site(db_url: str, moto_url: str, tmp_path: Path) -> Iterator[Site]:
 @pytest.fixture
 def arvados(db_url: str, tmp_path: Path) -> Iterator[ArvadosCluster]:
     """An upgraded database and a simulated Arvados cluster a host is configured for."""
-    assert wesctl("--database-uri", db_url, "db", "upgrade").exit_code == 0
+    upgrade_database(db_url)
     with SimulatedArvados() as sim:
         cluster = ArvadosCluster(db_url, sim, tmp_path)
         yield cluster

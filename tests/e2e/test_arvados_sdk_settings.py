@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine
 
-from tests.cli_helpers import wesctl
+from tests.cli_helpers import upgrade_database
 from tests.wes_api import insert_api_run, read_run
 from wesctl.simulated.arvados import DEFAULT_PROJECT, DEFAULT_WORKFLOW, SimulatedArvados
 
@@ -68,7 +68,7 @@ class Operator:
 
 @pytest.fixture
 def operator(db_url: str, tmp_path: Path) -> Iterator[Operator]:
-    assert wesctl("--database-uri", db_url, "db", "upgrade").exit_code == 0
+    upgrade_database(db_url)
     with SimulatedArvados() as sim:
         host = Operator(db_url, sim, tmp_path / "home")
         yield host

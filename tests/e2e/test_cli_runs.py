@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
-from tests.cli_helpers import wesctl, wesctl_json
+from tests.cli_helpers import upgrade_database, wesctl, wesctl_json
 from wesctl.cli import app
 
 
 @pytest.fixture
 def migrated(db_url: str) -> str:
-    assert wesctl("--database-uri", db_url, "db", "upgrade").exit_code == 0
+    upgrade_database(db_url)
     return db_url
 
 

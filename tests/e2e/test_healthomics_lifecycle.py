@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine
 
-from tests.cli_helpers import wesctl, wesctl_json, wesctl_process
+from tests.cli_helpers import upgrade_database, wesctl_json, wesctl_process
 from tests.contract.aws_fixtures import s3_client
 from tests.e2e.providers import HO_WORKFLOW, healthomics_env
 from tests.wes_api import expire_claim, insert_api_run, read_run
@@ -50,7 +50,7 @@ class OmicsWorld:
 
 @pytest.fixture
 def omics(db_url: str, moto_url: str, tmp_path: Path) -> Iterator[OmicsWorld]:
-    assert wesctl("--database-uri", db_url, "db", "upgrade").exit_code == 0
+    upgrade_database(db_url)
     with SimulatedHealthOmics(s3=s3_client(moto_url)) as fake:
         world = OmicsWorld(db_url, fake, moto_url, tmp_path)
         yield world

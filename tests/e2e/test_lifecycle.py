@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine
 
-from tests.cli_helpers import wesctl, wesctl_process
+from tests.cli_helpers import upgrade_database, wesctl, wesctl_process
 from tests.e2e.providers import SBG_APP, sevenbridges_env, sevenbridges_fake
 from tests.wes_api import insert_api_run, read_run, write_state
 from wesctl.simulated.sevenbridges import SimulatedSevenBridges
@@ -64,7 +64,7 @@ class World:
 
 @pytest.fixture
 def world(db_url: str) -> Iterator[World]:
-    assert wesctl("--database-uri", db_url, "db", "upgrade").exit_code == 0
+    upgrade_database(db_url)
     with sevenbridges_fake() as fake:
         created = World(db_url, fake)
         yield created

@@ -20,7 +20,13 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.cli_helpers import parse_plain_line, wesctl, wesctl_json, wesctl_process
+from tests.cli_helpers import (
+    parse_plain_line,
+    upgrade_database,
+    wesctl,
+    wesctl_json,
+    wesctl_process,
+)
 from tests.e2e.providers import SBG_APP, sevenbridges_env, sevenbridges_fake
 from tests.wes_api import create_api_schema, insert_api_run
 from wesctl.simulated.sevenbridges import SimulatedSevenBridges
@@ -118,7 +124,7 @@ def _environment(base: dict[str, str], extra: dict[str, str]) -> dict[str, str]:
 
 @pytest.fixture
 def world(sqlite_url: str) -> Iterator[World]:
-    assert wesctl("--database-uri", sqlite_url, "db", "upgrade").exit_code == 0
+    upgrade_database(sqlite_url)
     with sevenbridges_fake() as fake:
         created = World(sqlite_url, fake)
         yield created
@@ -333,7 +339,7 @@ def test_db_status_prints_one_line_with_the_full_revisions(tmp_path: Any) -> Non
     with engine.begin() as connection:
         connection.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": revision})
     engine.dispose()
-    assert wesctl("--database-uri", url, "db", "upgrade").exit_code == 0
+    upgrade_database(url)
     head = wesctl_json("--database-uri", url, "db", "status")["head"]
 
     with tempfile.TemporaryFile("w+", encoding="utf-8") as out:

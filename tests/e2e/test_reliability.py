@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import create_engine, text
 
-from tests.cli_helpers import wesctl, wesctl_process
+from tests.cli_helpers import upgrade_database, wesctl, wesctl_process
 from tests.e2e.providers import SBG_APP, sevenbridges_env, sevenbridges_fake
 from tests.wes_api import expire_claim, insert_api_run
 from wesctl.config import load_settings
@@ -62,7 +62,7 @@ def test_race_of_processes_submits_every_run_exactly_once_within_the_cap(
     db_url: str, fake: SimulatedSevenBridges
 ) -> None:
     cap = 80
-    assert wesctl("--database-uri", db_url, "db", "upgrade").exit_code == 0
+    upgrade_database(db_url)
     engine = create_engine(db_url)
     ids = [insert_api_run(engine, workflow_url=SBG_APP) for _ in range(200)]
     env = _environment(db_url, fake, DAEMON_MAX_CONCURRENT_WORKFLOWS=str(cap))
@@ -126,7 +126,7 @@ CRASH_POINTS = [
 def test_kill_dash_nine_at_each_step_never_duplicates_nor_strands(
     db_url: str, fake: SimulatedSevenBridges, step: str, kind: str, skip: int, provider_side: str
 ) -> None:
-    assert wesctl("--database-uri", db_url, "db", "upgrade").exit_code == 0
+    upgrade_database(db_url)
     engine = create_engine(db_url)
     run_id = insert_api_run(engine, workflow_url=SBG_APP)
     env = _environment(db_url, fake)

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, event, insert, select
 
-from tests.cli_helpers import wesctl
+from tests.cli_helpers import upgrade_database
 from tests.contract.aws_fixtures import aws_environment, make_settings
 from tests.e2e.providers import HO_WORKFLOW
 from tests.wes_api import read_run, write_state
@@ -137,7 +137,7 @@ def make_world(
     made: list[World] = []
 
     def make(db_url: str) -> World:
-        assert wesctl("--database-uri", db_url, "db", "upgrade").exit_code == 0
+        upgrade_database(db_url)
         fake = Omics()
         fake.start()
         aws_environment(monkeypatch, omics_url=fake.base_url, moto_url=moto_url, tmp_path=tmp_path)
