@@ -6,10 +6,10 @@ import dataclasses
 import threading
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 
-from tests.cli_helpers import wesctl
-from tests.wes_api import expire_claim, insert_api_run
+from tests.cli_helpers import upgrade_database
+from tests.wes_api import expire_claim, insert_api_run, queue_api_runs, write_state
 from wesctl.config import Settings, load_settings
 from wesctl.db import runs as run_queries
 from wesctl.db.engine import make_engine, make_session_factory
@@ -17,7 +17,7 @@ from wesctl.db.tables import StateTransition, WorkflowRun
 from wesctl.domain.outcomes import Report
 from wesctl.errors import DatabaseUnavailable
 from wesctl.services.runtime import Runtime
-from wesctl.services.submit import Submitter
+from wesctl.services.submit import SlotBound, Submitter
 
 
 def _settings(db_url: str, **overrides: object) -> Settings:
@@ -29,14 +29,14 @@ def _settings(db_url: str, **overrides: object) -> Settings:
 
 @pytest.fixture
 def queued(db_url: str) -> tuple[str, list[str]]:
-    assert wesctl("--database-uri", db_url, "db", "upgrade").exit_code == 0
-    engine = create_engine(db_url)
-    ids = [insert_api_run(engine, run_id=f"run-{i:03d}") for i in range(40)]
-    engine.dispose()
-    return db_url, ids
+    upgrade_database(db_url)
+    return db_url, queue_api_runs(db_url, [f"run-{i:03d}" for i in range(40)])
 
 
-def _claim_concurrently(settings: Settings, workers: int, limit: int) -> list[list[str]]:
+def _claim_concurrently(
+    settings: Settings, workers: int, limit: int, *, until_empty: bool = False
+) -> list[list[str]]:
+    """Each worker is one process's pass: one claim, or claims until one takes nothing."""
     barrier = threading.Barrier(workers)
     results: list[list[str]] = [[] for _ in range(workers)]
 
@@ -45,7 +45,11 @@ def _claim_concurrently(settings: Settings, workers: int, limit: int) -> list[li
         try:
             submitter = Submitter(runtime, Report("test"))
             barrier.wait()
-            results[index] = [c.run_id for c in submitter.claim(limit=limit)]
+            while True:
+                taken = [c.run_id for c in submitter.claim(limit=limit)]
+                results[index] += taken
+                if not (until_empty and taken):
+                    break
         finally:
             runtime.close()
 
@@ -70,6 +74,61 @@ def test_concurrency_cap_holds_when_claims_race(queued: tuple[str, list[str]]) -
     settings = _settings(db_url, max_concurrent_workflows=7)
     results = _claim_concurrently(settings, workers=6, limit=40)
     assert sum(len(batch) for batch in results) == 7
+
+
+def test_the_cap_holds_for_passes_that_claim_again_and_again(
+    queued: tuple[str, list[str]],
+) -> None:
+    """A pass counts the runs holding a slot once, then bounds them by the claim ledger: the
+    grants of other passes between its claims must keep it within the cap, and it still takes
+    the last free slots."""
+    db_url, _ = queued
+    settings = _settings(db_url, max_concurrent_workflows=13)
+    runtimes = [Runtime.open(settings, command=f"pass-{index}") for index in range(3)]
+    try:
+        passes = [Submitter(runtime, Report("t")) for runtime in runtimes]
+        taken: list[list[int]] = []
+        while not taken or any(taken[-1]):
+            taken.append([len(submitter.claim(limit=3)) for submitter in passes])
+    finally:
+        for runtime in runtimes:
+            runtime.close()
+    assert taken[:3] == [[3, 3, 3], [3, 1, 0], [0, 0, 0]], taken
+
+
+def test_the_cap_holds_when_passes_race_claim_after_claim(
+    queued: tuple[str, list[str]],
+) -> None:
+    db_url, _ = queued
+    settings = _settings(db_url, max_concurrent_workflows=7)
+    results = _claim_concurrently(settings, workers=6, limit=2, until_empty=True)
+    assert sum(len(batch) for batch in results) == 7, results
+
+
+def test_a_pass_takes_the_slots_runs_free_after_it_counted(
+    queued: tuple[str, list[str]],
+) -> None:
+    """The ledger only ever bounds from above: when the bound says the cap is reached, the pass
+    counts again and takes the slots of runs that ended meanwhile."""
+    db_url, _ = queued
+    runtime = Runtime.open(_settings(db_url, max_concurrent_workflows=4), command="t")
+    try:
+        submitter = Submitter(runtime, Report("t"))
+        first = [claim.run_id for claim in submitter.claim(limit=4)]
+        assert len(first) == 4
+        assert submitter.claim(limit=4) == []
+        for run_id in first[:2]:
+            write_state(runtime.engine, run_id, "CANCELED")  # the WES API cancels two
+        assert len(submitter.claim(limit=4)) == 2
+    finally:
+        runtime.close()
+
+
+def test_a_slot_bound_follows_the_ledger_and_gives_up_when_it_goes_back() -> None:
+    bound = SlotBound(ledger=100, in_flight=5)
+    assert bound.at_most(100) == 5
+    assert bound.at_most(130) == 35, "every grant since may hold a slot"
+    assert bound.at_most(99) is None, "a restored ledger row says nothing: count again"
 
 
 def test_claim_fixes_the_submission_key_before_any_provider_call(
@@ -187,7 +246,7 @@ def test_threads_of_one_process_take_turns_writing(queued: tuple[str, list[str]]
 
 
 def test_a_writer_waiting_too_long_for_sqlite_s_lock_gets_a_clear_error(sqlite_url: str) -> None:
-    assert wesctl("--database-uri", sqlite_url, "db", "upgrade").exit_code == 0
+    upgrade_database(sqlite_url)
     engine = make_engine(sqlite_url, busy_timeout=0.3)
     ids = [insert_api_run(engine) for _ in range(2)]
     sessions = make_session_factory(engine)

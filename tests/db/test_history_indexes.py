@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, event, insert, inspect, text
 
 from tests import wes_api_alembic
-from tests.cli_helpers import wesctl
+from tests.cli_helpers import upgrade_database, wesctl
 from wesctl.config import load_settings
 from wesctl.db.engine import is_mysql
 from wesctl.db.tables import ALL_INDEXES, StateTransition, TaskLogRow, WorkflowRun
@@ -41,11 +41,6 @@ TOKEN = "history-test-token"
 # reads ix_wesctl_runs_queued_at newest first only up to its limit.
 WALKABLE = {spec.name for spec in ALL_INDEXES if spec.where is not None}
 WALKABLE |= {"ix_wesctl_runs_queued_at"}
-
-
-def _upgrade(url: str) -> None:
-    result = wesctl("--database-uri", url, "db", "upgrade")
-    assert result.exit_code == 0, result.output
 
 
 def _indexes(url: str) -> dict[str, dict[str, Any]]:
@@ -94,7 +89,7 @@ def _assert_indexes(url: str) -> None:
 
 
 def test_the_indexes_exist_after_upgrade_on_an_empty_database(db_url: str) -> None:
-    _upgrade(db_url)
+    upgrade_database(db_url)
     _assert_indexes(db_url)
 
 
@@ -102,7 +97,7 @@ def test_the_indexes_exist_on_the_apis_database_and_its_later_migration_still_ru
     db_url: str, tmp_path: Path
 ) -> None:
     wes_api_alembic.upgrade_head(db_url)
-    _upgrade(db_url)
+    upgrade_database(db_url)
     _assert_indexes(db_url)
 
     # A later revision of the API, as Flask-Migrate would write it: a column and its own index.
@@ -341,7 +336,7 @@ def _postgres_problems(engine: Engine, statement: str, parameters: Any) -> list[
 def test_no_statement_of_the_commands_reads_the_finished_runs(
     db_url: str, simulator: SimulatedSevenBridges
 ) -> None:
-    _upgrade(db_url)
+    upgrade_database(db_url)
     finished = _load(db_url, simulator)
     environ = {
         "WESCTL_PROVIDERS": "sevenbridges",
@@ -375,7 +370,7 @@ def test_no_statement_of_the_commands_reads_the_finished_runs(
 
 
 def test_status_counts_unfinished_runs_and_runs_finished_in_the_last_24_hours(db_url: str) -> None:
-    _upgrade(db_url)
+    upgrade_database(db_url)
     engine = create_engine(db_url)
     now = datetime.now(UTC).replace(tzinfo=None)
     old, recent, running = (str(uuid.uuid4()) for _ in range(3))
@@ -582,7 +577,7 @@ def _rows_read(db_url: str, statements: list[tuple[str, Any]]) -> tuple[dict[str
 def test_the_slot_count_reads_no_more_runs_in_flight_than_the_cap(db_url: str) -> None:
     """Past the cap a count cannot change what a claim may take: with thousands of runs in flight
     and a cap of 10, the slot count reads about 10 of them, not all."""
-    _upgrade(db_url)
+    upgrade_database(db_url)
     _load_queue(db_url, queued=50, in_flight=QUEUE)
 
     statements, claimed = _claim_statements(db_url, cap=10)
@@ -594,10 +589,45 @@ def test_the_slot_count_reads_no_more_runs_in_flight_than_the_cap(db_url: str) -
     assert {statement: rows for statement, rows in counts.items() if rows >= bound} == {}, read
 
 
+def test_a_pass_far_from_the_cap_counts_the_runs_in_flight_once(db_url: str) -> None:
+    """Under a cap far above the runs in flight, a pass's later claims bound them by the claim
+    ledger instead of counting them again: a long pass under a large cap does not read every
+    run it submitted per claim."""
+    upgrade_database(db_url)
+    _load_queue(db_url, queued=50, in_flight=QUEUE)
+    settings = load_settings(
+        environ={
+            "DATABASE_URI": db_url,
+            "WESCTL_PROVIDERS": "sevenbridges",
+            "DAEMON_MAX_CONCURRENT_WORKFLOWS": "1000000",
+        },
+        export_sdk=False,
+    )
+    counts: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "count(" in statement and "workflow_runs" in statement:
+            counts.append(statement)
+
+    runtime = Runtime.open(settings, command="claim-test")
+    try:
+        submitter = Submitter(runtime, Report("test"))
+        assert len(submitter.claim(limit=CLAIM_LIMIT)) == CLAIM_LIMIT
+        event.listen(Engine, "before_cursor_execute", record)
+        try:
+            later = [submitter.claim(limit=CLAIM_LIMIT) for _ in range(3)]
+        finally:
+            event.remove(Engine, "before_cursor_execute", record)
+    finally:
+        runtime.close()
+    assert [len(claims) for claims in later] == [CLAIM_LIMIT] * 3
+    assert counts == [], "no later claim counts the runs in flight"
+
+
 def test_a_claim_reads_no_queued_run_it_cannot_take(db_url: str) -> None:
     """The recoveries and the slot count are read through indexes of those runs only, and new
     runs from the head of the queue: a claim's cost does not grow with the queue."""
-    _upgrade(db_url)
+    upgrade_database(db_url)
     _load_queue(db_url)
 
     statements, claimed = _claim_statements(db_url)

@@ -102,6 +102,16 @@ def _system_error_with_live_provider_run(site: Site, run_id: str) -> None:
         )
 
 
+def _slots_granted(site: Site) -> int:
+    """The claim ledger: slots granted so far (see wesctl.db.runs.grant_slots)."""
+    with site.engine.connect() as connection:
+        return int(
+            connection.execute(
+                text("SELECT slots_granted FROM wesctl_locks WHERE name = 'claims'")
+            ).scalar_one()
+        )
+
+
 def test_retry_adopts_the_healthomics_run_a_lost_answer_left(site: Site) -> None:
     run_id = site.add_healthomics_run()
     site.omics.inject("drop_after_accept", "submit")
@@ -110,6 +120,7 @@ def test_retry_adopts_the_healthomics_run_a_lost_answer_left(site: Site) -> None
     _system_error_with_live_provider_run(site, run_id)
 
     site.omics.inject("unavailable", "status", count=None)
+    granted = _slots_granted(site)
     refused = site.cli("retry", run_id)
     assert refused.exit_code == 75, refused.output
     assert site.row(run_id).state == "SYSTEM_ERROR", "nothing changed while it cannot tell"
@@ -118,6 +129,7 @@ def test_retry_adopts_the_healthomics_run_a_lost_answer_left(site: Site) -> None
     result = site.cli("retry", run_id)
     assert result.exit_code == 0, result.output
     assert "will be adopted" in result.stdout
+    assert _slots_granted(site) == granted + 1, "its live run holds a slot again: in the ledger"
     assert site.cli_json("submit-queued")["counts"] == {"adopted": 1}
     assert len(site.omics.runs_for(run_id)) == 1, "retry never starts a second run"
 

@@ -553,9 +553,9 @@ def _log_transition(run_id: str, from_state: str | None, to_state: str, change: 
 # --- submission claims ------------------------------------------------------------------------
 
 
-def lock_claims(session: Session) -> None:
-    """Serialise claim transactions so the concurrency cap holds across processes and hosts.
-    It must be the transaction's first statement.
+def lock_claims(session: Session) -> int:
+    """Serialise claim transactions so the concurrency cap holds across processes and hosts, and
+    return the claim ledger (`grant_slots`). It must be the transaction's first statement.
 
     PostgreSQL: a transaction-scoped advisory lock. SQLite: every wesctl transaction already
     starts with BEGIN IMMEDIATE, which takes the database write lock. MySQL/MariaDB: the claim
@@ -568,13 +568,29 @@ def lock_claims(session: Session) -> None:
     dialect = session.get_bind().dialect
     if dialect.name == "postgresql":
         session.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK_KEY)))
-    elif is_mysql(dialect):
-        locked = session.scalar(select(Lock.name).where(Lock.name == CLAIM_LOCK).with_for_update())
-        if locked is None:
-            raise SchemaError(
-                "the claim lock row is missing from wesctl_locks; restore it with "
-                f"INSERT INTO wesctl_locks (name) VALUES ('{CLAIM_LOCK}')"
-            )
+    ledger = select(Lock.slots_granted).where(Lock.name == CLAIM_LOCK)
+    granted = session.scalar(ledger.with_for_update() if is_mysql(dialect) else ledger)
+    if granted is None:
+        raise SchemaError(
+            "the claim row is missing from wesctl_locks; restore it with "
+            f"INSERT INTO wesctl_locks (name, slots_granted) VALUES ('{CLAIM_LOCK}', 0)"
+        )
+    return int(granted)
+
+
+def grant_slots(session: Session, count: int) -> None:
+    """Add `count` to the claim ledger, in the transaction that gives `count` runs a concurrency
+    slot they did not hold (a new claim; a retry that keeps a live provider run).
+
+    Runs gain a slot only through such changes and lose it by finishing or by a claim expiring,
+    so a process that counted N runs holding a slot when the ledger read L knows that later at
+    most N + (ledger now - L) do, without counting again (`services.submit.SlotBound`)."""
+    session.execute(
+        update(Lock)
+        .where(Lock.name == CLAIM_LOCK)
+        .values(slots_granted=Lock.slots_granted + count)
+        .execution_options(synchronize_session=False)
+    )
 
 
 # An arbitrary constant naming wesctl's claim lock among PostgreSQL advisory locks.

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 VERSION_TABLE = "wesctl_alembic_version"
 API_VERSION_TABLE = "alembic_version"
 # The newest migration; checked against Alembic's head in tests so commands need not load Alembic.
-SCHEMA_HEAD = "0005_claim_indexes"
+SCHEMA_HEAD = "0006_claim_ledger"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 

@@ -21,7 +21,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, ForeignKey, Integer, String, Text, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -140,14 +150,16 @@ class StateTransition(Base):
 
 class Lock(Base):
     """Rows whose lock serialises a kind of transaction across processes and hosts, where the
-    engine has no advisory lock (MySQL/MariaDB: see `runs.lock_claims`)."""
+    engine has no advisory lock (MySQL/MariaDB: see `runs.lock_claims`); the claims row also
+    keeps the claim ledger (`slots_granted`, see `runs.grant_slots`) on every engine."""
 
     __tablename__ = "wesctl_locks"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    slots_granted: Mapped[int] = mapped_column(BigInteger, server_default=text("0"))
 
 
-# The lock row of claim transactions (the one row of wesctl_locks on MySQL/MariaDB).
+# The row of claim transactions: their lock on MySQL/MariaDB, their ledger everywhere.
 CLAIM_LOCK = "claims"
 
 

@@ -120,6 +120,23 @@ def _detach(row: QueuedRun) -> Claim:
     )
 
 
+@dataclass(frozen=True)
+class SlotBound:
+    """What a pass last knew of the concurrency slots: the claim ledger then, and at most how
+    many runs held a slot then (counted, plus what it claimed since)."""
+
+    ledger: int
+    in_flight: int
+
+    def at_most(self, ledger: int) -> int | None:
+        """At most how many runs hold a slot now that the ledger reads `ledger`: runs gain a slot
+        only through grants, which add to it (`runs.grant_slots`). None when the ledger went
+        back (its row was restored): count again."""
+        if ledger < self.ledger:
+            return None
+        return self.in_flight + ledger - self.ledger
+
+
 class Submitter:
     """One submission pass of one process."""
 
@@ -138,6 +155,7 @@ class Submitter:
         self.lease = timedelta(seconds=self.settings.claim_timeout)
         self.only = only
         self.trouble = ProviderTrouble(report.notes, deadline=deadline)
+        self.slots: SlotBound | None = None
 
     def provider_filter(self) -> ProviderFilter:
         """Runs of providers this host serves and that are usable in this pass."""
@@ -153,10 +171,15 @@ class Submitter:
         exclude: Collection[str] = (),
     ) -> list[Claim]:
         """Claim up to `limit` runs (of `run_ids` if given, never of `exclude`): recoveries first
-        (they hold a slot), then new ones while the concurrency cap allows."""
+        (they hold a slot), then new ones while the concurrency cap allows.
+
+        The runs holding a slot are counted (up to the cap) by a pass's first claim, and later
+        only when the bound the claim ledger gives (`SlotBound`) would keep a claim from taking
+        what it asks for: a long pass under a large cap does not read every run in flight per
+        claim, and the cap stays exact across processes."""
         providers = self.provider_filter()
         with database_errors(), self.runtime.writers.begin() as session:
-            run_queries.lock_claims(session)
+            ledger = run_queries.lock_claims(session)
             now = utcnow()
             recover = run_queries.claimable_run_ids(
                 session,
@@ -168,9 +191,12 @@ class Submitter:
                 exclude=exclude,
             )
             cap = self.settings.max_concurrent_workflows
-            free_slots = cap - run_queries.count_in_flight(session, now, up_to=cap)
+            wanted = limit - len(recover)
+            in_flight = self.slots.at_most(ledger) if self.slots is not None else None
+            if in_flight is None or cap - in_flight < wanted:
+                in_flight = run_queries.count_in_flight(session, now, up_to=cap)
             fresh: list[str] = []
-            room = min(limit - len(recover), free_slots)
+            room = min(wanted, cap - in_flight)
             if room > 0:
                 fresh = run_queries.claimable_run_ids(
                     session,
@@ -189,7 +215,14 @@ class Submitter:
                 lease=self.lease,
                 default_provider=self.settings.default_provider,
             )
-            return [_detach(row) for row in rows]
+            new_slots = len({row.run_id for row in rows}.intersection(fresh))
+            if new_slots:
+                run_queries.grant_slots(session, new_slots)
+            claims = [_detach(row) for row in rows]
+        # Kept only once committed: the ledger read plus our own grant, so a concurrent grant
+        # this count may or may not have seen is added to the next bound, never left out.
+        self.slots = SlotBound(ledger + new_slots, in_flight + new_slots)
+        return claims
 
     # --- submitting ----------------------------------------------------------------------
     def submit_claimed(self, claim: Claim) -> RunOutcome:
@@ -710,6 +743,8 @@ def retry_run(runtime: Runtime, run_id: str) -> str:
             values=values,
         ):
             raise InvalidRun(f"run {run_id} changed state meanwhile; try again")
+        if live is not None:
+            run_queries.grant_slots(session, 1)  # its provider run holds a slot from now on
     return done
 
 
