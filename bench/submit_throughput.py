@@ -23,7 +23,7 @@ simulator's latency paces the calls.
 
 Run: .venv/bin/python bench/submit_throughput.py [--runs 1000] [--latency 0.02]
      [--providers sevenbridges,healthomics,arvados] [--setups operator,friendly]
-     [--baseline-runs N (0: none)] [--workers N] [--profile DIR]
+     [--baseline-runs N (0: none)] [--workers N] [--processes N] [--profile DIR]
      [--database-uri postgresql://postgres@127.0.0.1:5432/test]
      .venv/bin/python bench/submit_throughput.py --runs 50000 --baseline-runs 0 --setups operator
 Prints numbers; nothing is asserted.
@@ -37,6 +37,7 @@ import re
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -209,24 +210,31 @@ def measure(
                     command = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={counts}"]
                     command += ["--", str(WESCTL), "submit-queued"]
             name = f"{'naive' if naive else 'wesctl'}-{provider}-{setup}"
-            wall, usage, peak_mib, code, output = run_child(command, environment, directory, name)
-            instructions = collected_instructions(directory / f"{name}.err")
+            names = [name] if naive else [f"{name}-{index}" for index in range(options.processes)]
+            started = time.perf_counter()
+            with ThreadPoolExecutor(len(names)) as pool:
+                children = list(
+                    pool.map(lambda each: run_child(command, environment, directory, each), names)
+                )
+            wall = time.perf_counter() - started
+            counted = [collected_instructions(directory / f"{each}.err") for each in names]
             submitted = submitted_runs(url)
         stats = fake.stats()
     finally:
         fake.stop()
+    usages = [usage for _, usage, _, _, _ in children]
     return ProcessRun(
         runs=count,
         wall=wall,
-        cpu=usage.ru_utime + usage.ru_stime,
-        sys_cpu=usage.ru_stime,
-        peak_rss_mib=peak_mib,
-        exit_code=code,
+        cpu=sum(usage.ru_utime + usage.ru_stime for usage in usages),
+        sys_cpu=sum(usage.ru_stime for usage in usages),
+        peak_rss_mib=max(peak for _, _, peak, _, _ in children),
+        exit_code=max(code for _, _, _, code, _ in children),
         submitted=submitted,
         endpoints=stats["endpoints"],
         duplicates=stats["duplicates"],
-        summary=summary_pairs(output),
-        instructions=instructions,
+        summary=summary_pairs(children[0][4]),
+        instructions=None if None in counted else sum(c for c in counted if c is not None),
     )
 
 
@@ -333,6 +341,13 @@ def main() -> None:
         "--workers", type=int, default=None, help="WESCTL_SUBMIT_WORKERS (default: wesctl's)"
     )
     parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="wesctl submit-queued processes started at once on the same queue (default 1), as "
+        "several timer units or hosts would run them; figures are for them all together",
+    )
+    parser.add_argument(
         "--profile",
         default=None,
         help="directory for py-spy raw profiles of the wesctl process (pip install py-spy)",
@@ -350,9 +365,10 @@ def main() -> None:
         for setup in options.setups.split(","):
             for provider in options.providers.split(","):
                 where = describe_setup(setup, provider, options)
+                processes = f", {options.processes} processes" if options.processes > 1 else ""
                 name = (
                     f"submit-queued {options.runs} runs ({provider}, "
-                    f"{options.latency * 1000:g} ms/call, {where})"
+                    f"{options.latency * 1000:g} ms/call, {where}{processes})"
                 )
                 measured = measure(provider, setup, options.runs, options, directory, naive=False)
                 common.log(measured.describe(f"{name}, wesctl"))
@@ -362,7 +378,9 @@ def main() -> None:
                     common.log(naive.describe(f"{name}, naive"))
                 add_rows(result, name, measured, naive)
     result.notes.append(
-        "Each figure is one child process measured from outside: wall time from spawn to exit, "
+        "Each figure is one child process measured from outside (with --processes, all of them: "
+        "wall time from the first spawn to the last exit, CPU summed, the largest peak RSS): "
+        "wall time from spawn to exit, "
         "CPU = user + sys of the child (wait4), peak RSS = its maxrss as GNU time reports it; the "
         "simulator runs in another process. Output goes to a file (key=value lines), as under a "
         "timer."
