@@ -17,6 +17,7 @@ from sqlalchemy import (
     ColumnElement,
     CursorResult,
     DateTime,
+    Integer,
     String,
     Table,
     Text,
@@ -93,20 +94,31 @@ def fit_run_values(values: dict[str, Any]) -> dict[str, Any]:
 # --- what the WES API wrote -------------------------------------------------------------------
 
 
+def dialect_kind(session: Session) -> str:
+    """ "postgresql", "mysql" (MySQL and MariaDB) or "sqlite": what the SQL built here differs by,
+    and the key of the statements built once per kind."""
+    dialect = session.get_bind().dialect
+    return "mysql" if is_mysql(dialect) else dialect.name
+
+
 def resolved_provider(session: Session, default_provider: str) -> ColumnElement[str]:
     """The run's provider as SQL, by the rule in `wesctl.domain.providers`: wesctl's
     provider_type column, else a string tags["provider_type"], else the default; trimmed and
     lower-cased. Tags that are not valid JSON (SQLite stores text) or not an object
     resolve to the default instead of failing the whole statement."""
+    return _resolved_provider(dialect_kind(session), default_provider)
+
+
+@functools.cache
+def _resolved_provider(kind: str, default_provider: str) -> ColumnElement[str]:
     column = func.nullif(func.lower(func.trim(WorkflowRun.provider_type)), "")
-    dialect = session.get_bind().dialect
     path = f"$.{PROVIDER_TAG}"
-    if dialect.name == "postgresql":
+    if kind == "postgresql":
         tagged = WorkflowRun.tags[PROVIDER_TAG]
         tag = case(
             (func.json_typeof(tagged) == "string", WorkflowRun.tags[PROVIDER_TAG].as_string()),
         )
-    elif is_mysql(dialect):  # JSON is text on MariaDB (checked by the API's CHECK, or not at all)
+    elif kind == "mysql":  # JSON is text on MariaDB (checked by the API's CHECK, or not at all)
         extracted = func.json_extract(WorkflowRun.tags, path)
         tag = case(
             (
@@ -142,8 +154,13 @@ def state_is(session: Session, *values: str) -> ColumnElement[bool]:
     which on the WES API's tables (utf8mb4_general_ci) ignores case and trailing spaces, so
     `queued` or `QUEUED ` would pass for QUEUED there: its bytes are compared too (after the
     plain comparison, which can use the index on state)."""
+    return _state_is(is_mysql(session.get_bind().dialect), values)
+
+
+@functools.cache
+def _state_is(mysql: bool, values: tuple[str, ...]) -> ColumnElement[bool]:
     plain = state_in(values)
-    if not is_mysql(session.get_bind().dialect):
+    if not mysql:
         return plain
     return and_(plain, type_coerce(cast(RUNS.c.state, BINARY), String).in_(values))
 
@@ -179,7 +196,10 @@ class ProviderFilter:
     only: str | None = None
 
     def conditions(self, session: Session) -> list[ColumnElement[bool]]:
-        provider = resolved_provider(session, self.default)
+        return self.conditions_for(dialect_kind(session))
+
+    def conditions_for(self, kind: str) -> list[ColumnElement[bool]]:
+        provider = _resolved_provider(kind, self.default)
         conditions: list[ColumnElement[bool]] = []
         if self.skip:
             conditions.append(provider.not_in(sorted(self.skip)))
@@ -228,32 +248,40 @@ class QueuedRun:
 def _queued_runs(
     session: Session, default_provider: str, *conditions: ColumnElement[bool]
 ) -> list[QueuedRun]:
-    query = (
-        select(
-            WorkflowRun.run_id,
-            resolved_provider(session, default_provider).label("provider"),
-            WorkflowRun.state,
-            WorkflowRun.workflow_url,
-            WorkflowRun.workflow_type,
-            WorkflowRun.workflow_type_version,
-            WorkflowRun.workflow_engine,
-            WorkflowRun.workflow_engine_version,
-            cast(WorkflowRun.workflow_params, Text).label("workflow_params"),
-            cast(WorkflowRun.tags, Text).label("tags"),
-            WorkflowRun.start_time,
-            WorkflowRun.provider_id,
-            WorkflowRun.submission_key,
-            func.coalesce(WorkflowRun.submit_attempts, 0).label("submit_attempts"),
-            WorkflowRun.claimed_by,
-            WorkflowRun.claim_expires_at,
-            WorkflowRun.submitted_at,
-            WorkflowRun.last_error,
-        )
-        .where(*conditions)
-        .order_by(WorkflowRun.start_time, WorkflowRun.run_id)
-    )
+    query = _queued_select(dialect_kind(session), default_provider).where(*conditions)
+    return _read_queued(session, query, {})
+
+
+@functools.cache
+def _queued_select(kind: str, default_provider: str) -> Select[Any]:
+    """The columns of a run read for submission, oldest first."""
+    return select(
+        WorkflowRun.run_id,
+        _resolved_provider(kind, default_provider).label("provider"),
+        WorkflowRun.state,
+        WorkflowRun.workflow_url,
+        WorkflowRun.workflow_type,
+        WorkflowRun.workflow_type_version,
+        WorkflowRun.workflow_engine,
+        WorkflowRun.workflow_engine_version,
+        cast(WorkflowRun.workflow_params, Text).label("workflow_params"),
+        cast(WorkflowRun.tags, Text).label("tags"),
+        WorkflowRun.start_time,
+        WorkflowRun.provider_id,
+        WorkflowRun.submission_key,
+        func.coalesce(WorkflowRun.submit_attempts, 0).label("submit_attempts"),
+        WorkflowRun.claimed_by,
+        WorkflowRun.claim_expires_at,
+        WorkflowRun.submitted_at,
+        WorkflowRun.last_error,
+    ).order_by(WorkflowRun.start_time, WorkflowRun.run_id)
+
+
+def _read_queued(
+    session: Session, query: Select[Any], parameters: dict[str, Any]
+) -> list[QueuedRun]:
     runs: list[QueuedRun] = []
-    for row in session.execute(query):
+    for row in session.execute(query, parameters):
         values = dict(row._mapping)
         params, params_error = decode_json(values.pop("workflow_params"), "workflow_params")
         tags, tags_error = decode_json(values.pop("tags"), "tags")
@@ -567,9 +595,8 @@ def lock_claims(session: Session) -> int:
     """
     dialect = session.get_bind().dialect
     if dialect.name == "postgresql":
-        session.execute(select(func.pg_advisory_xact_lock(CLAIM_LOCK_KEY)))
-    ledger = select(Lock.slots_granted).where(Lock.name == CLAIM_LOCK)
-    granted = session.scalar(ledger.with_for_update() if is_mysql(dialect) else ledger)
+        session.execute(_ADVISORY_LOCK)
+    granted = session.scalar(_LEDGER_FOR_UPDATE if is_mysql(dialect) else _LEDGER)
     if granted is None:
         raise SchemaError(
             "the claim row is missing from wesctl_locks; restore it with "
@@ -585,16 +612,20 @@ def grant_slots(session: Session, count: int) -> None:
     Runs gain a slot only through such changes and lose it by finishing or by a claim expiring,
     so a process that counted N runs holding a slot when the ledger read L knows that later at
     most N + (ledger now - L) do, without counting again (`services.submit.SlotBound`)."""
-    session.execute(
-        update(Lock)
-        .where(Lock.name == CLAIM_LOCK)
-        .values(slots_granted=Lock.slots_granted + count)
-        .execution_options(synchronize_session=False)
-    )
+    session.execute(_GRANT, {"granted": count})
 
 
 # An arbitrary constant naming wesctl's claim lock among PostgreSQL advisory locks.
 CLAIM_LOCK_KEY = 0x7765735F636C6169  # "wes_clai"
+_ADVISORY_LOCK = select(func.pg_advisory_xact_lock(CLAIM_LOCK_KEY))
+_LOCKS = type_cast(Table, Lock.__table__)
+_LEDGER = select(_LOCKS.c.slots_granted).where(_LOCKS.c.name == CLAIM_LOCK)
+_LEDGER_FOR_UPDATE = _LEDGER.with_for_update()
+_GRANT = (
+    update(_LOCKS)
+    .where(_LOCKS.c.name == CLAIM_LOCK)
+    .values(slots_granted=_LOCKS.c.slots_granted + bindparam("granted"))
+)
 
 
 def claim_free(now: datetime) -> ColumnElement[bool]:
@@ -653,19 +684,68 @@ def claimable_run_ids(
     whose provider id was recorded by an interrupted attempt (recoveries, which hold a slot
     already).
     """
-    query = select(WorkflowRun.run_id).where(
-        state_is(session, RunState.QUEUED.value),
-        WorkflowRun.submitted_at.is_(None),
-        claim_free(now),
-        WorkflowRun.provider_id.is_(None) if needs_slot else WorkflowRun.provider_id.is_not(None),
-        *providers.conditions(session),
+    statement = _claimable_statement(
+        dialect_kind(session), providers, needs_slot, run_ids is not None, bool(exclude)
     )
+    parameters: dict[str, Any] = {"c_now": now, "c_limit": limit}
     if run_ids is not None:
-        query = query.where(WorkflowRun.run_id.in_(list(run_ids)))
+        parameters["c_run_ids"] = list(run_ids)
     if exclude:
-        query = query.where(WorkflowRun.run_id.not_in(list(exclude)))
-    query = query.order_by(WorkflowRun.start_time, WorkflowRun.run_id).limit(limit)
-    return list(session.scalars(query))
+        parameters["c_exclude"] = list(exclude)
+    return list(session.scalars(statement, parameters))
+
+
+# Claims run once per batch of runs, and building their statements (SQLAlchemy's expressions and
+# cache keys) cost more CPU than sending them: they are built once per shape, values bound.
+def _claimable_guard(kind: str) -> tuple[ColumnElement[bool], ...]:
+    """QUEUED, never submitted, claim free at the bound time `c_now`."""
+    now = bindparam("c_now", type_=WorkflowRun.claim_expires_at.type)
+    return (
+        _state_is(kind == "mysql", (RunState.QUEUED.value,)),
+        WorkflowRun.submitted_at.is_(None),
+        or_(WorkflowRun.claimed_by.is_(None), WorkflowRun.claim_expires_at <= now),
+    )
+
+
+@functools.cache
+def _claimable_statement(
+    kind: str, providers: ProviderFilter, needs_slot: bool, of_runs: bool, excluding: bool
+) -> Select[tuple[str]]:
+    at_provider = WorkflowRun.provider_id
+    query = select(WorkflowRun.run_id).where(
+        *_claimable_guard(kind),
+        at_provider.is_(None) if needs_slot else at_provider.is_not(None),
+        *providers.conditions_for(kind),
+    )
+    if of_runs:
+        query = query.where(WorkflowRun.run_id.in_(bindparam("c_run_ids", expanding=True)))
+    if excluding:
+        query = query.where(WorkflowRun.run_id.not_in(bindparam("c_exclude", expanding=True)))
+    limit = bindparam("c_limit", type_=Integer)
+    return query.order_by(WorkflowRun.start_time, WorkflowRun.run_id).limit(limit)
+
+
+@functools.cache
+def _claim_statements(kind: str, default_provider: str) -> tuple[Select[Any], Update, Select[Any]]:
+    """claim_runs's locking read, its guarded update and its read of the claimed runs."""
+    guard = _claimable_guard(kind)
+    chosen = WorkflowRun.run_id.in_(bindparam("c_run_ids", expanding=True))
+    lock = select(WorkflowRun.run_id).where(chosen, *guard).with_for_update()
+    won = RUNS.c.run_id.in_(bindparam("c_won", expanding=True))
+    claim = (
+        update(RUNS)
+        .where(won, *guard)
+        .values(
+            claimed_by=bindparam("c_owner"),
+            claim_expires_at=bindparam("c_expires", type_=RUNS.c.claim_expires_at.type),
+            submit_attempts=RUNS.c.submit_attempts + 1,
+            submission_key=func.coalesce(RUNS.c.submission_key, literal("wesctl-") + RUNS.c.run_id),
+        )
+    )
+    read = _queued_select(kind, default_provider).where(
+        WorkflowRun.run_id.in_(bindparam("c_won", expanding=True))
+    )
+    return lock, claim, read
 
 
 def claim_runs(
@@ -687,36 +767,14 @@ def claim_runs(
     """
     if not run_ids:
         return []
-    guard = (
-        state_is(session, RunState.QUEUED.value),
-        WorkflowRun.submitted_at.is_(None),
-        claim_free(now),
-    )
-    won = list(
-        session.scalars(
-            select(WorkflowRun.run_id)
-            .where(WorkflowRun.run_id.in_(list(run_ids)), *guard)
-            .with_for_update()
-        )
-    )
+    lock, claim, read = _claim_statements(dialect_kind(session), default_provider)
+    won = list(session.scalars(lock, {"c_run_ids": list(run_ids), "c_now": now}))
     if not won:
         return []
-    statement = (
-        update(WorkflowRun)
-        .where(WorkflowRun.run_id.in_(won), *guard)
-        .values(
-            claimed_by=owner,
-            claim_expires_at=now + lease,
-            submit_attempts=WorkflowRun.submit_attempts + 1,
-            submission_key=func.coalesce(
-                WorkflowRun.submission_key, literal("wesctl-") + WorkflowRun.run_id
-            ),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    claimed = _changed_rows(session, statement)
-    assert claimed == len(won), "rows locked by this transaction still pass its guard"
-    return _queued_runs(session, default_provider, WorkflowRun.run_id.in_(won))
+    parameters = {"c_won": won, "c_now": now, "c_owner": owner, "c_expires": now + lease}
+    result = type_cast(CursorResult[Any], session.execute(claim, parameters))
+    assert result.rowcount == len(won), "rows locked by this transaction still pass its guard"
+    return _read_queued(session, read, {"c_won": won})
 
 
 def _changed_rows(session: Session, statement: Update) -> int:
