@@ -787,25 +787,12 @@ def demo_command(
 
     Example: wesctl demo
     """
-    from rich.live import Live
-
     from wesctl.demo import DemoRun, final_overview, quiet_logs, run_demo
-    from wesctl.render import console, demo_progress, demo_summary
+    from wesctl.render import demo_display, demo_summary
 
-    out = console()
-    out.print("[bold]wesctl demo[/] · providers are [bold yellow]SIMULATED[/] on 127.0.0.1")
     runs: list[DemoRun] = []
-    with cli_errors(), quiet_logs(), Live(console=out, auto_refresh=False) as live:
-
-        def tick(states: dict[str, str]) -> None:
-            live.update(demo_progress(runs, states), refresh=True)
-
-        result = run_demo(
-            database,
-            say=lambda message: live.console.print(f"  {message}"),
-            on_queued=runs.append,
-            tick=tick,
-        )
+    with cli_errors(), quiet_logs(), demo_display(runs) as (say, tick):
+        result = run_demo(database, say=say, on_queued=runs.append, tick=tick)
     demo_summary(result, final_overview(result))
     raise typer.Exit(0 if result.ok else 1)
 

@@ -681,7 +681,54 @@ def demo_progress(runs: Sequence[DemoRun], states: Mapping[str, str]) -> Table:
     return grid
 
 
+DEMO_TITLE = "wesctl demo · providers are {} on 127.0.0.1"
+
+
+@contextmanager
+def demo_display(
+    runs: Sequence[DemoRun],
+) -> Iterator[tuple[Callable[[str], None], Callable[[Mapping[str, str]], None]]]:
+    """The demo's commentary (`say`) and progress (`tick`): on a terminal, a table of `runs`
+    refreshed in place under the commentary; off it (a pipe, a file, a CI log), the commentary
+    as whole lines and no progress table (the final states follow in `demo_summary`)."""
+    if not on_terminal():
+
+        def say(message: str) -> None:
+            sys.stdout.write(f"  {message}\n")
+            sys.stdout.flush()
+
+        sys.stdout.write(DEMO_TITLE.format("SIMULATED") + "\n")
+        yield say, lambda states: None
+        return
+    from rich.live import Live
+
+    out = console()
+    out.print(DEMO_TITLE.format("[bold yellow]SIMULATED[/]"))
+    with Live(console=out, auto_refresh=False) as live:
+
+        def tick(states: Mapping[str, str]) -> None:
+            live.update(demo_progress(runs, states), refresh=True)
+
+        yield (lambda message: live.console.print(f"  {message}")), tick
+
+
 def demo_summary(result: DemoResult, view: Overview) -> None:
+    uri = result.database_uri
+    look_next = (
+        f"finished in {result.seconds:.1f}s. Look next:",
+        f"  wesctl --database-uri {uri} runs list",
+        f"  wesctl --database-uri {uri} runs show {result.runs[0].run_id}",
+        "  README.md, 'Running it for real', to point wesctl at your providers",
+    )
+    if not on_terminal():
+        emit(overview(view))
+        for run in result.runs:
+            final = result.final_states.get(run.run_id, "?")
+            verdict = "ok" if final == run.expect else f"expected {run.expect}"
+            sys.stdout.write(f"  {run.label}: {final} {verdict}\n")
+        sys.stdout.write("".join(line + "\n" for line in look_next))
+        sys.stdout.flush()
+        return
     from rich.console import Group
     from rich.text import Text
 
@@ -692,11 +739,5 @@ def demo_summary(result: DemoResult, view: Overview) -> None:
         final = result.final_states.get(run.run_id, "?")
         mark = Text("ok", "green") if final == run.expect else Text(f"expected {run.expect}", "red")
         out.print(Text.assemble(f"  {run.label}: ", _STATE.cell(final), " ", mark))
-    out.print(f"finished in {result.seconds:.1f}s. Look next:")
-    uri = result.database_uri
-    for line in (
-        f"  wesctl --database-uri {uri} runs list",
-        f"  wesctl --database-uri {uri} runs show {result.runs[0].run_id}",
-        "  README.md, 'Running it for real', to point wesctl at your providers",
-    ):
+    for line in look_next:
         out.print(line, soft_wrap=True, markup=False)

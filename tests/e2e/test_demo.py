@@ -20,6 +20,14 @@ def test_demo_runs_every_case_to_its_final_state_and_exits(tmp_path: Path) -> No
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SIMULATED" in result.stdout
     assert "Traceback" not in result.stderr
+    # Off a terminal (a pipe here, a CI log or a file for a newcomer) the output is whole lines:
+    # nothing wrapped at 80 columns, no frame whose cells cut what they hold.
+    lines = result.stdout.splitlines()
+    queued = [line for line in lines if line.startswith("  queued ")]
+    assert len(queued) == 6, result.stdout
+    assert all(line.endswith("(notification answered HTTP 200)") for line in queued), queued
+    assert not [line for line in lines if set(line) & set("│╭╰…")], result.stdout
+    assert any(line.startswith("command=status ") for line in lines), "status as plain lines"
     listed = subprocess.run(
         [
             sys.executable,
