@@ -27,16 +27,12 @@ COLUMN = "slots_granted"
 
 
 def upgrade() -> None:
-    bind = op.get_bind()
     granted = sa.Column(COLUMN, sa.BigInteger(), nullable=False, server_default=sa.text("0"))
-    if sa.inspect(bind).has_table(TABLE):
+    if sa.inspect(op.get_bind()).has_table(TABLE):  # MySQL/MariaDB: 0003 made it and its row
         op.add_column(TABLE, granted)
-    else:
-        op.create_table(TABLE, sa.Column("name", sa.String(64), primary_key=True), granted)
-    locks = sa.table(TABLE, sa.column("name", sa.String(64)))
-    present = bind.execute(sa.select(locks.c.name).where(locks.c.name == CLAIM_LOCK)).first()
-    if present is None:
-        bind.execute(locks.insert().values(name=CLAIM_LOCK))
+        return
+    locks = op.create_table(TABLE, sa.Column("name", sa.String(64), primary_key=True), granted)
+    op.bulk_insert(locks, [{"name": CLAIM_LOCK}])
 
 
 def downgrade() -> None:
