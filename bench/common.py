@@ -388,7 +388,8 @@ class FakeHandle:
         self.ca_file: str | None = started["ca_file"]
 
     def stats(self) -> dict[str, Any]:
-        """{"endpoints": requests per endpoint, "duplicates": extra provider runs}."""
+        """{"endpoints": requests per endpoint, "duplicates": extra provider runs,
+        "cpu_seconds": the simulator process's CPU so far (user + sys)}."""
         assert self._child.stdin is not None
         assert self._child.stdout is not None
         self._child.stdin.write("stats\n")
@@ -413,9 +414,24 @@ def _serve_fake(provider: str, latency: float, tls: bool) -> None:
     fake = make_fake(provider, latency)
 
     def stats() -> dict[str, Any]:
-        return {"endpoints": dict(fake.endpoints.counts), "duplicates": duplicate_runs(fake)}
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return {
+            "endpoints": dict(fake.endpoints.counts),
+            "duplicates": duplicate_runs(fake),
+            "cpu_seconds": usage.ru_utime + usage.ru_stime,
+        }
 
     serve(provider, fake, tls=tls or provider == "arvados", stats=stats)
+
+
+def busy_cpu_seconds() -> float:
+    """CPU seconds every core of this machine has spent on anything but idling and waiting for
+    I/O since boot (/proc/stat): the difference over an interval is the whole machine's load,
+    the database server and other processes included."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    ticks = [int(value) for value in fields]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def provider_environ(provider: str, base_url: str, config_dir: Path) -> dict[str, str]:

@@ -56,6 +56,8 @@ from wesctl.providers.registry import build_provider
 from wesctl.services.submit import spec_from_row
 from wesctl.simulated.serve import CA_VARIABLE
 
+CORES = os.cpu_count() or 1
+
 WESCTL = Path(sys.executable).parent / "wesctl"
 TIME = "/usr/bin/time"  # GNU time
 PROVIDER_NAMES = ("sevenbridges", "healthomics", "arvados")
@@ -77,6 +79,8 @@ class ProcessRun:
     duplicates: int
     summary: dict[str, str] = field(default_factory=dict)  # the `command=` line, if any
     instructions: int | None = None  # counted by callgrind (--callgrind), load-independent
+    simulator_cpu: float = 0.0  # the simulator process's CPU during the pass
+    machine_cpu: float = 0.0  # every core's busy time during the pass (/proc/stat)
 
     @property
     def rate(self) -> float:
@@ -211,12 +215,15 @@ def measure(
                     command += ["--", str(WESCTL), "submit-queued"]
             name = f"{'naive' if naive else 'wesctl'}-{provider}-{setup}"
             names = [name] if naive else [f"{name}-{index}" for index in range(options.processes)]
+            simulator_before = fake.stats()["cpu_seconds"]
+            machine_before = common.busy_cpu_seconds()
             started = time.perf_counter()
             with ThreadPoolExecutor(len(names)) as pool:
                 children = list(
                     pool.map(lambda each: run_child(command, environment, directory, each), names)
                 )
             wall = time.perf_counter() - started
+            machine_cpu = common.busy_cpu_seconds() - machine_before
             counted = [collected_instructions(directory / f"{each}.err") for each in names]
             submitted = submitted_runs(url)
         stats = fake.stats()
@@ -235,6 +242,8 @@ def measure(
         duplicates=stats["duplicates"],
         summary=summary_pairs(children[0][4]),
         instructions=None if None in counted else sum(c for c in counted if c is not None),
+        simulator_cpu=stats["cpu_seconds"] - simulator_before,
+        machine_cpu=machine_cpu,
     )
 
 
@@ -301,6 +310,17 @@ def add_rows(
         name,
         "CPU (user+sys) per submitted run",
         *pair(lambda m: common.ms(m.cpu_per_run), goal="goal <= 3 ms"),
+    )
+    result.add(
+        name,
+        "the machine's CPU per run: simulator; all cores (busy share)",
+        *pair(
+            lambda m: (
+                f"{common.ms(m.simulator_cpu / max(1, m.runs))}; "
+                f"{common.ms(m.machine_cpu / max(1, m.runs))} "
+                f"({m.machine_cpu / (m.wall * CORES):.0%} of {CORES} cores)"
+            )
+        ),
     )
     result.add(name, "peak RSS", *pair(lambda m: f"{m.peak_rss_mib:.0f} MiB"))
     if measured.instructions is not None:
