@@ -15,7 +15,6 @@ Prints numbers; nothing is asserted.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 import uuid
@@ -100,10 +99,7 @@ def measure(url: str, claims: int, directory: Any) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    common.add_common_options(parser)
+    parser = common.argument_parser(__doc__)
     parser.add_argument("--in-flight", default="0,10000,50000")
     parser.add_argument("--claims", type=int, default=100)
     options = parser.parse_args()

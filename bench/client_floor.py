@@ -117,10 +117,7 @@ def measure(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    common.add_common_options(parser)
+    parser = common.argument_parser(__doc__)
     parser.add_argument("--runs", type=int, default=300, help="submissions (default 300)")
     parser.add_argument("--providers", default=",".join(PROVIDERS))
     parser.add_argument(

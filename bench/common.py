@@ -67,8 +67,12 @@ _ID_SEGMENT = re.compile(
 # --- command line and output ------------------------------------------------------------------
 
 
-def add_common_options(parser: argparse.ArgumentParser) -> None:
-    """Options every benchmark script takes."""
+def argument_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A benchmark script's parser: its docstring as the help text, and the options every
+    benchmark script takes."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument(
         "--latency", type=float, default=0.020, help="seconds per fake API call (default 0.020)"
     )
@@ -82,6 +86,7 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json", action="store_true", help="print the result rows as JSON (used by run_all.py)"
     )
+    return parser
 
 
 @dataclass

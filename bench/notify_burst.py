@@ -348,10 +348,7 @@ def report(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    common.add_common_options(parser)
+    parser = common.argument_parser(__doc__)
     parser.add_argument("--runs", type=int, default=1000, help="queued runs notified (1000)")
     parser.add_argument("--clients", type=int, default=50, help="client connections (50)")
     parser.add_argument(

@@ -224,10 +224,7 @@ def report(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    common.add_common_options(parser)
+    parser = common.argument_parser(__doc__)
     parser.add_argument("--runs", type=int, default=100, help="notifications sent (100)")
     parser.add_argument("--slow", type=int, default=500, help="trickling connections (500)")
     parser.add_argument("--idle", type=int, default=500, help="idle connections (500)")

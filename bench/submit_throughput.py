@@ -343,10 +343,7 @@ def add_rows(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    common.add_common_options(parser)
+    parser = common.argument_parser(__doc__)
     parser.set_defaults(database_uri=common.DEFAULT_POSTGRES)
     parser.add_argument("--runs", type=int, default=1000, help="queued runs (default 1000)")
     parser.add_argument(

@@ -500,10 +500,7 @@ def child_pass(world: World, provider: str, url: str, directory: Path) -> tuple[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    common.add_common_options(parser)
+    parser = common.argument_parser(__doc__)
     parser.add_argument("--runs", type=int, default=10_000, help="in-flight runs (10000)")
     parser.add_argument(
         "--provider",

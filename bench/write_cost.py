@@ -16,7 +16,6 @@ Prints numbers; nothing is asserted.
 
 from __future__ import annotations
 
-import argparse
 import time
 from collections.abc import Callable
 from typing import Any
@@ -84,10 +83,7 @@ def measure(url: str, runs: int, directory: Any) -> dict[str, tuple[float, float
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    common.add_common_options(parser)
+    parser = common.argument_parser(__doc__)
     parser.add_argument("--runs", type=int, default=2000)
     options = parser.parse_args()
     result = common.Result()
